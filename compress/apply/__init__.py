@@ -1,0 +1,178 @@
+"""Apply a compression variant to a model and write an artifact its runtime loads.
+
+The framework here owns what every method shares: resolving the source, seeding,
+calibration text, running the steps of a variant in order (``wanda-50+gptq-4``),
+timing and peak memory, writing into a temporary folder renamed only when
+complete, and the manifest. Each method is a module with one function,
+``apply(job: Job) -> dict``, registered by a lazy string in :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from compress import variants
+from compress.errors import UserInputError
+from compress.fsutil import atomic_dir, dir_size_bytes
+from compress.registry import lookup
+from compress.sources import Source
+
+#: method name → ``"module:function"``; each function takes a :class:`Job`.
+METHODS = {
+    "baseline": "compress.apply.baseline:apply",
+    "bnb": "compress.apply.bnb:apply",
+    "gptq": "compress.apply.gptq:apply_gptq",
+    "awq": "compress.apply.gptq:apply_awq",
+    "gguf": "compress.apply.gguf:apply",
+    "prune": "compress.apply.prune:apply",
+    "layerdrop": "compress.apply.layerdrop:apply",
+    "distill": "compress.apply.distill:apply",
+    "onnx": "compress.apply.onnx:apply",
+}
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = "compress.artifact/1"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings shared by every method; method settings travel in the variant's config."""
+
+    device: str = "auto"
+    text: str | None = None  # calibration text: None/'default', a file, or 'wikitext-2'
+    calib_samples: int = 64
+    calib_seq_len: int = 512
+    seed: int = 0
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.calib_samples < 1:
+            raise UserInputError(f"--calib-samples must be at least 1, got {self.calib_samples}")
+        if self.calib_seq_len < 8:
+            raise UserInputError(f"--calib-seq-len must be at least 8 tokens, got {self.calib_seq_len}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Job:
+    """One step's work: what a method function receives."""
+
+    source: Source  # the step's input model
+    config: dict[str, Any]  # the step's configuration (variant config plus overrides)
+    out_dir: Path  # the temporary folder to write the artifact into
+    device: str  # resolved: 'cpu' or 'cuda[:N]'
+    options: Options
+    log: Callable[[str], None] = print
+
+    def hf_dir(self) -> Path:
+        """The input as a Hugging Face folder (a GGUF source is dequantized once and cached)."""
+        from compress.loading import hf_checkpoint
+
+        return hf_checkpoint(self.source)
+
+    def calibration_text(self) -> tuple[str, str]:
+        from compress.corpus import load_text
+
+        return load_text(self.options.text, split="calibration")
+
+    def calibration_windows(self, tokenizer: Any) -> list[list[int]]:
+        from compress.corpus import calibration_windows
+
+        _, text = self.calibration_text()
+        return calibration_windows(tokenizer, text, self.options.calib_samples, self.options.calib_seq_len,
+                                   seed=self.options.seed)
+
+    def track(self, items: Iterable[Any], description: str, total: int | None = None) -> Iterator[Any]:
+        """A progress bar on stderr for a long step."""
+        from rich.console import Console
+        from rich.progress import track
+
+        yield from track(items, description=description, total=total, console=Console(stderr=True), transient=True)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def artifact_key(source: Source, variant: variants.Variant, options: Options) -> str:
+    """A hash of everything that decides an artifact, to find one built before from the same inputs."""
+    decided_by = {"source": source.fingerprint(), "variant": variant.to_dict(), "text": options.text,
+                  "calib_samples": options.calib_samples, "calib_seq_len": options.calib_seq_len,
+                  "seed": options.seed}
+    return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise UserInputError(f"{path} has no {MANIFEST}: expected a folder written by `compress apply`")
+    return json.loads(file.read_text())
+
+
+def run(source: Source, variant: variants.Variant, out: Path, options: Options,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Apply every step of ``variant`` to ``source`` and write the artifact to ``out``.
+
+    Returns the manifest, which is also written to ``out/manifest.json``.
+    """
+    from compress.loading import pick_device
+    from compress.peakmem import PeakMemory
+    from compress.provenance import device_name, git_sha, library_versions
+
+    functions = [lookup(METHODS, step.method, "method") for step in variant.steps]
+    device = pick_device(options.device)
+    timings: dict[str, float] = {}
+    steps_info = []
+    started = time.perf_counter()
+    with PeakMemory(device) as peak, atomic_dir(Path(out), force=options.force) as tmp, \
+            tempfile.TemporaryDirectory(prefix="compress-steps-") as scratch:
+        step_source = source
+        for index, (step, function) in enumerate(zip(variant.steps, functions)):
+            last = index == len(variant.steps) - 1
+            step_out = tmp if last else Path(scratch) / f"step{index}"
+            step_out.mkdir(parents=True, exist_ok=True)
+            config = dict(step.config)
+            seed_everything(options.seed)
+            log(f"[{index + 1}/{len(variant.steps)}] {variants.step_name(step)} on {step_source.name} ({device})")
+            t0 = time.perf_counter()
+            info = function(Job(step_source, config, step_out, device, options, log)) or {}
+            timings[variants.step_name(step)] = round(time.perf_counter() - t0, 3)
+            steps_info.append({"method": step.method, "config": config, **info})
+            step_source = Source("hf" if info.get("format", "hf") == "hf" else info["format"], step_out,
+                                 f"{step_source.name}+{variants.step_name(step)}")
+        final = steps_info[-1]
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "variant": variant.name,
+            "steps": steps_info,
+            "format": final.get("format", "hf"),
+            "runtime": final.get("runtime", "transformers"),
+            "file": final.get("file"),
+            "source": source.to_dict(),
+            "source_size_bytes": dir_size_bytes(source.path),
+            "size_bytes": dir_size_bytes(tmp),
+            "options": {k: v for k, v in options.to_dict().items() if k != "force"},
+            "device": device,
+            "device_name": device_name(device),
+            "libraries": library_versions(),
+            "git_sha": git_sha(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        manifest["timings_s"] = {**timings, "total": round(time.perf_counter() - started, 3)}
+        manifest["peak_memory_bytes"] = peak.peak_so_far()
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest

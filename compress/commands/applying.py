@@ -1,0 +1,126 @@
+"""`compress apply`: compress a model with one variant and write its artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from compress.errors import UserInputError
+
+_METHOD_HELP = (
+    "Variant to apply, e.g. gptq-4-g128, awq-4, nf4, int8, q4_k_m, q8_0, gguf-f16, wanda-50, "
+    "sparsegpt-2:4, layerdrop-6, distill-20, onnx-int8, fp16; join steps with '+' (wanda-50+gptq-4). "
+    "Bare names (gptq, awq, gguf, bnb, wanda, onnx) take their defaults."
+)
+
+
+def apply_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, or 'default'.")] = "default",
+    method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,
+    candidate: Annotated[int | None, typer.Option("--candidate", help="With --plan: apply candidate N (rank, 1-based) instead of the recommendation.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    text: Annotated[str | None, typer.Option(help="Calibration text: a file, 'default' or 'wikitext-2'.")] = None,
+    calib_samples: Annotated[int, typer.Option(help="Calibration windows.")] = 64,
+    calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed for calibration sampling and training.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    bits: Annotated[int | None, typer.Option(help="GPTQ/AWQ bits.")] = None,
+    group_size: Annotated[int | None, typer.Option(help="GPTQ/AWQ group size (-1: per channel).")] = None,
+    act_order: Annotated[bool | None, typer.Option("--act-order/--no-act-order", help="GPTQ activation order.")] = None,
+    damp: Annotated[float | None, typer.Option(help="GPTQ dampening, fraction of the Hessian's mean diagonal.")] = None,
+    sym: Annotated[bool | None, typer.Option("--sym/--asym", help="GPTQ symmetric quantization.")] = None,
+    double_quant: Annotated[bool | None, typer.Option("--double-quant/--no-double-quant", help="bitsandbytes 4-bit double quantization.")] = None,
+    compute_dtype: Annotated[str | None, typer.Option(help="bitsandbytes compute dtype: float32, float16, bfloat16.")] = None,
+    imatrix: Annotated[bool | None, typer.Option("--imatrix/--no-imatrix", help="GGUF: compute an importance matrix on the calibration text.")] = None,
+    sparsity: Annotated[float | None, typer.Option(help="Pruning: fraction of weights set to zero (0-1).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Distillation: training steps.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Distillation: learning rate.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Distillation: softmax temperature.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Distillation: weight of the KL term (1-alpha on cross-entropy).")] = None,
+    student: Annotated[str | None, typer.Option(help="Distillation: a local student model (same tokenizer) instead of a layer-dropped copy.")] = None,
+) -> None:
+    """Compress a model with one variant; the artifact loads in transformers, vLLM or llama.cpp."""
+    from compress import apply, sources, variants
+
+    overrides = {k: v for k, v in {
+        "bits": bits, "group_size": group_size, "desc_act": act_order, "damp_percent": damp, "sym": sym,
+        "double_quant": double_quant, "compute_dtype": compute_dtype, "imatrix": imatrix, "sparsity": sparsity,
+        "steps": steps, "lr": lr, "temperature": temperature, "alpha": alpha, "student": student,
+    }.items() if v is not None}
+    if plan is not None:
+        if method is not None:
+            raise UserInputError("pass either --method or --plan, not both")
+        model, variant_name = _from_plan(plan, candidate, model)
+    elif method is None:
+        raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
+    else:
+        variant_name = method
+    variant = variants.parse(variant_name)
+    variant = _with_overrides(variant, overrides)
+    source = sources.resolve(model)
+    options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
+                            seed=seed, force=force)
+    out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
+    manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+    _summary(manifest, out)
+
+
+def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
+    """Fold the CLI's method options into the last step and check the result still names a valid variant."""
+    from dataclasses import replace
+
+    from compress import variants
+
+    if not overrides:
+        return variant
+    last = variant.steps[-1]
+    step = replace(last, config={**last.config, **overrides})
+    variants.parse_step(variants.step_name(step))  # the options must still name a valid variant (GPTQ bits 5 fails)
+    steps = variant.steps[:-1] + (step,)
+    return variants.Variant(name=variants.canonical(steps), steps=steps)
+
+
+def _from_plan(plan_path: Path, candidate: int | None, model: str) -> tuple[str, str]:
+    try:
+        plan = json.loads(Path(plan_path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserInputError(f"cannot read plan {plan_path} ({err}): expected the output of `compress plan --format json`") from None
+    if plan.get("schema") != "compress.plan/1":
+        raise UserInputError(f"{plan_path} is not a plan: expected schema 'compress.plan/1', got {plan.get('schema')!r}")
+    ranked = sorted((c for c in plan["candidates"] if c.get("rank")), key=lambda c: c["rank"])
+    if candidate is not None:
+        if not 1 <= candidate <= len(ranked):
+            raise UserInputError(f"--candidate must be between 1 and {len(ranked)} (ranked candidates), got {candidate}")
+        chosen = ranked[candidate - 1]["variant"]
+    elif plan.get("recommended"):
+        chosen = plan["recommended"]
+    else:
+        raise UserInputError(f"{plan_path} recommends nothing (nothing fits): pick one with --candidate N")
+    if model == "default" and plan["model"].get("path"):
+        model = plan["model"]["path"]
+    return model, chosen
+
+
+def _summary(manifest: dict[str, Any], out: Path) -> None:
+    from compress.output import Table, print_table
+
+    gib = 2**30
+    timing = manifest["timings_s"]
+    rows = [
+        ["variant", manifest["variant"]],
+        ["artifact", f"{out} ({manifest['format']}, loads in {manifest['runtime']})"],
+        ["size before", f"{manifest['source_size_bytes'] / gib:.3f} GiB"],
+        ["size after", f"{manifest['size_bytes'] / gib:.3f} GiB"],
+        ["time", f"{timing['total']:.1f} s"],
+        ["peak memory", f"{manifest['peak_memory_bytes'] / gib:.2f} GiB ({manifest['device']})"],
+    ]
+    print_table(Table(title="compress apply", columns=["", ""], rows=rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply")(apply_command)

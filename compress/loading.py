@@ -1,0 +1,102 @@
+"""Loading models into torch: device choice, GGUF → Hugging Face conversion, dtypes.
+
+Methods that work on Hugging Face weights (GPTQ, AWQ, bitsandbytes, pruning,
+distillation, ONNX) call :func:`hf_checkpoint` to get a folder; a GGUF source is
+dequantized once by transformers and cached as safetensors keyed by its fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UnsupportedError, UserInputError
+from compress.fsutil import atomic_dir
+from compress.paths import cache_dir
+from compress.sources import Source
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (progress bars of weight loading, advisory warnings) off the terminal."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def pick_device(requested: str = "auto") -> str:
+    """``auto`` → ``cuda`` when a CUDA device is present, else ``cpu``."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested not in ("cpu", "cuda") and not requested.startswith("cuda:"):
+        raise UserInputError(f"device must be auto, cpu or cuda[:N], got {requested!r}")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UnsupportedError(f"device {requested!r} asked for, but torch sees no CUDA device: use --device cpu")
+    return requested
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    if name not in DTYPES:
+        raise UserInputError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+    return getattr(torch, name)
+
+
+def hf_checkpoint(source: Source) -> Path:
+    """A Hugging Face folder for ``source``: the folder itself, or a cached dequantized copy of a GGUF."""
+    if source.kind == "hf":
+        return source.path
+    out = cache_dir("dequantized") / f"{source.path.stem}-{source.fingerprint()}"
+    if (out / "config.json").exists():
+        return out
+    quiet_libraries()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(source.path.parent), source.path.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    except (ValueError, KeyError) as err:
+        raise UnsupportedError(
+            f"transformers cannot dequantize {source.path} ({err}): expected a GGUF of an architecture transformers reads"
+        ) from None
+    # transformers refuses to serialise a model that still carries its GGUF quantizer.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with atomic_dir(out, force=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
+def load_tokenizer(folder: Path) -> Any:
+    quiet_libraries()
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as err:
+        raise UserInputError(f"no usable tokenizer in {folder} ({err}): copy the tokenizer files into the folder") from None
+
+
+def load_causal_lm(folder: Path, dtype: str = "float32", device: str = "cpu", **kwargs: Any) -> Any:
+    """Load a causal LM from a Hugging Face folder onto ``device`` in eval mode."""
+    quiet_libraries()
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), **kwargs)
+    if "device_map" not in kwargs and "quantization_config" not in kwargs:
+        model = model.to(device)
+    return model.eval()

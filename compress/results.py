@@ -1,0 +1,60 @@
+"""The results store: flat, self-describing measurement records in JSON Lines.
+
+One record per measured metric of one variant, appended atomically to
+``results/<name>.jsonl`` (readable by pandas ``read_json(lines=True)`` and DuckDB
+``read_json_auto``). Fields (schema ``compress.result/1``):
+
+- what ran: ``model``, ``model_fingerprint``, ``variant``, ``method``, ``config``,
+  ``runtime``, ``runtime_version``, ``artifact``, ``artifact_bytes``, ``artifact_key``;
+- where: ``device`` (``cpu``/``cuda``), ``device_name``, ``profile`` (the planner's
+  profile name), ``threads``, ``host``, ``git_sha``, ``libraries``;
+- the test: ``test`` (``ppl``, ``pp512``, ``tg128``, ``batch4``, ``memory``, ...),
+  ``params`` (context, stride, tokens, batch, ...);
+- the figure: ``metric``, ``unit``, ``higher_is_better``, ``value`` (the median where
+  there are samples), ``stats`` (``mean``, ``median``, ``p90``, ``p99``, ``stddev``,
+  ``min``, ``max``, ``n``), ``samples`` (raw);
+- the prediction: ``predicted`` and ``prediction_error_pct`` (measured vs planner);
+- bookkeeping: ``schema``, ``run_id``, ``timestamp``, ``status`` (``ok``/``failed``),
+  ``error`` (the reason of a failure record).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from compress.fsutil import append_jsonl, read_jsonl
+
+SCHEMA = "compress.result/1"
+DEFAULT_DIR = Path("results")
+DEFAULT_FILE = DEFAULT_DIR / "bench.jsonl"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def record(**fields: Any) -> dict[str, Any]:
+    """A record with the bookkeeping fields filled in."""
+    base = {"schema": SCHEMA, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok", "error": None}
+    return {**base, **fields}
+
+
+def append(path: Path, rec: dict[str, Any]) -> None:
+    append_jsonl(path, rec)
+
+
+def load(paths: Iterable[Path] | Path) -> list[dict[str, Any]]:
+    """Every record in the given files, or in every ``*.jsonl`` of a given folder."""
+    if isinstance(paths, str | Path):
+        paths = [Path(paths)]
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        path = Path(path)
+        files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        for file in files:
+            records += [r for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+    return records
