@@ -1,7 +1,149 @@
-"""`compress` commands of this area."""
+"""`compress plan`, `compress gpus`, `compress models`: thin commands over compress.planner."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+
+from compress.errors import UserInputError
+from compress.output import FORMATS, Table, emit, to_json
+
+FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        from compress.registry import suggest
+
+        raise suggest(fmt, FORMATS, "format")
+    return fmt
+
+
+def parse_headroom(text: str) -> tuple[float, float]:
+    """'10%' -> (0 GiB, 0.10 of memory); '1.5' or '1.5GiB' -> (1.5 GiB, 0)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%|gib|g|gb)?\s*", text.lower())
+    if not m:
+        raise UserInputError(f"--headroom takes GiB (e.g. 1.5 or 1.5GiB) or a percentage of memory (e.g. 10%), got {text!r}")
+    value = float(m.group(1))
+    if m.group(2) == "%":
+        if value >= 100:
+            raise UserInputError(f"--headroom percentage must be below 100%, got {text!r}")
+        return 0.0, value / 100
+    return value, 0.0
+
+
+def plan_tables(plan: Any) -> tuple[str, list[Table]]:
+    """The lead text and the tables a person reads for a plan."""
+    d = plan.to_dict()
+    model, gpu, opt, seed = d["model"], d["gpu"], d["options"], d["seed_formula"]
+    devices = f" x{opt['gpus']}" if opt["gpus"] > 1 else ""
+    lead = "\n".join([
+        f"Model   {model['name']}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
+        f"{model['heads']} heads / {model['kv_heads']} KV heads, vocab {model['vocab']}, max context {model['max_context']})",
+        f"Device  {gpu['display_name']}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
+        f"{gpu['memory_bandwidth_gbs']:g} GB/s" + (f", sm{gpu['compute_capability'].replace('.', '')}" if gpu["compute_capability"] else ""),
+        f"Options context {opt['context']} tokens, batch {opt['batch']}, KV cache {opt['kv_dtype']}, "
+        f"headroom {opt['headroom_gib']:g} GiB, objective {opt['objective']}",
+    ])
+    nominal = seed.get("params_nominal")
+    seed_table = Table(
+        title=f"Seed formula {seed['formula']}  (decimal GB)",
+        columns=["Q (bits)", f"M GB, P = {seed['params'] / 1e9:.3f}B (architecture)"]
+        + ([f"M GB, P = {nominal / 1e9:g}B (nominal)"] if nominal else []),
+        rows=[[r["bits"], r["memory_gb"]] + ([r["memory_gb_nominal"]] if nominal else []) for r in seed["rows"]],
+        notes=[seed["source"]],
+    )
+    cands = d["candidates"]
+    mem_table = Table(
+        title="Memory breakdown per GPU (GiB = 2^30 bytes)",
+        columns=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
+                 "artifact GB", "bits/weight"],
+        rows=[[c["variant"], c["memory"]["weights_gib"], c["memory"]["kv_cache_gib"], c["memory"]["activations_gib"],
+               c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["predicted"]["artifact_gb"],
+               c["predicted"]["bits_per_weight"]] for c in cands],
+    )
+    rank_table = Table(
+        title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
+        columns=["rank", "variant", "runtime / kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
+                 "TTFT ms", "ppl delta %", "why / notes"],
+        rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
+               f"{c['runtime']} / {c['kernel']}", c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
+               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], c["predicted"]["ppl_delta_pct"],
+               "; ".join(c["reasons"])] for c in cands],
+        notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
+              + [f"Alternative: {a['text']}" for a in d["alternatives"]]
+              + [f"Note: {n}" for n in d["notes"]]
+              + ["Speeds are roofline predictions (profiles/runtimes.toml efficiencies), "
+                 f"decode at a {cands[0]['predicted']['prompt_tokens'] if cands else 0}-token cache; "
+                 "quality deltas are published figures for a reference model (see --format json, quality_source)."],
+    )
+    return lead, [seed_table, mem_table, rank_table]
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the app."""
+
+    @app.command("plan")
+    def plan_command(
+        model: Annotated[str, typer.Option("--model", "-m", help="Catalog name (see `compress models`), local HF folder, .gguf file or HF id.")],
+        gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU profile (see `compress gpus`), 'cpu' for this machine, or 'auto' (NVML).")] = "auto",
+        context: Annotated[int | None, typer.Option(help="Context length in tokens (default: 4096 or the model's maximum if smaller).")] = None,
+        batch: Annotated[int, typer.Option(help="Concurrent sequences.")] = 1,
+        gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism (memory split, bandwidth summed).")] = 1,
+        headroom: Annotated[str, typer.Option(help="Memory kept free: GiB (1.5) or a share of memory (10%).")] = "0.5",
+        objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
+        kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
+        fmt: FormatOption = "table",
+    ) -> None:
+        """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
+        from compress.planner import make_plan
+
+        _check_format(fmt)
+        headroom_gib, headroom_fraction = parse_headroom(headroom)
+        plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
+                         objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(to_json(plan.to_dict()) + "\n")
+        lead, tables = plan_tables(plan)
+        emit(tables, plan.to_dict(), fmt, text=lead)
+
+    @app.command("gpus")
+    def gpus_command(fmt: FormatOption = "table") -> None:
+        """The GPU profiles the planner knows (profiles/gpus), and this machine's host profile."""
+        from compress.planner import list_gpus, load_gpu
+
+        _check_format(fmt)
+        profiles = [*list_gpus(), load_gpu("cpu")]
+        table = Table(
+            title="GPU profiles (dense peak TFLOPS; memory GiB = 2^30 bytes)",
+            columns=["name", "device", "sm", "memory GiB", "usable GiB", "bandwidth GB/s", "fp32", "fp16", "bf16",
+                     "fp8", "int8", "aliases"],
+            rows=[[g.name, g.display_name, g.compute_capability, g.memory_gib, g.usable_memory_gib,
+                   g.memory_bandwidth_gbs, g.tflops.get("fp32"), g.tflops.get("fp16"), g.tflops.get("bf16"),
+                   g.tflops.get("fp8"), g.tflops.get("int8"), ", ".join(g.aliases)] for g in profiles],
+            notes=list(profiles[-1].notes) + ["Sources: each profiles/gpus/<name>.toml cites its datasheet."],
+        )
+        emit([table], [g.to_dict() for g in profiles], fmt)
+
+    @app.command("models")
+    def models_command(fmt: FormatOption = "table") -> None:
+        """The model catalog (profiles/models): architecture and parameter counts."""
+        from compress.planner import catalog
+
+        _check_format(fmt)
+        specs = sorted(catalog().values(), key=lambda s: (s.family, s.params))
+        table = Table(
+            title="Model catalog (params computed from the architecture; published = model card)",
+            columns=["name", "family", "params B", "published B", "layers", "hidden", "heads", "kv heads",
+                     "head dim", "intermediate", "vocab", "tied", "max context", "window", "experts"],
+            rows=[[s.name, s.family, round(s.params / 1e9, 3),
+                   round(s.params_published / 1e9, 3) if s.params_published else None, s.layers, s.hidden, s.heads,
+                   s.kv_heads, s.head_dim, s.intermediate, s.vocab, s.tied_embeddings, s.max_context,
+                   s.sliding_window, f"{s.experts_per_token}/{s.experts}" if s.experts > 1 else None] for s in specs],
+        )
+        emit([table], [s.to_dict() for s in specs], fmt)

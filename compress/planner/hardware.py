@@ -1,0 +1,263 @@
+"""GPU and host profiles: what the planner knows about the machine it plans for.
+
+GPU facts come from ``profiles/gpus/*.toml``; which kernel needs which compute capability
+from ``profiles/kernels.toml``. The host ("cpu") profile is built from /proc/cpuinfo,
+/proc/meminfo and ``os.cpu_count()``, with bandwidth and FLOPs from ``results/probe.json``
+when ``compress probe`` has measured them, else from the documented defaults in
+``profiles/host.toml``. ``auto`` asks NVML for the GPU and falls back to the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserInputError
+from compress.planner import profiles
+from compress.registry import suggest
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """One accelerator (or the host CPU, ``kind == "cpu"``) as the planner sees it."""
+
+    name: str
+    display_name: str
+    kind: str = "gpu"  # "gpu" | "cpu"
+    compute_capability: str | None = None
+    memory_gib: float = 0.0
+    usable_memory_gib: float = 0.0
+    memory_bandwidth_gbs: float = 0.0
+    tflops: dict[str, float] = field(default_factory=dict)
+    architecture: str = ""
+    aliases: tuple[str, ...] = ()
+    interconnect_gbs: float = 0.0
+    tdp_w: float | None = None
+    cores: int | None = None
+    source: str = ""
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("gpu", "cpu"):
+            raise ValueError(f"GpuProfile.kind must be 'gpu' or 'cpu', got {self.kind!r}")
+        if self.usable_memory_gib <= 0 or self.memory_bandwidth_gbs <= 0:
+            raise ValueError(f"profile {self.name!r} needs positive memory and bandwidth")
+
+    @property
+    def cc(self) -> float | None:
+        """Compute capability as a number (8.6), None for the CPU."""
+        return float(self.compute_capability) if self.compute_capability else None
+
+    def peak_tflops(self, dtype: str) -> float:
+        """Dense peak for ``dtype``; bf16 falls back to fp16 and fp16 to fp32 where absent."""
+        for key in {"bf16": ("bf16", "fp16", "fp32"), "fp16": ("fp16", "fp32")}.get(dtype, (dtype, "fp32")):
+            if key in self.tflops:
+                return self.tflops[key]
+        return 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["aliases"] = list(self.aliases)
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GpuProfile:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["aliases"] = tuple(known.get("aliases", ()))
+        known["notes"] = tuple(known.get("notes", ()))
+        known["tflops"] = {k: float(v) for k, v in known.get("tflops", {}).items()}
+        return cls(**known)
+
+
+def _gpu_table() -> dict[str, GpuProfile]:
+    table: dict[str, GpuProfile] = {}
+    for _, data in profiles.load_folder("gpus"):
+        profile = GpuProfile.from_dict({**data, "kind": "gpu"})
+        table[profile.name] = profile
+    return table
+
+
+def gpu_names() -> list[str]:
+    return sorted(_gpu_table())
+
+
+def list_gpus() -> list[GpuProfile]:
+    """Every GPU profile in the catalog, smallest memory first."""
+    return sorted(_gpu_table().values(), key=lambda g: (g.usable_memory_gib, g.memory_bandwidth_gbs))
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-").removeprefix("nvidia-")
+
+
+def load_gpu(name: str) -> GpuProfile:
+    """A GPU profile by name or alias; ``cpu``/``host`` = this machine; ``auto`` = NVML detect."""
+    key = _normal(name)
+    if key in ("cpu", "host"):
+        return host_profile()
+    if key == "auto":
+        return detect_gpu()
+    direct = profiles.profiles_dir() / "gpus" / f"{key}.toml"
+    if direct.is_file():  # the common case: reading one file beats parsing the catalog
+        return GpuProfile.from_dict({**profiles.load(f"gpus/{key}.toml"), "kind": "gpu"})
+    table = _gpu_table()
+    for profile in table.values():
+        if key == profile.name or key in (_normal(a) for a in profile.aliases):
+            return profile
+    raise suggest(name, [*table, "cpu", "auto"], "GPU")
+
+
+# --- kernels ---------------------------------------------------------------------------------
+
+def kernel_rules() -> dict[str, dict[str, Any]]:
+    return profiles.load("kernels.toml")
+
+
+def kernel_support(gpu: GpuProfile, kernel: str) -> tuple[bool, str]:
+    """Whether ``gpu`` runs ``kernel`` natively, and a sentence saying why (from kernels.toml)."""
+    rules = kernel_rules()
+    if kernel not in rules:
+        raise KeyError(f"no rule for kernel {kernel!r} in kernels.toml; known: {', '.join(sorted(rules))}")
+    rule = rules[kernel]
+    if gpu.kind == "cpu":
+        return False, f"{rule['what']} is a CUDA feature; not on the CPU"
+    need = float(rule["min_cc"])
+    if gpu.cc is not None and gpu.cc >= need:
+        return True, f"{rule['what']}: sm{gpu.compute_capability.replace('.', '')} >= sm{rule['min_cc'].replace('.', '')}"
+    fallback = f"; falls back to {rule['fallback']}" if rule.get("fallback") else ""
+    return False, (f"{rule['what']} needs sm{rule['min_cc'].replace('.', '')}+, "
+                   f"{gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')}{fallback}")
+
+
+def supports(gpu: GpuProfile, kernel: str) -> bool:
+    return kernel_support(gpu, kernel)[0]
+
+
+# --- the host --------------------------------------------------------------------------------
+
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                if fields:
+                    break
+                continue
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def _meminfo_gib(path: Path = Path("/proc/meminfo")) -> float | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024 / GIB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def read_probe() -> dict[str, Any] | None:
+    """``results/probe.json`` as ``compress probe`` writes it, or None when absent/unreadable."""
+    path = profiles.results_dir() / "probe.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def host_profile() -> GpuProfile:
+    """This machine's CPU and RAM as a plannable device."""
+    defaults = profiles.load("host.toml")
+    info = _cpuinfo()
+    cores = os.cpu_count() or 1
+    model = info.get("model name") or info.get("Hardware") or "unknown CPU"
+    total_gib = _meminfo_gib() or 8.0
+    usable_gib = max(total_gib - defaults["reserved_gib"], 0.5)
+    flags = set(info.get("flags", "").split())
+    per_cycle = defaults["fp32_flops_per_cycle_avx512" if "avx512f" in flags else "fp32_flops_per_cycle_avx2"]
+    try:
+        clock_ghz = float(info["cpu MHz"]) / 1000
+    except (KeyError, ValueError):
+        clock_ghz = defaults["default_clock_ghz"]
+    notes: list[str] = []
+    bandwidth_gbs = min(cores * defaults["bandwidth_gbs_per_core"], defaults["bandwidth_gbs_max"])
+    fp32_tflops = cores * per_cycle * clock_ghz / 1000
+    bw_note = (f"host bandwidth {bandwidth_gbs:.0f} GB/s is the documented default "
+               f"({defaults['bandwidth_gbs_per_core']:g} GB/s per core x {cores} cores, profiles/host.toml); "
+               "run `compress probe` to measure it")
+    probe = read_probe()
+    if probe and probe.get("copy_bandwidth_gbs"):
+        bandwidth_gbs = float(probe["copy_bandwidth_gbs"])
+        bw_note = f"host bandwidth {bandwidth_gbs:.1f} GB/s measured by `compress probe` (results/probe.json)"
+        if probe.get("matmul_tflops_fp32"):
+            fp32_tflops = float(probe["matmul_tflops_fp32"])
+    notes.append(bw_note)
+    notes.append(f"host memory: {total_gib:.1f} GiB total, {defaults['reserved_gib']:g} GiB kept for the OS")
+    return GpuProfile(
+        name="cpu", display_name=f"{model} ({cores} cores)", kind="cpu",
+        memory_gib=round(total_gib, 2), usable_memory_gib=round(usable_gib, 2),
+        memory_bandwidth_gbs=bandwidth_gbs, tflops={"fp32": round(fp32_tflops, 4)},
+        architecture=info.get("vendor_id", ""), cores=cores,
+        source="/proc/cpuinfo, /proc/meminfo, os.cpu_count(); profiles/host.toml or results/probe.json",
+        notes=tuple(notes),
+    )
+
+
+def detect_gpu() -> GpuProfile:
+    """The first NVIDIA GPU via NVML, matched to a catalog profile; the host if there is none."""
+    try:
+        import pynvml  # from nvidia-ml-py; imported here so planning never needs it
+    except ImportError:
+        return _with_note(host_profile(), "--gpu auto: nvidia-ml-py is not installed; planning for the host CPU")
+    try:
+        pynvml.nvmlInit()
+    except Exception as err:  # NVMLError_LibraryNotFound / DriverNotLoaded on machines without a GPU
+        return _with_note(host_profile(), f"--gpu auto: no NVIDIA GPU found ({type(err).__name__}); planning for the host CPU")
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        raw = pynvml.nvmlDeviceGetName(handle)
+        gpu_name = raw.decode() if isinstance(raw, bytes) else raw
+        total_gib = pynvml.nvmlDeviceGetMemoryInfo(handle).total / GIB
+        major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+        count = pynvml.nvmlDeviceGetCount()
+    finally:
+        pynvml.nvmlShutdown()
+    profile = match_gpu_name(gpu_name, total_gib)
+    note = f"--gpu auto: detected {gpu_name} ({total_gib:.1f} GiB, sm{major}{minor}, {count} GPU(s))"
+    if profile is None:
+        raise UserInputError(f"{note}, which has no profile in profiles/gpus; pass --gpu with the closest of: {', '.join(gpu_names())}")
+    from dataclasses import replace
+
+    return replace(profile, usable_memory_gib=round(total_gib, 2), notes=(*profile.notes, f"{note} -> profile {profile.name}"))
+
+
+def match_gpu_name(device_name: str, total_gib: float | None = None) -> GpuProfile | None:
+    """The catalog profile for an NVML device name such as 'NVIDIA A100-SXM4-80GB'."""
+    text = _normal(device_name).replace("tesla-", "").replace("geforce-", "")
+    best: tuple[int, GpuProfile] | None = None
+    for profile in _gpu_table().values():
+        for key in (profile.name, *(_normal(a) for a in profile.aliases)):
+            if key and key in text:
+                score = len(key)
+                if total_gib is not None and abs(profile.memory_gib - total_gib) > 0.15 * profile.memory_gib:
+                    score -= 100  # an 80 GB A100 must not match the 40 GB profile
+                if best is None or score > best[0]:
+                    best = (score, profile)
+    return best[1] if best and best[0] > 0 else None
+
+
+def _with_note(profile: GpuProfile, note: str) -> GpuProfile:
+    from dataclasses import replace
+
+    return replace(profile, notes=(note, *profile.notes))

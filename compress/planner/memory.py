@@ -1,0 +1,115 @@
+"""Memory: the seed formula and the real breakdown (weights, KV cache, activations, overhead).
+
+Units: the seed formula is decimal GB (1e9 bytes), as it is usually quoted; the breakdown is
+GiB (2**30 bytes), as GPU memory is reported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from compress.planner import profiles
+from compress.planner.spec import ModelSpec
+
+GIB = 2**30
+GB = 1e9
+
+#: M = P * 4 B / (32 / Q) * 1.2 -- the back-of-the-envelope rule for serving memory.
+SEED_FORMULA = "M = P * 4 B / (32 / Q) * 1.2"
+SEED_SOURCE = ("serving rule of thumb (Substratus blog, 'Calculating GPU memory for serving LLMs'): "
+               "4 bytes per fp32 parameter scaled to Q bits, plus 20% for KV cache, activations and runtime")
+
+
+def seed_memory_gb(params: float, bits: int) -> float:
+    """Seed formula in decimal GB: ``params * 4 / (32 / bits) * 1.2 / 1e9``.
+
+    Worked examples: 7e9 params at 16 bits = 16.8 GB, at 8 bits = 8.4 GB; 1.23e9 at 16 bits = 2.952 GB.
+    """
+    return params * 4 / (32 / bits) * 1.2 / GB
+
+
+def nominal_params(name: str) -> float | None:
+    """The size a model name advertises ('llama-2-7b' -> 7e9, 'smollm2-135m' -> 1.35e8)."""
+    m = re.search(r"(?:^|[-_/])(\d+(?:\.\d+)?)([bm])(?:$|[-_])", name.lower())
+    if not m:
+        return None
+    return float(m.group(1)) * (1e9 if m.group(2) == "b" else 1e6)
+
+
+def seed_formula(spec: ModelSpec, bits: tuple[int, ...] = (16, 8, 4)) -> dict[str, Any]:
+    """The seed formula's numbers for ``spec`` at each of ``bits``, with P from the architecture."""
+    nominal = nominal_params(spec.name)
+    rows = []
+    for q in bits:
+        row = {"bits": q, "memory_gb": round(seed_memory_gb(spec.params, q), 3)}
+        if nominal:
+            row["memory_gb_nominal"] = round(seed_memory_gb(nominal, q), 3)
+        rows.append(row)
+    return {"formula": SEED_FORMULA, "unit": "GB (1e9 bytes)", "params": spec.params,
+            "params_nominal": nominal, "rows": rows, "source": SEED_SOURCE}
+
+
+def kv_bytes_per_element(kv_dtype: str) -> float:
+    table = profiles.load("formats.toml")["kv_bytes"]
+    return float(table[kv_dtype])
+
+
+def kv_cache_bytes(spec: ModelSpec, context: int, batch: int = 1, bytes_per_element: float = 2.0) -> int:
+    """KV cache: 2 (K and V) * layers * kv_heads * head_dim * tokens * batch * bytes.
+
+    GQA-aware through ``kv_heads``; sliding-window-aware: layers with a window keep at most
+    ``sliding_window`` tokens (all layers, or ``sliding_window_layers`` of them).
+    """
+    per_token_layer = 2 * spec.kv_heads * spec.head_dim * bytes_per_element
+    if spec.sliding_window:
+        windowed = spec.layers if spec.sliding_window_layers is None else spec.sliding_window_layers
+        tokens = windowed * min(context, spec.sliding_window) + (spec.layers - windowed) * context
+    else:
+        tokens = spec.layers * context
+    return int(per_token_layer * tokens * batch)
+
+
+def activation_bytes(spec: ModelSpec, chunk_tokens: int, batch: int = 1, bytes_per_element: int = 2) -> int:
+    """Largest live activations while one layer processes a prefill chunk.
+
+    batch * chunk * (2 * hidden [residual in/out] + 2 * intermediate * experts_per_token
+    [gate and up outputs]) * bytes, plus the fp32 logits of the last position (batch * vocab * 4).
+    Attention scores are not counted: FlashAttention / SDPA memory-efficient kernels and
+    llama.cpp's flash attention never materialise them.
+    """
+    per_token = 2 * spec.hidden + 2 * spec.intermediate * spec.experts_per_token
+    return int(batch * chunk_tokens * per_token * bytes_per_element + batch * spec.vocab * 4)
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Peak memory of serving one variant, per device, in GiB."""
+
+    weights_gib: float
+    kv_cache_gib: float
+    activations_gib: float
+    overhead_gib: float
+
+    @property
+    def total_gib(self) -> float:
+        return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib
+
+    def to_dict(self) -> dict[str, float]:
+        d = {k: round(v, 3) for k, v in asdict(self).items()}
+        d["total_gib"] = round(self.total_gib, 3)
+        return d
+
+
+def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: float, devices: int = 1,
+              kv_shards: int | None = None) -> MemoryBreakdown:
+    """Per-device breakdown; with tensor parallelism weights split over ``devices`` and the KV
+    cache over ``kv_shards`` (KV heads cannot be split finer than one head a device)."""
+    shards = kv_shards or devices
+    return MemoryBreakdown(
+        weights_gib=weight_bytes / devices / GIB,
+        kv_cache_gib=kv_bytes / shards / GIB,
+        activations_gib=act_bytes / GIB,
+        overhead_gib=overhead_gib,
+    )

@@ -1,0 +1,234 @@
+"""Making a plan: every candidate predicted, ranked, one recommended, alternatives if none fits.
+
+``Plan.to_dict()`` (schema ``compress.plan/1``) is the file ``compress apply --plan`` and
+``compress bench --plan`` read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from compress.errors import UserInputError
+from compress.planner import candidates as cands
+from compress.planner import memory, profiles
+from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
+from compress.planner.predict import default_context, predict_variant
+from compress.planner.rank import OBJECTIVES, rank
+from compress.planner.spec import ModelSpec, family_members, load_model_spec
+from compress.registry import suggest
+
+SCHEMA = "compress.plan/1"
+DEFAULT_HEADROOM_GIB = 0.5
+MAX_GPUS_SUGGESTED = 8
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    context: int
+    batch: int = 1
+    gpus: int = 1
+    headroom_gib: float = DEFAULT_HEADROOM_GIB
+    objective: str = "balanced"
+    kv_dtype: str = "fp16"
+
+    def __post_init__(self) -> None:
+        if self.context < 1:
+            raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
+        if self.batch < 1:
+            raise UserInputError(f"--batch must be at least 1, got {self.batch}")
+        if self.gpus < 1:
+            raise UserInputError(f"--gpus must be at least 1, got {self.gpus}")
+        if self.headroom_gib < 0:
+            raise UserInputError(f"--headroom must be >= 0, got {self.headroom_gib}")
+        if self.objective not in OBJECTIVES:
+            raise suggest(self.objective, OBJECTIVES, "objective")
+        kv_types = profiles.load("formats.toml")["kv_bytes"]
+        if self.kv_dtype not in kv_types:
+            raise suggest(self.kv_dtype, kv_types, "KV-cache dtype")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanOptions:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: ModelSpec
+    gpu: GpuProfile
+    options: PlanOptions
+    seed_formula: dict[str, Any]
+    candidates: tuple[dict[str, Any], ...]
+    recommended: str | None
+    recommendation: str
+    alternatives: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        gpu = self.gpu.to_dict()
+        gpu["gpus"] = self.options.gpus
+        return {
+            "schema": SCHEMA,
+            "model": self.model.to_dict(),
+            "gpu": gpu,
+            "options": self.options.to_dict(),
+            "seed_formula": self.seed_formula,
+            "candidates": list(self.candidates),
+            "recommended": self.recommended,
+            "recommendation": self.recommendation,
+            "alternatives": list(self.alternatives),
+            "notes": list(self.notes),
+        }
+
+    def candidate(self, variant: str) -> dict[str, Any]:
+        for c in self.candidates:
+            if c["variant"] == variant:
+                return c
+        raise KeyError(variant)
+
+
+def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dict[str, Any]]:
+    """Every default candidate predicted and ranked."""
+    found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
+                             kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib)
+             for name in cands.default_candidates(spec, gpu)]
+    return rank(found, options.objective)
+
+
+STRUCTURAL = ("layerdrop", "distill")
+
+
+def _best(ranked: list[dict[str, Any]], *, direct: bool = False) -> dict[str, Any] | None:
+    """The top fitting candidate; ``direct`` skips layer dropping and distillation, which
+    change the model, so that alternatives suggest serving the model itself first."""
+    fitting = [c for c in ranked if c["fits"]]
+    if direct:
+        fitting = [c for c in fitting if c["method"] not in STRUCTURAL] or fitting
+    return fitting[0] if fitting else None
+
+
+def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]], spec: ModelSpec,
+                        gpu: GpuProfile, options: PlanOptions) -> str:
+    """One paragraph: what to use and why, or why nothing fits."""
+    where = gpu.display_name + (f" x{options.gpus}" if options.gpus > 1 else "")
+    if best is None:
+        direct = [c for c in ranked if c["supported"] and c["method"] not in STRUCTURAL] or ranked
+        closest = max(direct, key=lambda c: c["margin_gib"])
+        return (f"Nothing fits {spec.name} on {where} at context {options.context} and batch {options.batch}: "
+                f"the smallest option, {closest['variant']}, needs {closest['predicted']['peak_memory_gib']:.1f} GiB "
+                f"and is {-closest['margin_gib']:.1f} GiB short. See the alternatives.")
+    p = best["predicted"]
+    fitting = [c for c in ranked if c["fits"]]
+    quality = p["ppl_delta_pct"]
+    quality_text = (f"about {quality:+.2f}% perplexity ({p['quality_source'].split(' (')[0]})"
+                    if quality is not None else "an unpublished quality change")
+    text = (f"Use {best['variant']} ({best['method']}, {best['runtime']}, kernel {best['kernel']}) on {where}. "
+            f"It fits with {best['margin_gib']:.1f} GiB to spare (peak {p['peak_memory_gib']:.1f} GiB), "
+            f"decodes at a predicted {p['decode_tok_s']:.0f} tok/s with {p['ttft_ms']:.0f} ms to the first token "
+            f"of a {p['prompt_tokens']}-token prompt, and costs {quality_text}. "
+            f"It ranks first of {len(fitting)} fitting options by the {options.objective} objective"
+            f"{' and is on the quality x speed x memory Pareto front' if best['pareto'] else ''}.")
+    best_q = min((c for c in fitting if c["predicted"]["ppl_delta_pct"] is not None),
+                 key=lambda c: (c["predicted"]["ppl_delta_pct"], -c["predicted"]["decode_tok_s"]), default=None)
+    fastest = max(fitting, key=lambda c: c["predicted"]["decode_tok_s"])
+    if best_q and best_q is not best:
+        text += (f" For the least quality loss take {best_q['variant']} "
+                 f"({best_q['predicted']['ppl_delta_pct']:+.1f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
+        text += f"; for speed {fastest['variant']} ({fastest['predicted']['decode_tok_s']:.0f} tok/s)." \
+            if fastest is not best else "."
+    too_big = [c["variant"] for c in ranked if not c["fits"] and c["margin_gib"] < 0 and c["method"] == "baseline"]
+    if too_big:
+        text += f" Uncompressed ({', '.join(too_big)}) does not fit."
+    return text
+
+
+def _search(trials: list[tuple[Any, ModelSpec, GpuProfile, PlanOptions]]) -> tuple[Any, dict[str, Any]] | None:
+    """The first trial where the model itself fits (compressed, not shrunk); failing that, the
+    first where a layer-dropped or distilled model fits."""
+    fallback = None
+    for value, spec, gpu, options in trials:
+        ranked = evaluate(spec, gpu, options)
+        direct = [c for c in ranked if c["fits"] and c["method"] not in STRUCTURAL]
+        if direct:
+            return value, direct[0]
+        if fallback is None and (any_fit := _best(ranked)):
+            fallback = (value, any_fit)
+    return fallback
+
+
+def alternatives(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dict[str, Any]]:
+    """What would fit when nothing does: a larger GPU, more GPUs, a shorter context, a smaller model."""
+    out: list[dict[str, Any]] = []
+
+    def add(kind: str, found: tuple[Any, dict[str, Any]] | None, text: str) -> None:
+        if found:
+            value, best = found
+            p = best["predicted"]
+            out.append({"kind": kind, "value": value, "variant": best["variant"],
+                        "peak_memory_gib": p["peak_memory_gib"], "margin_gib": best["margin_gib"],
+                        "text": text.format(value=value, variant=best["variant"], peak=p["peak_memory_gib"],
+                                            margin=best["margin_gib"])})
+
+    if gpu.kind == "gpu":
+        larger = [g for g in list_gpus() if g.usable_memory_gib > gpu.usable_memory_gib]
+        add("gpu", _search([(g.name, spec, g, options) for g in larger]),
+            "--gpu {value}: {variant} fits with {margin:.1f} GiB to spare")
+        add("gpus", _search([(n, spec, gpu, replace(options, gpus=n))
+                             for n in range(options.gpus + 1, MAX_GPUS_SUGGESTED + 1)]),
+            "--gpus {value}: {variant} fits, {peak:.1f} GiB per GPU")
+    contexts = []
+    context = options.context // 2
+    while context >= 256:
+        contexts.append(context)
+        context //= 2
+    add("context", _search([(c, spec, gpu, replace(options, context=c)) for c in contexts]),
+        "--context {value}: {variant} fits")
+    smaller = [m for m in sorted(family_members(spec), key=lambda m: m.params, reverse=True) if m.params < spec.params]
+    add("model", _search([(m.name, m, gpu, replace(options, context=min(options.context, m.max_context)))
+                          for m in smaller]),
+        "--model {value}: {variant} fits")
+    return out
+
+
+def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
+    notes = list(gpu.notes)
+    if gpu.kind == "gpu":
+        for rule in ("flash_attention_2", "bf16", "fp8"):
+            ok, why = kernel_support(gpu, rule)
+            if not ok:
+                notes.append(why)
+    note = cands.distill_note(spec)
+    if note:
+        notes.append(note)
+    return notes
+
+
+def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batch: int = 1, gpus: int = 1,
+              headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced", kv_dtype: str = "fp16",
+              headroom_fraction: float = 0.0) -> Plan:
+    """Plan compression of ``model`` for ``gpu`` (name, alias, "cpu"/"host" or "auto").
+
+    ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
+    """
+    spec = load_model_spec(model)
+    device = load_gpu(gpu)
+    ctx = default_context(spec) if context is None else context
+    if ctx > spec.max_context:
+        raise UserInputError(f"--context {ctx} is above {spec.name}'s maximum context of {spec.max_context} tokens")
+    if not 0 <= headroom_fraction < 1:
+        raise UserInputError(f"headroom fraction must be in [0, 1), got {headroom_fraction}")
+    if device.kind == "cpu" and gpus != 1:
+        raise UserInputError(f"--gpus {gpus} makes no sense with the CPU host profile; leave it at 1")
+    options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
+                          headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
+                          objective=objective, kv_dtype=kv_dtype)
+    ranked = evaluate(spec, device, options)
+    best = _best(ranked)
+    alts = [] if best else alternatives(spec, device, options)
+    return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),
+                candidates=tuple(ranked), recommended=best["variant"] if best else None,
+                recommendation=recommendation_text(best, ranked, spec, device, options),
+                alternatives=tuple(alts), notes=tuple(_notes(spec, device)))

@@ -1,0 +1,288 @@
+"""Model specs: the architecture numbers that decide memory and speed.
+
+A spec comes from the catalog in ``profiles/models/*.toml`` (by name or alias), from a local
+Hugging Face folder (``config.json``), from a local ``.gguf`` file (its metadata, read with
+the numpy-only ``gguf`` reader), or from a Hugging Face model id (``config.json`` fetched with
+``huggingface_hub``, only when a network is there). Parameter counts are computed from the
+architecture (:func:`param_count`); the catalog's published counts check that arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserInputError
+from compress.planner import profiles
+from compress.registry import suggest
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A decoder-only transformer, described by its config numbers."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    tied_embeddings: bool = False
+    max_context: int = 4096
+    sliding_window: int | None = None
+    sliding_window_layers: int | None = None  # None = every layer when sliding_window is set
+    experts: int = 1
+    experts_per_token: int = 1
+    qkv_bias: bool = False
+    norms_per_layer: int = 2
+    display_name: str = ""
+    family: str = ""
+    architecture: str = "llama"
+    hf_id: str | None = None
+    aliases: tuple[str, ...] = ()
+    params_published: int | None = None
+    params_source: str | None = None
+    origin: str = "catalog"  # catalog | config.json | gguf | hub
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab", "max_context", "experts"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"model {self.name!r}: {key} must be positive, got {getattr(self, key)}")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"model {self.name!r}: heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
+        if not 1 <= self.experts_per_token <= self.experts:
+            raise ValueError(f"model {self.name!r}: experts_per_token must be in 1..experts")
+
+    @property
+    def params(self) -> int:
+        return param_count(self)
+
+    @property
+    def active_params(self) -> int:
+        return param_count(self, active=True)
+
+    def __hash__(self) -> int:  # frozen and hashable, so per-spec results can be cached
+        return hash((self.name, self.layers, self.hidden, self.heads, self.kv_heads, self.intermediate, self.vocab, self.experts))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["aliases"] = list(self.aliases)
+        d["params"] = self.params
+        d["active_params"] = self.active_params
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["aliases"] = tuple(known.get("aliases", ()))
+        return cls(**known)
+
+
+# --- parameter arithmetic ---------------------------------------------------------------------
+
+def attention_params(spec: ModelSpec) -> int:
+    """q, k, v, o projections of one layer: hidden x (heads + 2 kv_heads) x head_dim + o, + q/k/v bias."""
+    q_out = spec.heads * spec.head_dim
+    kv_out = spec.kv_heads * spec.head_dim
+    bias = (q_out + 2 * kv_out) if spec.qkv_bias else 0
+    return spec.hidden * q_out + 2 * spec.hidden * kv_out + q_out * spec.hidden + bias
+
+
+def mlp_params(spec: ModelSpec, experts: int | None = None) -> int:
+    """Gated MLP (gate, up, down: 3 x hidden x intermediate) per expert, plus the MoE router."""
+    n = spec.experts if experts is None else experts
+    router = spec.hidden * spec.experts if spec.experts > 1 else 0
+    return n * 3 * spec.hidden * spec.intermediate + router
+
+
+def param_count(spec: ModelSpec, *, active: bool = False) -> int:
+    """Total parameters from the architecture (``active``: only the experts used per token).
+
+    P = vocab*hidden (embeddings) [+ vocab*hidden lm_head unless tied]
+        + layers * (attention + MLP + norms*hidden) + hidden (final norm).
+    """
+    experts = spec.experts_per_token if active else spec.experts
+    per_layer = attention_params(spec) + mlp_params(spec, experts) + spec.norms_per_layer * spec.hidden
+    head = 0 if spec.tied_embeddings else spec.vocab * spec.hidden
+    return spec.vocab * spec.hidden + head + spec.layers * per_layer + spec.hidden
+
+
+def with_layers(spec: ModelSpec, layers: int, name: str | None = None) -> ModelSpec:
+    """The same model with ``layers`` decoder layers (layer dropping, a same-width student)."""
+    if not 1 <= layers:
+        raise UserInputError(f"a model needs at least one layer, got {layers}")
+    swl = spec.sliding_window_layers
+    if swl is not None:
+        swl = round(swl * layers / spec.layers)
+    return replace(spec, layers=layers, sliding_window_layers=swl, name=name or spec.name,
+                   params_published=None, params_source=None)
+
+
+# --- the catalog ------------------------------------------------------------------------------
+
+def catalog() -> dict[str, ModelSpec]:
+    """Every catalog model by canonical name."""
+    return dict(_catalog(profiles.profiles_dir()))
+
+
+@lru_cache(maxsize=4)
+def _catalog(folder: Path) -> dict[str, ModelSpec]:
+    table: dict[str, ModelSpec] = {}
+    for _, data in profiles.load_folder("models"):
+        for entry in data.get("model", []):
+            spec = ModelSpec.from_dict({**entry, "origin": "catalog"})
+            table[spec.name] = spec
+    return table
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def find_in_catalog(name: str) -> ModelSpec | None:
+    key = _key(name)
+    for spec in catalog().values():
+        if key == spec.name or key in (_key(a) for a in spec.aliases) or (spec.hf_id and key == _key(spec.hf_id)):
+            return spec
+    return None
+
+
+def family_members(spec: ModelSpec) -> list[ModelSpec]:
+    """Catalog models of the same family (same tokenizer), smallest first."""
+    if not spec.family:
+        return []
+    return sorted((m for m in catalog().values() if m.family == spec.family), key=lambda m: m.params)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+def load_model_spec(name_or_path: str) -> ModelSpec:
+    """A spec from a catalog name/alias, a local HF folder, a local .gguf file or an HF id."""
+    text = name_or_path.strip()
+    if not text:
+        raise UserInputError("empty model name; see `compress models` for the catalog")
+    found = find_in_catalog(text)
+    if found is not None:
+        return found
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise UserInputError(f"no such GGUF file: {path}")
+        return spec_from_gguf(path)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise UserInputError(f"{path} is a folder without config.json; expected a Hugging Face model folder")
+        return spec_from_config(json.loads(config.read_text()), name=path.name, origin="config.json", path=str(path))
+    if path.is_file() and path.name == "config.json":
+        return spec_from_config(json.loads(path.read_text()), name=path.parent.name, origin="config.json", path=str(path))
+    if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
+        return spec_from_hub(text)
+    names = [*catalog()]
+    raise suggest(text, names, "model")
+
+
+_ARCH_MAP = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "MixtralForCausalLM": "mixtral",
+             "Qwen2ForCausalLM": "qwen2", "Gemma2ForCausalLM": "gemma2", "Phi3ForCausalLM": "phi3",
+             "Qwen2MoeForCausalLM": "qwen2_moe", "GemmaForCausalLM": "gemma", "Gemma3ForCausalLM": "gemma3"}
+
+
+def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: str | None = None) -> ModelSpec:
+    """A spec from a transformers ``config.json`` dict."""
+    cfg = config.get("text_config", config)  # multimodal configs nest the language model
+    try:
+        hidden = int(cfg["hidden_size"])
+        heads = int(cfg["num_attention_heads"])
+        layers = int(cfg["num_hidden_layers"])
+        intermediate = int(cfg["intermediate_size"])
+        vocab = int(cfg["vocab_size"])
+    except KeyError as err:
+        raise UserInputError(f"config.json of {name!r} has no {err.args[0]!r}; expected a decoder-only transformers config") from None
+    arch_names = config.get("architectures") or []
+    architecture = _ARCH_MAP.get(arch_names[0], cfg.get("model_type", "llama")) if arch_names else cfg.get("model_type", "llama")
+    model_type = cfg.get("model_type", "")
+    window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
+    window_layers = None
+    if window and model_type in ("gemma2",):
+        window_layers = layers // 2  # Gemma 2 alternates local and global layers
+    return ModelSpec(
+        name=name, layers=layers, hidden=hidden, heads=heads,
+        kv_heads=int(cfg.get("num_key_value_heads") or heads),
+        head_dim=int(cfg.get("head_dim") or hidden // heads),
+        intermediate=intermediate, vocab=vocab,
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        max_context=int(cfg.get("max_position_embeddings") or 4096),
+        sliding_window=int(window) if window else None, sliding_window_layers=window_layers,
+        experts=int(cfg.get("num_local_experts") or cfg.get("num_experts") or 1),
+        experts_per_token=int(cfg.get("num_experts_per_tok") or 1),
+        qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
+        norms_per_layer=4 if model_type in ("gemma2", "gemma3") else 2,
+        architecture=architecture, origin=origin, path=path, display_name=name,
+    )
+
+
+def spec_from_gguf(path: Path) -> ModelSpec:
+    """A spec from a GGUF file's metadata and tensor shapes (``gguf`` reader, numpy only)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise UserInputError("reading a .gguf needs the `gguf` package (pip install gguf)") from None
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as err:  # the reader raises ValueError/struct errors on a damaged file
+        raise UserInputError(f"{path} is not a readable GGUF file: {err}") from None
+
+    def field_value(key: str) -> Any:
+        f = reader.fields.get(key)
+        if f is None:
+            return None
+        try:
+            return f.contents()
+        except Exception:
+            part = f.parts[f.data[0]] if f.data else None
+            return part.tolist()[0] if part is not None and len(part) == 1 else None
+
+    arch = field_value("general.architecture") or "llama"
+    meta = lambda key: field_value(f"{arch}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
+    shapes = {t.name: [int(n) for n in t.shape] for t in reader.tensors}
+    embd = shapes.get("token_embd.weight")
+    hidden = int(meta("embedding_length") or (embd[0] if embd else 0))
+    vocab = int(embd[1]) if embd else len(field_value("tokenizer.ggml.tokens") or [])
+    heads = int(meta("attention.head_count") or 1)
+    kv = meta("attention.head_count_kv")
+    kv_heads = int(kv[0] if isinstance(kv, list) else kv or heads)
+    head_dim = int(meta("attention.key_length") or hidden // heads)
+    ff = meta("feed_forward_length")
+    name = field_value("general.name") or path.stem
+    return ModelSpec(
+        name=str(name).lower().replace(" ", "-"), layers=int(meta("block_count")), hidden=hidden,
+        heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        intermediate=int(ff[0] if isinstance(ff, list) else ff),
+        vocab=vocab, tied_embeddings="output.weight" not in shapes,
+        max_context=int(meta("context_length") or 4096),
+        sliding_window=int(meta("attention.sliding_window")) if meta("attention.sliding_window") else None,
+        experts=int(meta("expert_count") or 1), experts_per_token=int(meta("expert_used_count") or 1),
+        qkv_bias="blk.0.attn_q.bias" in shapes,
+        norms_per_layer=sum(1 for t in shapes if t.startswith("blk.0.") and t.endswith("norm.weight")) or 2,
+        architecture=str(arch), origin="gguf", path=str(path), display_name=str(name),
+    )
+
+
+def spec_from_hub(model_id: str) -> ModelSpec:
+    """A spec from a Hugging Face model id (needs huggingface_hub and a network)."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise UserInputError(f"{model_id!r} is not in the catalog and huggingface_hub is not installed to fetch its config") from None
+    try:
+        config_path = hf_hub_download(model_id, "config.json")
+    except Exception as err:  # offline, gated or missing repos all land here
+        raise UserInputError(f"could not fetch config.json of {model_id!r} from the Hugging Face Hub "
+                             f"({type(err).__name__}); pass a catalog name (`compress models`) or a local folder") from None
+    return spec_from_config(json.loads(Path(config_path).read_text()), name=model_id, origin="hub")

@@ -1,0 +1,69 @@
+"""`compress plan`, `gpus`, `models` through the real CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_plan_table_shows_seed_breakdown_and_ranking():
+    result = runner.invoke(cli.app, ["plan", "--model", "llama-2-7b", "--gpu", "t4"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Seed formula" in result.output and "16.8" in result.output and "8.40" in result.output
+    assert "Memory breakdown" in result.output and "KV cache GiB" in result.output
+    assert "Candidates ranked by balanced" in result.output and "Recommended:" in result.output
+
+
+def test_plan_json_is_the_plan_file(tmp_path):
+    out = tmp_path / "plan.json"
+    result = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "t4", "--format", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["schema"] == "compress.plan/1" and data == json.loads(out.read_text())
+
+
+def test_plan_md_and_csv():
+    md = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "md", "--headroom", "10%"])
+    assert md.exit_code == 0 and "| rank | variant |" in md.output
+    csv = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "csv"])
+    assert csv.exit_code == 0 and csv.output.startswith("Q (bits),")
+
+
+def test_gpus_and_models_commands():
+    gpus = runner.invoke(cli.app, ["gpus", "-f", "json"])
+    assert gpus.exit_code == 0 and {"t4", "h100-sxm", "cpu"} <= {g["name"] for g in json.loads(gpus.output)}
+    models = runner.invoke(cli.app, ["models", "-f", "json"])
+    assert models.exit_code == 0 and len(json.loads(models.output)) >= 20
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_errors_are_one_line_exit_2():
+    for args, text in [(["--model", "lama-2-7b"], "did you mean 'llama-2-7b'"), (["--gpu", "t5"], "did you mean 't4'"),
+                       (["--context", "100000"], "maximum context"), (["--batch", "-1"], "--batch"),
+                       (["--gpus", "0"], "--gpus")]:
+        base = {"--model": "llama-2-7b", "--gpu": "t4"}
+        base.update(dict(zip(args[::2], args[1::2])))
+        result = _run("plan", *[x for kv in base.items() for x in kv])
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("error: ") and text in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_planning_never_imports_torch():
+    code = ("import sys, cli\n"
+            "sys.argv = ['compress', 'plan', '--model', 'llama-2-7b', '--gpu', 't4', '--format', 'json']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "print('TORCH_FREE')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("TORCH_FREE")
