@@ -75,9 +75,14 @@ def hf_checkpoint(source: Source) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    with atomic_dir(out, force=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    try:
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    except (UserInputError, OSError):
+        # Another process finished the same conversion first; its copy is as good as ours.
+        if not (out / "config.json").exists():
+            raise
     return out
 
 
