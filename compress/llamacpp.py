@@ -1,0 +1,168 @@
+"""Small helpers around llama-cpp-python: load a GGUF quietly, quantize one, tokenize with it.
+
+llama.cpp is the runtime of every GGUF artifact, so its own quantizer
+(``llama_model_quantize``) makes the quantized types and its own tokenizer is the
+reference for what a GGUF file means. Everything here imports ``llama_cpp`` lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.errors import RuntimeFailure, UserInputError
+
+#: Our type names (compress.variants.GGUF_TYPES) → llama.cpp ``llama_ftype`` constant names
+#: (include/llama.h). Constant names rather than numbers, so a renumbering upstream cannot bite.
+FTYPES = {
+    "F32": "LLAMA_FTYPE_ALL_F32",
+    "F16": "LLAMA_FTYPE_MOSTLY_F16",
+    "BF16": "LLAMA_FTYPE_MOSTLY_BF16",
+    "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+    "Q5_K_S": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
+    "Q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
+    "Q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
+    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q4_K_S": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
+    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
+    "Q3_K_L": "LLAMA_FTYPE_MOSTLY_Q3_K_L",
+    "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
+    "Q3_K_S": "LLAMA_FTYPE_MOSTLY_Q3_K_S",
+    "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K",
+}
+_LOGGER = "llama-cpp-python"  # the logger llama-cpp-python routes llama.cpp's log through
+
+
+def ftype(qtype: str) -> int:
+    """The ``llama_ftype`` number of a type name such as ``Q4_K_M``."""
+    import llama_cpp
+
+    name = qtype.upper()
+    if name not in FTYPES:
+        raise UserInputError(f"GGUF type must be one of {', '.join(FTYPES)}, got {qtype!r}")
+    return int(getattr(llama_cpp, FTYPES[name]))
+
+
+def quiet() -> None:
+    """Send only llama.cpp's errors to the terminal (its default is every info line)."""
+    import llama_cpp  # noqa: F401  (importing installs llama-cpp-python's log callback)
+
+    logging.getLogger(_LOGGER).setLevel(logging.ERROR)
+
+
+def load_llama(path: Path | str, n_ctx: int = 512, n_threads: int | None = None, logits_all: bool = False,
+               **kwargs: Any) -> Any:
+    """A ``llama_cpp.Llama`` on ``path``, CPU threads defaulting to the cores this process may use."""
+    quiet()
+    from llama_cpp import Llama
+
+    threads = n_threads or len(os.sched_getaffinity(0))
+    try:
+        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                     logits_all=logits_all, verbose=False, **kwargs)
+    except ValueError as err:  # llama-cpp-python's wording for "llama.cpp could not load it"
+        raise RuntimeFailure(f"llama.cpp cannot load {path} ({err}): expected a GGUF of an architecture it knows") from None
+
+
+def gguf_tokenize(model: Any, text: str, add_bos: bool = False, special: bool = False) -> list[int]:
+    """llama.cpp's token ids for ``text``; ``model`` is a loaded ``Llama`` or a GGUF path (vocabulary only)."""
+    if isinstance(model, (str, Path)):
+        with _captured_log():  # a vocabulary-only context warns that it knows no training length
+            llm = load_llama(model, n_ctx=8, vocab_only=True)
+        try:
+            return gguf_tokenize(llm, text, add_bos=add_bos, special=special)
+        finally:
+            llm.close()
+    return list(model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special))
+
+
+@contextlib.contextmanager
+def _captured_log() -> Iterator[list[str]]:
+    """Collect llama.cpp's log lines while inside, so a failure can be reported in one line."""
+    import llama_cpp
+    from llama_cpp import _logger  # llama-cpp-python's own callback, put back afterwards
+
+    lines: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def collect(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        lines.append(text.decode("utf-8", errors="replace"))
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        yield lines
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def _kv_overrides(metadata: Mapping[str, str | int]) -> Any:
+    """``metadata`` as the array of ``llama_model_kv_override`` the quantizer writes into its output,
+    ended by an entry with an empty key (include/llama.h)."""
+    import llama_cpp
+
+    entries = (llama_cpp.llama_model_kv_override * (len(metadata) + 1))()
+    for entry, (key, value) in zip(entries, sorted(metadata.items())):
+        entry.key = key.encode()
+        if isinstance(value, int):
+            entry.tag, entry.value.val_i64 = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT, value
+        else:
+            entry.tag, entry.value.val_str = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR, str(value).encode()[:127]
+    return entries
+
+
+def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.ndarray] | None = None,
+                  metadata: Mapping[str, str | int] | None = None, n_threads: int | None = None) -> list[str]:
+    """Quantize the F32/F16 GGUF ``src`` into ``dst`` as ``qtype`` with llama.cpp's own quantizer.
+
+    ``imatrix`` maps a GGUF weight name (``blk.0.attn_q.weight``) to the mean of the squared
+    input activations of each input column: the values ``llama-quantize`` hands the library
+    after normalising its imatrix file (tools/quantize/quantize.cpp, ``load_imatrix``), passed
+    as the null-terminated ``llama_model_imatrix_data`` array of include/llama.h.
+    ``metadata`` adds string or integer keys to the output (``quantize.imatrix.*``, as llama-quantize does).
+    Returns llama.cpp's log lines (they name the tensors that fell back to another type).
+    """
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype(qtype)
+    params.nthread = n_threads or len(os.sched_getaffinity(0))
+    keep_alive: list[Any] = []
+    if imatrix:
+        entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
+        for entry, (name, values) in zip(entries, sorted(imatrix.items())):
+            array = np.ascontiguousarray(values, dtype=np.float32)
+            keep_alive += [name.encode(), array]
+            entry.name = keep_alive[-2]
+            entry.data = array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            entry.size = array.size
+        entries[len(imatrix)].name = None  # the terminator the library looks for
+        params.imatrix = entries
+    if metadata:
+        keep_alive.append(_kv_overrides(metadata))
+        params.kv_overrides = keep_alive[-1]
+    with _captured_log() as lines:
+        status = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if status != 0:
+        errors = [line.strip() for line in lines if "error" in line.lower() or "failed" in line.lower()]
+        why = errors[-1] if errors else "no reason logged"
+        raise RuntimeFailure(f"llama.cpp could not quantize {src.name} to {qtype} ({why}): "
+                             "expected an F32/F16 GGUF it can load")
+    return lines
+
+
+def tensor_types(path: Path) -> dict[str, int]:
+    """How many tensors of each ggml type a GGUF holds, e.g. ``{"Q4_K": 150, "F32": 61}``."""
+    from gguf import GGUFReader
+
+    return dict(sorted(Counter(t.tensor_type.name for t in GGUFReader(str(path)).tensors).items()))
