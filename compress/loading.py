@@ -23,7 +23,10 @@ DTYPES = ("float32", "float16", "bfloat16")
 def quiet_libraries() -> None:
     """Keep library chatter (progress bars of weight loading, advisory warnings) off the terminal."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # torchao (pulled in by transformers' quantizer checks) reports its optional CUDA
+    # extensions missing on a CPU build, and torch warns about its enum registrations.
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
