@@ -1,0 +1,164 @@
+"""Structured layer dropping: remove the decoder layers that matter least and write
+a physically smaller checkpoint.
+
+Importance is ShortGPT's Block Influence (Men et al. 2024), measured on the
+calibration windows with hooks on each decoder layer; the math lives in
+:mod:`compress.algorithms.importance`. The checkpoint keeps the surviving layers
+renumbered from 0 and its config's layer count updated, so any runtime loads it
+as an ordinary, shallower model.
+
+The small helpers at the end (reading a checkpoint's config, held-out
+perplexity) are shared with pruning and distillation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from compress import arch as arch_table
+from compress.apply import Job
+from compress.errors import UserInputError
+
+#: Held-out text for before/after perplexity: the first tokens of the default
+#: corpus' evaluation half, scored in non-overlapping windows with no BOS.
+EVAL_TOKENS = 2048
+EVAL_WINDOW = 512
+#: Calibration windows per forward pass while measuring importance.
+BATCH_WINDOWS = 8
+
+
+def apply(job: Job) -> dict[str, Any]:
+    from compress.loading import load_causal_lm, load_tokenizer
+
+    n_drop = job.config["drop_layers"]
+    folder = job.hf_dir()
+    config = read_config(folder)
+    arch = arch_table.lookup_config(config)
+    n_layers = config[arch.layer_count_key]
+    check_layer_count(n_drop, n_layers)
+    tokenizer = load_tokenizer(folder)
+    model = load_causal_lm(folder, dtype=checkpoint_dtype(config), device=job.device)
+
+    dropped, scores = least_important_layers(model, arch, job.calibration_windows(tokenizer), n_drop, job)
+    job.log(f"block influence per layer: {', '.join(f'{i}:{s:.4f}' for i, s in enumerate(scores))}")
+    job.log(f"dropping layers {dropped} of {n_layers}")
+    eval_ids = heldout_ids(tokenizer)
+    ppl_before = perplexity(model, eval_ids, job.device)
+    kept = [i for i in range(n_layers) if i not in dropped]
+    arch_table.keep_layers(model, arch, kept)
+    ppl_after = perplexity(model, eval_ids, job.device)
+    job.log(f"perplexity on {len(eval_ids)} held-out tokens: {ppl_before:.2f} → {ppl_after:.2f}")
+
+    model.save_pretrained(job.out_dir)
+    tokenizer.save_pretrained(job.out_dir)
+    return {
+        "format": "hf", "runtime": "transformers",
+        "importance_metric": "block_influence",
+        "importance": [round(s, 6) for s in scores],
+        "dropped_layers": dropped, "kept_layers": kept,
+        "layers_before": n_layers, "layers_after": len(kept),
+        "perplexity_before": round(ppl_before, 4), "perplexity_after": round(ppl_after, 4),
+        "eval_tokens": len(eval_ids),
+    }
+
+
+def check_layer_count(n_drop: int, n_layers: int) -> None:
+    """Refuse before any loading when the request would leave no layer."""
+    if not 1 <= n_drop < n_layers:
+        raise UserInputError(
+            f"the model has {n_layers} decoder layers: can drop between 1 and {n_layers - 1}, got {n_drop}"
+        )
+
+
+def least_important_layers(model: Any, arch: arch_table.Arch, windows: list[list[int]], n_drop: int,
+                           job: Job) -> tuple[list[int], list[float]]:
+    """``(indices to drop, Block Influence of every layer)`` measured on ``windows``."""
+    from compress.algorithms.importance import layers_to_drop
+
+    scores = block_influences(model, arch, windows, job)
+    return layers_to_drop(scores, n_drop), scores
+
+
+def block_influences(model: Any, arch: arch_table.Arch, windows: list[list[int]], job: Job) -> list[float]:
+    """Block Influence of each decoder layer, hooks capturing each layer's input and output."""
+    import torch
+
+    from compress.algorithms.importance import cosine_distance_sum
+
+    layers = arch_table.decoder_layers(model, arch)
+    sums = [0.0] * len(layers)
+    counts = [0] * len(layers)
+    entering: dict[int, Any] = {}
+
+    def before(index: int) -> Any:
+        def hook(_module: Any, args: tuple, kwargs: dict) -> None:
+            entering[index] = args[0] if args else kwargs["hidden_states"]
+        return hook
+
+    def after(index: int) -> Any:
+        def hook(_module: Any, _args: tuple, _kwargs: dict, output: Any) -> None:
+            leaving = output[0] if isinstance(output, tuple) else output
+            total, count = cosine_distance_sum(entering.pop(index), leaving)
+            sums[index] += total
+            counts[index] += count
+        return hook
+
+    handles = []
+    for index, layer in enumerate(layers):
+        handles.append(layer.register_forward_pre_hook(before(index), with_kwargs=True))
+        handles.append(layer.register_forward_hook(after(index), with_kwargs=True))
+    batches = [windows[i : i + BATCH_WINDOWS] for i in range(0, len(windows), BATCH_WINDOWS)]
+    try:
+        with torch.no_grad():
+            for batch in job.track(batches, "measuring layer importance", total=len(batches)):
+                model(torch.tensor(batch, device=job.device), use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [s / c for s, c in zip(sums, counts)]
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """A checkpoint's ``config.json`` as a dict, to check the architecture before loading weights."""
+    try:
+        return json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserInputError(f"cannot read {Path(folder) / 'config.json'} ({err}): expected a Hugging Face checkpoint") from None
+
+
+def checkpoint_dtype(config: dict[str, Any]) -> str:
+    """The dtype the checkpoint was saved in, so the output keeps it; float32 when unstated."""
+    from compress.loading import DTYPES
+
+    name = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    return name if name in DTYPES else "float32"
+
+
+def heldout_ids(tokenizer: Any, max_tokens: int = EVAL_TOKENS) -> list[int]:
+    """Tokens of the default corpus' evaluation half, which calibration never sees."""
+    from compress.corpus import default_text, token_ids
+
+    return token_ids(tokenizer, default_text("eval"), max_tokens=max_tokens)
+
+
+def perplexity(model: Any, ids: list[int], device: str, window: int = EVAL_WINDOW) -> float:
+    """``exp(mean NLL)`` of next-token prediction over non-overlapping windows of ``ids``."""
+    import torch
+
+    window = min(window, getattr(model.config, "max_position_embeddings", window) or window)
+    nll, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(ids), window):
+            chunk = torch.tensor(ids[start : start + window], device=device).unsqueeze(0)
+            if chunk.shape[1] < 2:
+                break
+            logits = model(chunk, use_cache=False).logits[0, :-1].float()
+            nll += float(torch.nn.functional.cross_entropy(logits, chunk[0, 1:], reduction="sum"))
+            count += chunk.shape[1] - 1
+    model.train(was_training)
+    return math.exp(nll / count)
