@@ -55,11 +55,23 @@ def torch_dtype(name: str) -> Any:
     return getattr(torch, name)
 
 
+def _dequantized_dir(source: Source) -> Path:
+    return cache_dir("dequantized") / f"{source.path.stem}-{source.fingerprint()}"
+
+
+def cached_hf_checkpoint(source: Source) -> Path | None:
+    """The dequantized copy of a GGUF source if one was made, else None (and None for HF sources)."""
+    if source.kind != "gguf":
+        return None
+    out = _dequantized_dir(source)
+    return out if (out / "config.json").exists() else None
+
+
 def hf_checkpoint(source: Source) -> Path:
     """A Hugging Face folder for ``source``: the folder itself, or a cached dequantized copy of a GGUF."""
     if source.kind == "hf":
         return source.path
-    out = cache_dir("dequantized") / f"{source.path.stem}-{source.fingerprint()}"
+    out = _dequantized_dir(source)
     if (out / "config.json").exists():
         return out
     quiet_libraries()

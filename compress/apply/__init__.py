@@ -129,7 +129,7 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
 
     Returns the manifest, which is also written to ``out/manifest.json``.
     """
-    from compress.loading import pick_device
+    from compress.loading import cached_hf_checkpoint, pick_device
     from compress.peakmem import PeakMemory
     from compress.provenance import device_name, git_sha, library_versions
 
@@ -164,6 +164,8 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
             "file": final.get("file"),
             "source": source.to_dict(),
             "source_size_bytes": dir_size_bytes(source.path),
+            # A GGUF source is compressed already; methods start from its dequantized copy.
+            "input_size_bytes": dir_size_bytes(hf_folder) if (hf_folder := cached_hf_checkpoint(source)) else None,
             "size_bytes": dir_size_bytes(tmp),
             "options": {k: v for k, v in options.to_dict().items() if k != "force"},
             "device": device,

@@ -114,7 +114,8 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
     rows = [
         ["variant", manifest["variant"]],
         ["artifact", f"{out} ({manifest['format']}, loads in {manifest['runtime']})"],
-        ["size before", f"{manifest['source_size_bytes'] / gib:.3f} GiB"],
+        ["size before", f"{manifest['source_size_bytes'] / gib:.3f} GiB"
+         + (f" ({manifest['input_size_bytes'] / gib:.3f} GiB dequantized)" if manifest.get("input_size_bytes") else "")],
         ["size after", f"{manifest['size_bytes'] / gib:.3f} GiB"],
         ["time", f"{timing['total']:.1f} s"],
         ["peak memory", f"{manifest['peak_memory_bytes'] / gib:.2f} GiB ({manifest['device']})"],
