@@ -1,7 +1,144 @@
-"""`compress` commands of this area."""
+"""`compress bench`, `probe`, `pareto`, `report`, `review`: measure variants and show the evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from compress.output import FORMATS, emit
+
+_FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
+_RESULTS = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to append to / read from.")]
+_METHODS_HELP = ("Comma-separated variants, e.g. fp32,gptq-4,nf4,q8_0,q4_k_m (see `compress apply --help`). "
+                 "Default: the planner's Pareto front for this device.")
+
+
+def bench_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, or 'default'.")] = "default",
+    methods: Annotated[str | None, typer.Option("--methods", help=_METHODS_HELP)] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="Measure the candidates of a plan written by `compress plan --format json`.")] = None,
+    results_file: _RESULTS = Path("results/bench.jsonl"),
+    artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Artifact cache folder (default: $COMPRESS_CACHE/artifacts).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip variant+test combinations already recorded whole and OK.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: physical cores).")] = None,
+    text: Annotated[str | None, typer.Option(help="Evaluation text: a file, 'default' or 'wikitext-2'.")] = None,
+    ppl_tokens: Annotated[int | None, typer.Option(help="Tokens scored for perplexity [2048].")] = None,
+    ppl_context: Annotated[int | None, typer.Option(help="Perplexity window length [512].")] = None,
+    ppl_stride: Annotated[int | None, typer.Option(help="Perplexity window stride [= context: disjoint].")] = None,
+    pp: Annotated[int | None, typer.Option("--pp", help="Prompt tokens of the TTFT test [128 on CPU, 512 on GPU].")] = None,
+    tg: Annotated[int | None, typer.Option("--tg", help="Generated tokens of the decode test [32 on CPU, 128 on GPU].")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Comma-separated batch sizes for throughput ['4,8' CPU, '4,16,64' GPU].")] = None,
+    reps: Annotated[int | None, typer.Option(help="Timed repetitions [3 CPU, 5 GPU].")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs before timing [1].")] = None,
+    tests: Annotated[str | None, typer.Option(help="Which tests: comma-separated of ppl,pp,tg,batch [all].")] = None,
+    calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
+    calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
+    fmt: _FORMAT = "table",
+) -> None:
+    """Apply and measure variants: perplexity, TTFT, decode speed, throughput, memory, size, MFU/MBU, energy."""
+    from compress.measure import bench
+
+    try:
+        records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
+                               artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
+                               ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
+                               batch=batch, reps=reps, warmup=warmup, tests=tests, calib_samples=calib_samples,
+                               calib_seq_len=calib_seq_len, seed=seed, log=lambda line: typer.echo(line, err=True))
+    except KeyboardInterrupt:
+        # Every finished test is already on disk; the one in progress is redone by --resume.
+        typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)
+        raise typer.Exit(130) from None
+    _emit_wide([table], {"written": records, "pareto": table.records()}, fmt)
+
+
+def probe_command(
+    device: Annotated[str, typer.Option(help="auto (CPU, and CUDA where present), cpu or cuda.")] = "auto",
+    size_mib: Annotated[int, typer.Option(help="Size of the copied array in MiB.")] = 256,
+    matmul_n: Annotated[int, typer.Option(help="Matrix side of the square matmul.")] = 2048,
+    repeats: Annotated[int, typer.Option(help="Runs of each measurement; the best is kept.")] = 5,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: results/probe.json).")] = None,
+    fmt: _FORMAT = "table",
+) -> None:
+    """Measure this machine's copy bandwidth and matmul TFLOPS; the planner and MFU/MBU use them."""
+    from compress.measure.probe import probe, probe_table
+
+    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out)
+    emit([probe_table(data, path)], data, fmt)
+
+
+def pareto_command(
+    results_file: _RESULTS = Path("results/bench.jsonl"),
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
+    fmt: _FORMAT = "table",
+) -> None:
+    """One row per model, variant and device from bench records, with the Pareto front marked."""
+    from compress import results
+    from compress.measure.pareto_table import pareto_rows, pareto_table
+
+    records = results.load(_existing(results_file))
+    _emit_wide([pareto_table(records, model)], pareto_rows(records, model), fmt)
+
+
+def report_command(
+    results_file: _RESULTS = Path("results/bench.jsonl"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("results/report.html"),
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
+) -> None:
+    """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
+    from compress import results
+    from compress.report import write_report
+
+    path = write_report(results.load(_existing(results_file)), out, model=model)
+    typer.echo(f"wrote {path}")
+
+
+def review_command(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model: catalog name, HF folder, .gguf, or 'default'.")] = "default",
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU profile name, 'cpu', or 'auto'.")] = "auto",
+    context: Annotated[int | None, typer.Option(help="Context length to size for.")] = None,
+    batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
+    results_file: _RESULTS = Path("results/bench.jsonl"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the review here (.md or .html).")] = None,
+) -> None:
+    """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
+    from compress import results
+    from compress.review import review
+
+    records = results.load(results_file) if results_file.exists() else []
+    markdown = review(model, gpu, records, context=context, batch=batch, out=out)
+    typer.echo(markdown)
+
+
+def _emit_wide(tables: list, data: object, fmt: str) -> None:
+    """Like ``emit``, but a table piped to a file or a log is not squeezed into 80 columns."""
+    from rich.console import Console
+
+    from compress.output import print_table
+
+    console = Console()
+    if fmt != "table" or console.is_terminal:
+        emit(tables, data, fmt)
+        return
+    wide = Console(width=200)
+    for table in tables:
+        print_table(table, wide)
+
+
+def _existing(path: Path) -> Path:
+    from compress.errors import UserInputError
+
+    if not Path(path).exists():
+        raise UserInputError(f"no results at {path}: run `compress bench` first, or pass --results FILE")
+    return path
+
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the app."""
+    app.command("bench")(bench_command)
+    app.command("probe")(probe_command)
+    app.command("pareto")(pareto_command)
+    app.command("report")(report_command)
+    app.command("review")(review_command)

@@ -1,0 +1,94 @@
+"""Measurement: perplexity, latency, throughput, memory, utilisation and energy of variants.
+
+Layout: :mod:`metrics` (pure formulas), :mod:`runtimes` (one adapter per runtime),
+:mod:`perplexity` and :mod:`latency` (one code path for every runtime), :mod:`suite`
+(the tests and their figures), :mod:`settings` (what and how much to measure),
+:mod:`context` (device, tokens, shape, ceilings, predictions), :mod:`sweep` (the loop
+over variants, resume and failure records), :mod:`pareto_table`, :mod:`probe`,
+:mod:`energy`. :func:`bench` is what ``compress bench`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserInputError
+
+
+def bench(model: str = "default", methods: str | None = None, plan: Path | None = None,
+          results_path: Path = Path("results/bench.jsonl"), artifacts: Path | None = None, resume: bool = False,
+          device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
+          calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
+          **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
+    """Resolve the model and the variants, run the sweep, and return (records written, Pareto table).
+
+    ``sizes`` are :class:`BenchSettings` overrides by CLI name (``pp``, ``tg``, ``ppl_tokens``...);
+    ``None`` keeps the device's default.
+    """
+    from compress import apply, results, sources
+    from compress.loading import pick_device
+    from compress.measure.pareto_table import pareto_table
+    from compress.measure.settings import BenchSettings
+    from compress.measure.sweep import run_sweep
+    from compress.paths import cache_dir
+
+    source = sources.resolve(model)
+    resolved = pick_device(device)
+    overrides = {"threads": sizes.get("threads"), "text": sizes.get("text"), "ppl_tokens": sizes.get("ppl_tokens"),
+                 "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
+                 "pp_tokens": sizes.get("pp"), "tg_tokens": sizes.get("tg"), "reps": sizes.get("reps"),
+                 "warmup": sizes.get("warmup"),
+                 "batch_sizes": _int_list(batch, "--batch") if batch else None,
+                 "tests": tuple(t.strip() for t in tests.split(",") if t.strip()) if tests else None}
+    if overrides["ppl_stride"] is None:
+        overrides["ppl_stride"] = overrides["ppl_context"]  # a new context keeps the windows disjoint
+    settings = BenchSettings.for_device(resolved, **overrides)
+    variant_list = choose_variants(source, resolved, methods, plan)
+    options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed)
+    log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
+    records = run_sweep(source, variant_list, settings, options, Path(results_path),
+                        Path(artifacts) if artifacts else cache_dir("artifacts"), resume=resume, log=log)
+    table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
+    return records, table
+
+
+def choose_variants(source: Any, device: str, methods: str | None, plan: Path | None) -> list[Any]:
+    """``--methods``, else ``--plan``'s Pareto candidates, else the planner's Pareto front for this device."""
+    from compress import variants
+
+    if methods and plan:
+        raise UserInputError("pass either --methods or --plan, not both")
+    if methods:
+        return variants.parse_list(methods)
+    if plan is not None:
+        try:
+            data = json.loads(Path(plan).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserInputError(f"cannot read plan {plan} ({err}): expected `compress plan --format json` output") from None
+        return pareto_candidates(data)
+    from compress.planner import make_plan
+
+    return pareto_candidates(make_plan(str(source.path), gpu="cpu" if device == "cpu" else "auto").to_dict())
+
+
+def pareto_candidates(plan: dict[str, Any]) -> list[Any]:
+    """The plan's Pareto-front candidates that fit and have a kernel on its device."""
+    from compress import variants
+
+    if plan.get("schema") != "compress.plan/1":
+        raise UserInputError(f"not a plan: expected schema 'compress.plan/1', got {plan.get('schema')!r}")
+    chosen = [c["variant"] for c in plan.get("candidates", [])
+              if c.get("pareto") and c.get("fits", True) and c.get("supported", True)]
+    if not chosen:
+        raise UserInputError("the plan has no Pareto candidate that fits and runs on its device: pass --methods")
+    return [variants.parse(v) for v in chosen]
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserInputError(f"{option} takes comma-separated integers, got {text!r}") from None

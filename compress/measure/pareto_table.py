@@ -1,0 +1,107 @@
+"""`compress pareto`: one row per (model, variant, device) from bench records.
+
+Each row takes the latest record of each metric (a re-measurement replaces an older
+one), marks the rows no other row beats on quality x speed x memory (perplexity lower,
+decode tok/s higher, peak memory lower; :func:`compress.pareto.pareto_front`), and sets
+the planner's predictions beside the measurements with the error in percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from compress.output import Table
+from compress.pareto import pareto_front
+
+GIB = 2**30
+MIB = 2**20
+OBJECTIVES = {"perplexity": "min", "decode_tok_s": "max", "peak_memory_gib": "min"}
+COLUMNS = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto",
+           "pred tok/s", "tok/s err%", "pred GiB", "mem err%", "status"]
+
+
+def _row_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (r.get("model") or "?", r.get("model_fingerprint") or "?", r.get("variant") or "?", r.get("device") or "?")
+
+
+def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """The newest record of each (row, test, metric); file order breaks timestamp ties (later wins)."""
+    latest: dict[tuple[str, ...], tuple[tuple[str, int], dict[str, Any]]] = {}
+    for order, r in enumerate(records):
+        key = (*_row_key(r), r.get("test") or "?", r.get("metric") or "")
+        stamp = (r.get("timestamp") or "", order)
+        if key not in latest or stamp >= latest[key][0]:
+            latest[key] = (stamp, r)
+    return {k: v[1] for k, v in latest.items()}
+
+
+def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> list[dict[str, Any]]:
+    """Plain dict rows (also what ``--format json`` prints), Pareto-marked and sorted by perplexity."""
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for key, r in latest_by_test_and_metric(records).items():
+        if model and model not in (r.get("model"), r.get("model_fingerprint")):
+            continue
+        row = rows.setdefault(key[:4], {"model": key[0], "model_fingerprint": key[1], "variant": key[2],
+                                        "device": key[3], "runtime": None, "failures": []})
+        row["runtime"] = row["runtime"] or r.get("runtime")
+        if r.get("status") == "failed":
+            row["failures"].append(f"{r.get('test')}: {r.get('error')}")
+            continue
+        if r.get("status") != "ok":
+            continue
+        metric, value = r.get("metric"), r.get("value")
+        if metric == "perplexity":
+            row["perplexity"] = value
+        elif metric == "decode_tok_s":
+            row["decode_tok_s"] = value
+            row["predicted_decode_tok_s"] = r.get("predicted")
+            row["decode_error_pct"] = r.get("prediction_error_pct")
+        elif metric == "ttft_ms":
+            row["ttft_ms"] = value
+        elif metric == "peak_memory_bytes":
+            row["peak_memory_gib"] = value / GIB
+            row["predicted_peak_memory_gib"] = r["predicted"] / GIB if r.get("predicted") is not None else None
+            row["memory_error_pct"] = r.get("prediction_error_pct")
+        elif metric == "artifact_bytes":
+            row["artifact_mib"] = value / MIB
+    out = sorted(rows.values(), key=lambda x: (x["model"], x["device"], x.get("perplexity") or float("inf"), x["variant"]))
+    # The front is taken among the variants of one model on one device.
+    for group in {(r["model_fingerprint"], r["device"]) for r in out}:
+        members = [r for r in out if (r["model_fingerprint"], r["device"]) == group]
+        for r, on_front in zip(members, pareto_front(members, OBJECTIVES)):
+            r["pareto"] = on_front
+    return out
+
+
+def _ppl(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}"
+
+
+def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) -> Table:
+    """The rows as a table; a ``model`` column is added when the records hold more than one model."""
+    rows = pareto_rows(records, model)
+    models = sorted({r["model"] for r in rows})
+
+    def pct(x: float | None) -> str | None:
+        return None if x is None else f"{x:+.0f}"
+
+    # Perplexity differences between variants sit in the second decimal: show three.
+    body = [[r["variant"], r["device"], r["runtime"], _ppl(r.get("perplexity")), r.get("decode_tok_s"), r.get("ttft_ms"),
+             r.get("peak_memory_gib"), r.get("artifact_mib"), "*" if r.get("pareto") else "",
+             r.get("predicted_decode_tok_s"), pct(r.get("decode_error_pct")), r.get("predicted_peak_memory_gib"),
+             pct(r.get("memory_error_pct")), "failed: " + "; ".join(r["failures"]) if r["failures"] else "ok"]
+            for r in rows]
+    columns = list(COLUMNS)
+    if len(models) > 1:
+        columns.insert(0, "model")
+        body = [[r["model"], *row] for r, row in zip(rows, body)]
+    return Table(
+        title=f"Measured variants of {', '.join(models) or 'no model'} "
+              "(Pareto: perplexity x decode tok/s x peak memory)",
+        columns=columns,
+        rows=body,
+        notes=["pareto * = no other variant of the model on that device has lower perplexity, higher decode "
+               "tok/s and lower peak memory at once.",
+               "err% = (measured - predicted) / predicted; the prediction is the planner's for this device profile."],
+    )

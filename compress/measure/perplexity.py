@@ -1,0 +1,89 @@
+"""Perplexity by one code path for every runtime: strided windows over one token stream.
+
+The evaluation text is tokenized once with the source model's Hugging Face tokenizer,
+and the same ids are fed to every runtime, so all variants of a model are scored on
+identical tokens (a GGUF's own tokenizer never re-tokenizes the text).
+
+Windows follow the sliding-window scheme of the transformers perplexity guide
+("Perplexity of fixed-length models"): a window of ``context`` tokens starts every
+``stride`` tokens, and only the tokens not scored by an earlier window are scored, each
+with up to ``context - 1`` tokens of history. ``stride == context`` gives disjoint
+windows (as llama.cpp's ``llama-perplexity`` does, which also scores only each window's
+second half). The first token of the stream, and the first of every disjoint window,
+has no history and is not scored; the count of scored tokens is reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compress.measure.metrics import perplexity
+
+
+@dataclass(frozen=True)
+class Window:
+    begin: int  # first token of the window in the stream
+    end: int  # one past the last token
+    score_from: int  # first position inside the window whose token is scored
+
+
+def windows(n_tokens: int, context: int, stride: int) -> list[Window]:
+    """The windows covering ``n_tokens`` tokens; each token after the first is scored at most once."""
+    if context < 2:
+        raise ValueError(f"a perplexity window needs at least 2 tokens, got context={context}")
+    if not 1 <= stride <= context:
+        raise ValueError(f"stride must be between 1 and the context ({context}), got {stride}")
+    if n_tokens < 2:
+        raise ValueError(f"perplexity needs at least 2 tokens, got {n_tokens}")
+    out = []
+    scored_until = 0  # tokens before this index are already scored (or are token 0)
+    for begin in range(0, n_tokens, stride):
+        end = min(begin + context, n_tokens)
+        score_from = max(scored_until - begin, 1)
+        if score_from < end - begin:
+            out.append(Window(begin, end, score_from))
+        scored_until = end
+        if end == n_tokens:
+            break
+    return out
+
+
+def window_nll_nats(logits: np.ndarray, ids: Sequence[int], score_from: int) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of ``ids[score_from:]`` given logits of the window.
+
+    ``logits[i]`` predicts ``ids[i + 1]``. The log-softmax is taken in float64 so that the
+    sum does not depend on the order of float32 reductions.
+    """
+    targets = np.asarray(ids[score_from:], dtype=np.int64)
+    rows = np.asarray(logits[score_from - 1 : len(ids) - 1], dtype=np.float64)
+    if rows.shape[0] != targets.shape[0]:
+        raise ValueError(f"expected {targets.shape[0]} logit rows, got {rows.shape[0]}")
+    peak = rows.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(rows - peak).sum(axis=1)) + peak[:, 0]
+    nll = log_z - rows[np.arange(len(targets)), targets]
+    return float(np.sum(nll)), int(len(targets))
+
+
+def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: int) -> dict[str, Any]:
+    """Perplexity of ``runtime`` on ``ids``: ``ppl``, ``nll_sum_nats``, ``scored_tokens``,
+    ``windows``, and per-window perplexities and seconds as raw samples."""
+    nll_total = 0.0
+    scored = 0
+    per_window_ppl: list[float] = []
+    per_window_s: list[float] = []
+    for w in windows(len(ids), context, stride):
+        chunk = list(ids[w.begin : w.end])
+        started = time.perf_counter()
+        logits = runtime.logits(chunk)
+        per_window_s.append(time.perf_counter() - started)
+        nll, count = window_nll_nats(logits, chunk, w.score_from)
+        nll_total += nll
+        scored += count
+        per_window_ppl.append(perplexity(nll, count))
+    return {"ppl": perplexity(nll_total, scored), "nll_sum_nats": nll_total, "scored_tokens": scored,
+            "windows": len(per_window_ppl), "window_ppl": per_window_ppl, "window_s": per_window_s}

@@ -1,0 +1,266 @@
+"""One small adapter per runtime, all with the same interface, so that perplexity and
+latency are measured by one code path whatever runs the model.
+
+An adapter exposes ``name``, ``version``, ``device``, ``threads``, ``max_batch``
+(``None``: any batch) and:
+
+- ``logits(ids) -> np.ndarray``: float32 logits ``(len(ids), vocab)`` of one window,
+  evaluated from an empty cache;
+- ``prefill(rows)``: empty the cache, then evaluate equal-length prompts (one row per
+  sequence); returns when the device has finished (CUDA is synchronized);
+- ``decode_step()``: append the greedy next token of every row and evaluate it;
+- ``reset()``, ``peak_memory_bytes()`` (the runtime's own counter, ``None`` where the
+  caller must sample RSS), ``close()``.
+
+Greedy decoding keeps every run deterministic; the token choice (an argmax over the
+vocabulary) costs microseconds next to a forward pass.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compress.errors import UnsupportedError
+from compress.registry import lookup
+
+#: manifest "runtime" → adapter class.
+ADAPTERS = {
+    "transformers": "compress.measure.runtimes:TransformersRuntime",
+    "llama.cpp": "compress.measure.runtimes:LlamaCppRuntime",
+    "onnxruntime": "compress.measure.runtimes:OnnxRuntime",
+}
+
+
+def physical_cores() -> int:
+    """Physical cores: llama.cpp and torch run fastest with one thread per core, not per hyperthread."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> Any:
+    """The adapter for an artifact folder, by its manifest's ``runtime``."""
+    cls = lookup(ADAPTERS, manifest.get("runtime", "transformers"), "runtime")
+    return cls(Path(folder), manifest, device=device, threads=threads, n_ctx=n_ctx)
+
+
+class TransformersRuntime:
+    """A Hugging Face model in torch (CPU or CUDA), run under ``torch.inference_mode``."""
+
+    name = "transformers"
+    max_batch: int | None = None
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> None:
+        import torch
+        import transformers
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = device
+        self.threads = threads
+        self.version = f"{transformers.__version__} (torch {torch.__version__})"
+        self.model = _load_hf(folder, device)
+        self._input_device = next(self.model.parameters()).device
+        # The KV cache is kept in the model's activation dtype.
+        self.kv_bytes_per_element = torch.tensor([], dtype=self.model.dtype).element_size()
+        self.compute_dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.model.dtype, "fp32")
+        self._past: Any = None
+        self._next: Any = None
+
+    def _sync(self) -> None:
+        if self._input_device.type == "cuda":
+            self.torch.cuda.synchronize(self._input_device)
+
+    def _tensor(self, rows: Sequence[Sequence[int]]) -> Any:
+        return self.torch.tensor([list(r) for r in rows], dtype=self.torch.long, device=self._input_device)
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        with self.torch.inference_mode():
+            out = self.model(input_ids=self._tensor([ids]), use_cache=False)
+            return out.logits[0].float().cpu().numpy()
+
+    def prefill(self, rows: Sequence[Sequence[int]]) -> None:
+        self.reset()
+        with self.torch.inference_mode():
+            # Only the last position's logits are needed to pick the next token, as in
+            # transformers' own generate(); computing all of them would add a vocab-wide
+            # matmul per prompt token to the measured time.
+            out = self.model(input_ids=self._tensor(rows), use_cache=True, logits_to_keep=1)
+            self._past = out.past_key_values
+            self._next = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+        self._sync()
+
+    def decode_step(self) -> None:
+        if self._past is None:
+            raise RuntimeError("decode_step() before prefill()")
+        with self.torch.inference_mode():
+            out = self.model(input_ids=self._next, past_key_values=self._past, use_cache=True)
+            self._past = out.past_key_values
+            self._next = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
+        self._sync()
+
+    def reset(self) -> None:
+        self._past = None
+        self._next = None
+
+    def peak_memory_bytes(self) -> int | None:
+        if self._input_device.type == "cuda":
+            return int(self.torch.cuda.max_memory_allocated(self._input_device))
+        return None
+
+    def close(self) -> None:
+        self.reset()
+        del self.model
+        gc.collect()
+        if self._input_device.type == "cuda":
+            self.torch.cuda.empty_cache()
+
+
+def _load_hf(folder: Path, device: str) -> Any:
+    """The methods' loader knows how each HF-format artifact loads (GPTQ, bitsandbytes, pruned...)."""
+    try:
+        from compress.apply.loaders import load_artifact
+    except ImportError:
+        from compress.loading import load_causal_lm
+
+        return load_causal_lm(folder, device=device)
+    model, _tokenizer = load_artifact(folder, device)
+    return model.eval()
+
+
+class LlamaCppRuntime:
+    """A GGUF file in llama-cpp-python: one sequence per context, greedy decoding.
+
+    Perplexity needs the logits of every position (``logits_all=True``), which makes a
+    prompt pay a vocab-wide output matmul per token; timing wants only the last
+    position. The context is therefore opened in the mode the call needs, and reopened
+    (the weights are memory-mapped, so this takes milliseconds) when the mode changes.
+    """
+
+    name = "llama.cpp"
+    max_batch = 1  # llama-cpp-python's Llama evaluates one sequence per context
+    kv_bytes_per_element = 2  # llama.cpp's default cache type is F16 (type_k / type_v)
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> None:
+        import llama_cpp
+
+        self.llama_cpp = llama_cpp
+        self.version = llama_cpp.__version__
+        file = manifest.get("file")
+        if not file:
+            raise UnsupportedError(f"{folder}/manifest.json names no GGUF file: expected a 'file' field")
+        self.path = Path(folder) / file
+        self.threads = threads
+        self.n_ctx = n_ctx
+        # The wheel built here has no GPU backend; report where the work really runs.
+        self.device = "cuda" if device.startswith("cuda") and llama_cpp.llama_supports_gpu_offload() else "cpu"
+        # ggml's CPU kernels accumulate in fp32; its CUDA kernels in fp16.
+        self.compute_dtype = "fp16" if self.device == "cuda" else "fp32"
+        self._llm: Any = None
+        self._logits_all: bool | None = None
+        self._next: int | None = None
+
+    def _open(self, logits_all: bool) -> Any:
+        if self._llm is None or self._logits_all != logits_all:
+            self.close()
+            self._llm = _load_llama(self.path, self.n_ctx, self.threads, logits_all, self.device)
+            self._logits_all = logits_all
+        return self._llm
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        llm = self._open(logits_all=True)
+        llm.reset()
+        llm.eval(list(ids))
+        return np.array(llm.scores[: len(ids)], dtype=np.float32)
+
+    def _last_logits(self) -> np.ndarray:
+        ptr = self.llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),))
+
+    def prefill(self, rows: Sequence[Sequence[int]]) -> None:
+        if len(rows) != 1:
+            raise UnsupportedError(f"llama-cpp-python runs one sequence per context: expected batch 1, got {len(rows)}")
+        llm = self._open(logits_all=False)
+        llm.reset()
+        llm.eval(list(rows[0]))
+        self._next = int(np.argmax(self._last_logits()))
+
+    def decode_step(self) -> None:
+        if self._next is None:
+            raise RuntimeError("decode_step() before prefill()")
+        self._llm.eval([self._next])
+        self._next = int(np.argmax(self._last_logits()))
+
+    def reset(self) -> None:
+        if self._llm is not None:
+            self._llm.reset()
+        self._next = None
+
+    def peak_memory_bytes(self) -> int | None:
+        return None  # llama.cpp allocates outside torch: the caller samples RSS
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None
+            gc.collect()
+
+
+def _load_llama(path: Path, n_ctx: int, threads: int, logits_all: bool, device: str) -> Any:
+    from compress.llamacpp import load_llama
+
+    # n_batch = n_ctx: a whole perplexity window goes through one llama_decode call.
+    return load_llama(path, n_ctx=n_ctx, n_threads=threads, logits_all=logits_all, n_batch=n_ctx,
+                      n_ubatch=min(n_ctx, 512), n_gpu_layers=-1 if device == "cuda" else 0, seed=0)
+
+
+class OnnxRuntime:
+    """An ONNX export in onnxruntime: perplexity only (the export has no KV-cache inputs)."""
+
+    name = "onnxruntime"
+    max_batch: int | None = None
+    kv_bytes_per_element = 4
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> None:
+        import onnxruntime
+
+        from compress.apply.onnx import load_onnx_session
+
+        self.version = onnxruntime.__version__
+        self.device = "cpu"
+        self.compute_dtype = "fp32"
+        self.threads = threads
+        self.session = load_onnx_session(folder)
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        feeds = {"input_ids": np.array([list(ids)], dtype=np.int64)}
+        if "attention_mask" in self._inputs:
+            feeds["attention_mask"] = np.ones_like(feeds["input_ids"])
+        if "position_ids" in self._inputs:
+            feeds["position_ids"] = np.arange(len(ids), dtype=np.int64)[None, :]
+        return np.asarray(self.session.run(None, feeds)[0][0], dtype=np.float32)
+
+    NO_CACHE = ("the ONNX export has no KV-cache inputs, so decoding would recompute the whole prompt per token; "
+                "only perplexity is measured for onnxruntime")
+
+    def prefill(self, rows: Sequence[Sequence[int]]) -> None:
+        raise UnsupportedError(self.NO_CACHE)
+
+    def decode_step(self) -> None:
+        raise UnsupportedError(self.NO_CACHE)
+
+    def reset(self) -> None:
+        return None
+
+    def peak_memory_bytes(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self.session = None
+        gc.collect()

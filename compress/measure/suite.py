@@ -1,0 +1,162 @@
+"""The tests of a bench run and the figures each one yields.
+
+A test (``ppl``, ``pp128``, ``tg32``, ``batch4``) runs on a loaded runtime and returns
+figures: a metric name, its raw samples, the value (the median of the samples unless the
+metric defines its own, like corpus perplexity), and the planner's prediction where one
+exists. Which way is better and in what unit a metric is counted is data, in
+:data:`METRICS`. The sweep turns figures into records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from compress.measure import latency, metrics
+from compress.measure.energy import EnergyMeter, joules_per_token
+from compress.measure.perplexity import measure_perplexity
+from compress.measure.settings import BenchSettings
+
+#: metric → (unit, higher_is_better).
+METRICS: dict[str, tuple[str, bool]] = {
+    "perplexity": ("ppl", False),
+    "ttft_ms": ("ms", False),
+    "prefill_tok_s": ("tok/s", True),
+    "decode_tok_s": ("tok/s", True),
+    "tpot_ms": ("ms", False),
+    "itl_ms": ("ms", False),
+    "throughput_tok_s": ("tok/s", True),
+    "mfu_pct": ("%", True),
+    "mfu_probe_pct": ("%", True),
+    "mbu_pct": ("%", True),
+    "mbu_probe_pct": ("%", True),
+    "energy_j_per_token": ("J/token", False),
+    "peak_memory_bytes": ("bytes", False),
+    "artifact_bytes": ("bytes", False),
+}
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """A peak to measure utilisation against: the device profile's datasheet figure or ``compress probe``'s."""
+
+    source: str  # "profile" | "probe"
+    peak_flops_per_s: float | None
+    bandwidth_bytes_per_s: float | None
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers FLOP and byte counts need, from the planner's model spec of the variant."""
+
+    matmul_params: int
+    layers: int
+    attention_dim: int  # heads x head_dim
+    kv_heads: int
+    head_dim: int
+
+
+@dataclass
+class RunContext:
+    runtime: Any
+    ids: Sequence[int]  # the evaluation token stream, tokenized once
+    settings: BenchSettings
+    shape: ModelShape | None = None
+    weight_bytes: int | None = None
+    ceilings: list[Ceiling] = field(default_factory=list)
+    predicted: dict[str, float] = field(default_factory=dict)  # metric → planner's figure
+
+
+def figure(metric: str, samples: Sequence[float] | None = None, value: float | None = None,
+           predicted: float | None = None, **params: Any) -> dict[str, Any]:
+    """One measured figure, ready to become a record."""
+    unit, higher = METRICS[metric]
+    stats = metrics.sample_stats(samples) if samples else None
+    if value is None:
+        if stats is None:
+            raise ValueError(f"figure {metric!r} needs samples or a value")
+        value = stats["median"]
+    return {"metric": metric, "unit": unit, "higher_is_better": higher, "value": float(value), "stats": stats,
+            "samples": [float(s) for s in samples] if samples else [], "predicted": predicted,
+            "prediction_error_pct": metrics.prediction_error_pct(value, predicted), "extra": params}
+
+
+def run_ppl(ctx: RunContext) -> list[dict[str, Any]]:
+    s = ctx.settings
+    res = measure_perplexity(ctx.runtime, ctx.ids[: s.ppl_tokens], s.ppl_context, s.ppl_stride)
+    return [figure("perplexity", res["window_ppl"], value=res["ppl"], predicted=ctx.predicted.get("perplexity"),
+                   scored_tokens=res["scored_tokens"], windows=res["windows"], nll_sum_nats=res["nll_sum_nats"],
+                   value_is="exp(total NLL / scored tokens); samples are per-window perplexities",
+                   window_s=res["window_s"])]
+
+
+def run_prefill(ctx: RunContext) -> list[dict[str, Any]]:
+    s = ctx.settings
+    seconds = latency.measure_prefill(ctx.runtime, ctx.ids[: s.pp_tokens], s.reps, s.warmup)
+    out = [figure("ttft_ms", [x * 1000 for x in seconds], predicted=ctx.predicted.get("ttft_ms")),
+           figure("prefill_tok_s", [s.pp_tokens / x for x in seconds])]
+    median_s = metrics.sample_stats(seconds)["median"]
+    if ctx.shape is not None:
+        # A causal prompt of n tokens: token i attends to i positions, (n + 1) / 2 on average.
+        flops = s.pp_tokens * metrics.flops_per_token(ctx.shape.matmul_params, ctx.shape.layers,
+                                                      (s.pp_tokens + 1) / 2, ctx.shape.attention_dim)
+        out += _mfu(flops / median_s, ctx.ceilings, flops_per_prompt=flops)
+    return out
+
+
+def run_decode(ctx: RunContext) -> list[dict[str, Any]]:
+    s = ctx.settings
+    rows = [list(ctx.ids[: s.tg_prompt_tokens])]
+    with EnergyMeter(getattr(ctx.runtime, "device", "cpu")) as energy:
+        res = latency.measure_decode(ctx.runtime, rows, s.tg_tokens, s.reps, s.warmup)
+    tok_s = [s.tg_tokens / x for x in res["run_s"]]
+    out = [figure("decode_tok_s", tok_s, predicted=ctx.predicted.get("decode_tok_s")),
+           figure("tpot_ms", [x / s.tg_tokens * 1000 for x in res["run_s"]]),
+           figure("itl_ms", [x * 1000 for x in res["step_s"]])]
+    median_tok_s = metrics.sample_stats(tok_s)["median"]
+    if ctx.shape is not None:
+        # Step k of M (1-based) attends to prompt + k positions: prompt + (M + 1) / 2 on average.
+        context = s.tg_prompt_tokens + (s.tg_tokens + 1) / 2
+        flops = metrics.flops_per_token(ctx.shape.matmul_params, ctx.shape.layers, context, ctx.shape.attention_dim)
+        out += _mfu(flops * median_tok_s, ctx.ceilings, flops_per_token=flops)
+        if ctx.weight_bytes is not None:
+            kv = metrics.kv_cache_bytes(ctx.shape.layers, ctx.shape.kv_heads, ctx.shape.head_dim, context,
+                                        getattr(ctx.runtime, "kv_bytes_per_element", 2))
+            per_token = metrics.decode_bytes_per_token(ctx.weight_bytes, kv)
+            out += _mbu(per_token, median_tok_s, ctx.ceilings)
+    if energy.joules is not None:
+        generated = (s.warmup + s.reps) * s.tg_tokens
+        out.append(figure("energy_j_per_token", value=joules_per_token(energy.joules, generated),
+                          joules=energy.joules, tokens=generated, covers="warm-up and timed runs"))
+    return out
+
+
+def run_batch(ctx: RunContext, batch: int) -> list[dict[str, Any]]:
+    s = ctx.settings
+    rows = latency.batch_rows(ctx.ids, batch, s.tg_prompt_tokens)
+    res = latency.measure_decode(ctx.runtime, rows, s.tg_tokens, s.reps, s.warmup)
+    return [figure("throughput_tok_s", [batch * s.tg_tokens / x for x in res["run_s"]]),
+            figure("itl_ms", [x * 1000 for x in res["step_s"]])]
+
+
+def _mfu(flops_per_s: float, ceilings: list[Ceiling], **params: Any) -> list[dict[str, Any]]:
+    out = []
+    for c in ceilings:
+        if c.peak_flops_per_s:
+            name = "mfu_pct" if c.source == "profile" else "mfu_probe_pct"
+            out.append(figure(name, value=100 * metrics.mfu(flops_per_s, c.peak_flops_per_s),
+                              achieved_tflops=flops_per_s / 1e12, ceiling_tflops=c.peak_flops_per_s / 1e12,
+                              ceiling_source=c.source, **params))
+    return out
+
+
+def _mbu(bytes_per_token: float, tok_s: float, ceilings: list[Ceiling]) -> list[dict[str, Any]]:
+    out = []
+    for c in ceilings:
+        if c.bandwidth_bytes_per_s:
+            name = "mbu_pct" if c.source == "profile" else "mbu_probe_pct"
+            out.append(figure(name, value=100 * metrics.mbu(bytes_per_token, tok_s, c.bandwidth_bytes_per_s),
+                              bytes_per_token=bytes_per_token, achieved_gbs=bytes_per_token * tok_s / 1e9,
+                              ceiling_gbs=c.bandwidth_bytes_per_s / 1e9, ceiling_source=c.source))
+    return out

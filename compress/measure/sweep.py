@@ -1,0 +1,230 @@
+"""`compress bench`: measure variants of one model on this machine and record every figure.
+
+For each variant: build its artifact with :func:`compress.apply.run` into a cache folder
+keyed by :func:`compress.apply.artifact_key` (a folder with a manifest is complete, since
+``apply`` renames it into place only at the end, so it is reused), open it in its runtime,
+run the tests of :mod:`compress.measure.suite`, and append one record per figure to the
+results file. Records of one test share a ``test_id`` and say how many they are
+(``test_records``), so ``--resume`` redoes a test an interruption cut in half. A failure
+(apply, load, out of memory, a runtime error) becomes a ``failed`` record with its reason
+and the sweep goes on; a limitation of a runtime (llama.cpp runs one sequence at a time)
+becomes a ``skipped`` record.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from compress import results, variants
+from compress.errors import UnsupportedError
+from compress.measure import suite
+from compress.measure.context import BenchEnvironment, environment
+from compress.measure.settings import BenchSettings, plan_tests
+from compress.sources import Source
+
+DONE = ("ok", "skipped")
+
+
+def completed_tests(records: Sequence[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+    """Keys ``(model_fingerprint, artifact_key, test, settings_key)`` of tests recorded whole and not failed."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(r.get("test_id") or f"single-{id(r)}", []).append(r)
+    done = set()
+    for group in groups.values():
+        first = group[0]
+        expected = first.get("test_records") or 1
+        if len(group) >= expected and all(r.get("status") in DONE for r in group):
+            done.add((first.get("model_fingerprint"), first.get("artifact_key"), first.get("test"),
+                      (first.get("params") or {}).get("settings_key")))
+    return done
+
+
+def artifact_folder(artifacts_dir: Path, source: Source, variant: variants.Variant, key: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{source.name}-{variant.name}")
+    return Path(artifacts_dir) / f"{slug}-{key}"
+
+
+def failure_reason(err: BaseException) -> str:
+    """One line for a failure record: out of memory is named as such, since it decides what fits."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if type(err).__name__ in ("OutOfMemoryError", "MemoryError") or "out of memory" in text.lower():
+        return f"out of memory: {text or type(err).__name__}"
+    if isinstance(err, UnsupportedError):
+        return f"unsupported: {text}"
+    return f"{type(err).__name__}: {text}"
+
+
+def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings: BenchSettings, options: Any,
+              results_path: Path, artifacts_dir: Path, resume: bool = False,
+              log: Callable[[str], None] = print, env: BenchEnvironment | None = None) -> list[dict[str, Any]]:
+    """Measure every variant; returns the records written by this run (also appended to ``results_path``)."""
+    env = env or environment(source, settings, results_path)
+    done = completed_tests(results.load(results_path)) if resume else set()
+    written: list[dict[str, Any]] = []
+    for index, variant in enumerate(variant_list, 1):
+        log(f"[{index}/{len(variant_list)}] {variant.name}")
+        written += _bench_variant(env, variant, options, Path(results_path), Path(artifacts_dir), done, log)
+    return written
+
+
+def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: Any, results_path: Path,
+                   artifacts_dir: Path, done: set[tuple[str, str, str, str]],
+                   log: Callable[[str], None]) -> list[dict[str, Any]]:
+    from compress import apply
+
+    key = apply.artifact_key(env.source, variant, options)
+    plan = plan_tests(env.settings, env.threads)
+    pending = [t for t, p in plan.items() if (env.fingerprint, key, t, p["settings_key"]) not in done]
+    if not pending:
+        log(f"  every test already recorded for artifact {key}: skipped (--resume)")
+        return []
+    base = {**env.where, "model": env.source.name, "model_fingerprint": env.fingerprint, "variant": variant.name,
+            "method": variant.method, "config": dict(variant.steps[-1].config), "artifact_key": key}
+    writer = _Writer(results_path, base, plan)
+    folder = artifact_folder(artifacts_dir, env.source, variant, key)
+    try:
+        manifest = _ensure_artifact(env.source, variant, folder, options, log)
+    except Exception as err:  # any method failure: record it and go on with the next variant
+        log(f"  apply failed: {failure_reason(err)}")
+        writer.failed("apply", err)
+        return writer.written
+    writer.base.update({"artifact": str(folder), "artifact_bytes": manifest["size_bytes"],
+                        "runtime": manifest.get("runtime")})
+    predicted = env.predictions(variant)
+    if "size" in pending:
+        writer.group("size", [suite.figure("artifact_bytes", value=manifest["size_bytes"],
+                                           predicted=predicted.get("artifact_bytes"))])
+    tests = [t for t in pending if t not in ("size", "memory")]
+    if not tests and "memory" not in pending:
+        return writer.written
+    _release_memory()
+    from compress.measure.runtimes import open_runtime
+    from compress.peakmem import PeakMemory
+
+    runtime = None
+    with PeakMemory(env.device) as peak:
+        try:
+            runtime = open_runtime(folder, manifest, env.device, env.threads, env.settings.context_tokens())
+        except Exception as err:  # a runtime that cannot open the artifact
+            log(f"  load failed: {failure_reason(err)}")
+            writer.failed("load", err)
+            return writer.written
+        try:
+            writer.base.update({"runtime": runtime.name, "runtime_version": runtime.version,
+                                "device": runtime.device})
+            ctx = suite.RunContext(runtime, env.token_ids(), env.settings, shape=env.shape(variant),
+                                    weight_bytes=_weight_bytes(folder), ceilings=env.ceilings(runtime),
+                                    predicted=predicted)
+            for test in tests:
+                _run_test(test, ctx, env, writer, log)
+            memory = runtime.peak_memory_bytes()
+        finally:
+            runtime.close()
+    if "memory" in pending:
+        value = memory if memory is not None else peak.rss_bytes
+        writer.group("memory", [suite.figure(
+            "peak_memory_bytes", value=value, predicted=predicted.get("peak_memory_bytes"),
+            measured_as="CUDA peak allocated" if memory is not None else "peak process RSS, sampled every 20 ms",
+            baseline_rss_bytes=peak.baseline_rss_bytes, added_rss_bytes=peak.rss_bytes - peak.baseline_rss_bytes,
+            covers=["load", *tests])])
+    return writer.written
+
+
+def _run_test(test: str, ctx: suite.RunContext, env: BenchEnvironment, writer: _Writer,
+              log: Callable[[str], None]) -> None:
+    started = time.perf_counter()
+    try:
+        if test == "ppl":
+            ctx.predicted["perplexity"] = env.predicted_ppl(writer.base["variant"], writer.plan["ppl"]["settings_key"],
+                                                            writer.written)
+            figures = suite.run_ppl(ctx)
+        elif test.startswith("pp"):
+            figures = suite.run_prefill(ctx)
+        elif test.startswith("tg"):
+            figures = suite.run_decode(ctx)
+        else:
+            batch = writer.plan[test]["batch"]
+            if ctx.runtime.max_batch is not None and batch > ctx.runtime.max_batch:
+                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once "
+                                       f"(llama-cpp-python evaluates one sequence per context); batch {batch} not measured")
+            figures = suite.run_batch(ctx, batch)
+    except UnsupportedError as err:
+        log(f"  {test}: skipped ({err})")
+        writer.failed(test, err, status="skipped")
+        return
+    except Exception as err:  # OOM, runtime errors: a failure record, then the next test
+        log(f"  {test}: failed ({failure_reason(err)})")
+        writer.failed(test, err)
+        return
+    writer.group(test, figures)
+    shown = ", ".join(f"{f['metric']} {f['value']:.4g}" for f in figures[:3])
+    log(f"  {test}: {shown} ({time.perf_counter() - started:.1f} s)")
+
+
+class _Writer:
+    """Appends the records of one variant, one test group at a time."""
+
+    def __init__(self, path: Path, base: dict[str, Any], plan: dict[str, dict[str, Any]]) -> None:
+        self.path = path
+        self.base = base
+        self.plan = plan
+        self.written: list[dict[str, Any]] = []
+
+    def group(self, test: str, figures: list[dict[str, Any]]) -> None:
+        test_id = uuid.uuid4().hex[:12]
+        # Other processes competing for the cores inflate every time: keep the load beside the figure.
+        load_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        for f in figures:
+            extra = f.pop("extra", {})
+            params = {**self.plan.get(test, {}), **extra, "load_avg_1m": load_1m}
+            self._append(results.record(**self.base, **f, test=test, params=params, test_id=test_id,
+                                        test_records=len(figures)))
+
+    def failed(self, test: str, err: BaseException, status: str = "failed") -> None:
+        params = self.plan.get(test, {"settings_key": None})
+        self._append(results.record(**self.base, test=test, params=params, metric=None, unit=None,
+                                    higher_is_better=None, value=None, stats=None, samples=[], predicted=None,
+                                    prediction_error_pct=None, status=status, error=failure_reason(err),
+                                    test_id=uuid.uuid4().hex[:12], test_records=1))
+
+    def _append(self, rec: dict[str, Any]) -> None:
+        results.append(self.path, rec)
+        self.written.append(rec)
+
+
+def _ensure_artifact(source: Source, variant: variants.Variant, folder: Path, options: Any,
+                     log: Callable[[str], None]) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from compress import apply
+
+    if (folder / apply.MANIFEST).is_file():
+        log(f"  reusing {folder}")
+        return apply.read_manifest(folder)
+    log(f"  applying into {folder}")
+    return apply.run(source, variant, folder, replace(options, force=True), log=lambda line: log(f"    {line}"))
+
+
+def _weight_bytes(folder: Path) -> int:
+    """Bytes of the weight files: what a decode step streams from memory."""
+    suffixes = (".safetensors", ".bin", ".gguf", ".onnx", ".onnx_data", ".data", ".pt")
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and p.suffix in suffixes)
+
+
+def _release_memory() -> None:
+    """Return the previous variant's freed memory to the OS so that its RSS does not count for the next."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed arenas mapped otherwise
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,135 @@
+"""`compress review`: a pre-deployment sizing review of one model on one GPU (or this CPU).
+
+Markdown for a pull request or a ticket, and the same content as HTML through the report's
+helpers. It states the plan (:func:`compress.planner.make_plan`), the measured evidence from
+bench records of that model on that device profile, the risks, and the recommendation.
+Risks flagged: a memory margin under 10% of usable memory, a context within 10% of the
+model's maximum, kernels missing on the device (from the candidates' reasons), and
+predictions no measurement has checked yet, or checked and found off by more than 25%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from compress.fsutil import atomic_write_text
+
+MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
+CONTEXT_RISK_FRACTION = 0.90  # serving near the trained maximum context: quality and memory at their edge
+ERROR_RISK_PCT = 25.0  # a prediction this far off its measurement is not evidence of fit
+
+
+def _model_keys(model: str) -> set[str]:
+    """Names and the fingerprint that bench records of this model may carry."""
+    from compress import sources
+    from compress.errors import UserInputError
+
+    keys = {model}
+    try:
+        source = sources.resolve(model)
+        keys |= {source.name, source.fingerprint()}
+    except UserInputError:
+        pass  # a catalog name: matched by name only
+    return keys
+
+
+def _planner_model(model: str) -> str:
+    from compress import sources
+
+    return sources.DEFAULT_CATALOG_NAME if model in ("", sources.DEFAULT_MODEL) else model
+
+
+def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None,
+                batch: int = 1) -> dict[str, Any]:
+    from compress.measure.pareto_table import pareto_rows
+    from compress.planner import make_plan
+
+    plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch).to_dict()
+    keys = _model_keys(model) | {plan["model"]["name"]}
+    mine = [r for r in records if (r.get("model") in keys or r.get("model_fingerprint") in keys)
+            and r.get("profile") == plan["gpu"]["name"]]
+    measured = {r["variant"]: r for r in pareto_rows(mine)}
+    return {"plan": plan, "measured": measured, "risks": risks(plan, measured)}
+
+
+def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str]:
+    out = []
+    usable = plan["gpu"]["usable_memory_gib"]
+    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    if chosen is None:
+        out.append("nothing fits: no candidate leaves memory to spare on this device")
+    elif chosen["margin_gib"] < MARGIN_RISK_FRACTION * usable:
+        out.append(f"memory margin {chosen['margin_gib']:.2f} GiB is under 10% of the usable {usable:.1f} GiB")
+    context, max_context = plan["options"]["context"], plan["model"]["max_context"]
+    if context >= CONTEXT_RISK_FRACTION * max_context:
+        out.append(f"context {context} is within 10% of the model's maximum {max_context}")
+    for c in plan["candidates"]:
+        if not c["supported"] or any("kernel" in r for r in c["reasons"]):
+            why = "; ".join(c["reasons"]) or "no kernel for this device"
+            out.append(f"{c['variant']}: {why}")
+    if chosen is not None:
+        row = measured.get(chosen["variant"])
+        if row is None or row.get("decode_tok_s") is None:
+            out.append(f"{chosen['variant']}: the predictions are not yet validated by measurement "
+                       f"(run `compress bench --methods {chosen['variant']}` on this device)")
+        else:
+            for key, label in (("decode_error_pct", "decode speed"), ("memory_error_pct", "peak memory")):
+                if row.get(key) is not None and abs(row[key]) > ERROR_RISK_PCT:
+                    out.append(f"{chosen['variant']}: measured {label} is {row[key]:+.0f}% off the prediction")
+    return out
+
+
+def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    columns = ["variant", "rank", "pareto", "fits", "margin GiB", "pred mem GiB", "pred tok/s", "pred TTFT ms",
+               "pred ppl +%", "measured tok/s", "measured mem GiB", "measured ppl"]
+    rows = []
+    for c in plan["candidates"]:
+        p, m = c["predicted"], measured.get(c["variant"], {})
+        rows.append([c["variant"], c.get("rank"), bool(c.get("pareto")), c["fits"], c["margin_gib"],
+                     p["peak_memory_gib"], p["decode_tok_s"], p["ttft_ms"], p.get("ppl_delta_pct"),
+                     m.get("decode_tok_s"), m.get("peak_memory_gib"), m.get("perplexity")])
+    return columns, rows
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    from compress.output import Table, table_md
+
+    plan = data["plan"]
+    columns, rows = _candidate_rows(plan, data["measured"])
+    lines = [f"# Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}", "",
+             f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
+             f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
+             "## Recommendation", "", plan["recommendation"], "", "## Risks", ""]
+    lines += [f"- {r}" for r in data["risks"]] or ["- none found"]
+    lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
+    if not data["measured"]:
+        lines += ["No bench records of this model on this device profile: every figure above is a prediction.", ""]
+    lines += ["## Planner notes", ""] + [f"- {n}" for n in plan["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(data: dict[str, Any]) -> str:
+    from compress.report import esc, page, table_html
+
+    plan = data["plan"]
+    columns, rows = _candidate_rows(plan, data["measured"])
+    title = f"Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}"
+    body = [f"<h1>{esc(title)}</h1>",
+            f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
+            "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>", "<h2>Risks</h2><ul>",
+            *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",
+            "<h2>Plan and measured evidence</h2>", table_html(columns, rows, "candidates"),
+            "<h2>Planner notes</h2><ul>", *[f"<li>{esc(n)}</li>" for n in plan["notes"]], "</ul>"]
+    return page(title, "\n".join(body))
+
+
+def review(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
+           out: Path | None = None) -> str:
+    """The review as Markdown; also written to ``out`` (HTML when it ends in .html)."""
+    data = review_data(model, gpu, records, context=context, batch=batch)
+    markdown = render_markdown(data)
+    if out is not None:
+        atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else markdown)
+    return markdown

@@ -1,0 +1,60 @@
+"""Pareto rows from records: latest figure wins, dominance, failures, prediction errors."""
+
+from __future__ import annotations
+
+from compress import results
+from compress.measure.pareto_table import pareto_rows, pareto_table
+
+GIB = 2**30
+
+
+def _rec(variant, metric, value, ts="2026-01-01T00:00:00", predicted=None, status="ok", device="cpu", **kw):
+    error = None if predicted is None else (value - predicted) / predicted * 100
+    return results.record(model="m", model_fingerprint="f", variant=variant, device=device, runtime="rt",
+                          test=kw.pop("test", metric), metric=metric, value=value, predicted=predicted,
+                          prediction_error_pct=error, status=status, timestamp=ts, **kw)
+
+
+def _variant(name, ppl, tok_s, mem_gib, **kw):
+    return [_rec(name, "perplexity", ppl), _rec(name, "decode_tok_s", tok_s, **kw),
+            _rec(name, "peak_memory_bytes", mem_gib * GIB)]
+
+
+def test_dominated_variant_is_off_the_front():
+    records = (_variant("fp32", 10.0, 20.0, 2.0) + _variant("q8_0", 10.1, 40.0, 1.0)
+               + _variant("bad", 10.5, 30.0, 1.5)  # q8_0 beats it on all three
+               + _variant("q4", 11.0, 60.0, 0.6))
+    rows = {r["variant"]: r for r in pareto_rows(records)}
+    assert {v: r["pareto"] for v, r in rows.items()} == {"fp32": True, "q8_0": True, "bad": False, "q4": True}
+    assert [r["variant"] for r in pareto_rows(records)] == ["fp32", "q8_0", "bad", "q4"]  # by perplexity
+
+
+def test_latest_record_replaces_an_older_one():
+    records = _variant("fp32", 10.0, 20.0, 2.0) + [_rec("fp32", "decode_tok_s", 25.0, ts="2026-02-01T00:00:00")]
+    assert pareto_rows(records)[0]["decode_tok_s"] == 25.0
+
+
+def test_failed_variant_shows_its_reason_and_is_never_on_the_front():
+    records = _variant("fp32", 10.0, 20.0, 2.0) + [
+        results.record(model="m", model_fingerprint="f", variant="nf4", device="cpu", test="apply", metric=None,
+                       value=None, status="failed", error="RuntimeError: no kernel")]
+    table = pareto_table(records)
+    row = [r for r in table.rows if r[0] == "nf4"][0]
+    assert row[-1] == "failed: apply: RuntimeError: no kernel" and row[table.columns.index("pareto")] == ""
+
+
+def test_prediction_error_is_shown():
+    records = _variant("fp32", 10.0, 30.0, 2.0, predicted=20.0)
+    row = pareto_rows(records)[0]
+    assert row["predicted_decode_tok_s"] == 20.0 and row["decode_error_pct"] == 50.0
+    table = pareto_table(records)
+    assert table.rows[0][table.columns.index("tok/s err%")] == "+50"
+
+
+def test_devices_are_separate_fronts_and_model_filter_applies():
+    records = _variant("fp32", 10.0, 20.0, 2.0) + [
+        _rec("fp32", "perplexity", 10.0, device="cuda"), _rec("fp32", "decode_tok_s", 5.0, device="cuda"),
+        _rec("fp32", "peak_memory_bytes", 9 * GIB, device="cuda")]
+    rows = pareto_rows(records)
+    assert len(rows) == 2 and all(r["pareto"] for r in rows)
+    assert pareto_rows(records, model="other") == [] and len(pareto_rows(records, model="f")) == 2

@@ -1,0 +1,57 @@
+"""The results store: whole-line appends, torn lines skipped, concurrent writers never interleave."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+from compress import results
+from compress.measure.sweep import completed_tests
+
+
+def _writer(path, worker, count):
+    for i in range(count):
+        results.append(path, results.record(worker=worker, i=i, payload="x" * 2000))
+
+
+def test_torn_final_line_is_skipped_and_the_next_append_starts_a_fresh_line(tmp_path):
+    path = tmp_path / "bench.jsonl"
+    results.append(path, results.record(test="ppl", value=1.0))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"schema": "compress.result/1", "test": "tg32", "val')  # a writer killed mid-line
+    assert [r["test"] for r in results.load(path)] == ["ppl"]
+    results.append(path, results.record(test="pp128", value=2.0))
+    assert [r["test"] for r in results.load(path)] == ["ppl", "pp128"]
+    assert path.read_text().endswith("\n")
+
+
+def test_concurrent_appends_stay_whole(tmp_path):
+    path = tmp_path / "bench.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(path, w, 40)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 160 and all(json.loads(line)["payload"] == "x" * 2000 for line in lines)
+    assert sorted((r["worker"], r["i"]) for r in results.load(path)) == [(w, i) for w in range(4) for i in range(40)]
+
+
+def test_records_are_self_describing_and_strict_json(tmp_path):
+    path = tmp_path / "bench.jsonl"
+    results.append(path, results.record(metric="decode_tok_s", unit="tok/s", higher_is_better=True, value=3.0))
+    rec = results.load(path)[0]
+    assert rec["schema"] == results.SCHEMA and rec["status"] == "ok" and rec["timestamp"]
+    try:
+        results.append(path, results.record(value=float("nan")))
+    except ValueError:
+        pass  # NaN is not JSON: the store refuses it rather than write an unreadable line
+    else:
+        raise AssertionError("a NaN value was written")
+
+
+def test_a_failed_test_is_not_complete_but_a_skipped_one_is():
+    base = {"model_fingerprint": "m", "artifact_key": "k", "params": {"settings_key": "s"}, "test_records": 1}
+    assert completed_tests([{**base, "test": "batch4", "status": "skipped", "test_id": "a"}]) == {("m", "k", "batch4", "s")}
+    assert completed_tests([{**base, "test": "ppl", "status": "failed", "test_id": "b"}]) == set()

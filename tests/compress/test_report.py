@@ -1,0 +1,106 @@
+"""The HTML report: self-contained, escaped, and working in a real (headless) browser."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from compress import results
+from compress.report import esc, page, render_report, table_html, write_report
+
+GIB = 2**30
+EVIL = '<script>alert("x")</script>'
+
+
+def _records(variant_names=("fp32", "q8_0", "q4_k_m"), model="smollm2"):
+    out = []
+    for i, name in enumerate(variant_names):
+        common = {"model": model, "model_fingerprint": "f", "variant": name, "device": "cpu", "runtime": "rt"}
+        out += [
+            results.record(**common, test="ppl", metric="perplexity", value=20.0 + i, samples=[20.0 + i]),
+            results.record(**common, test="tg32", metric="decode_tok_s", value=10.0 * (i + 1),
+                           samples=[9.0 * (i + 1), 10.0 * (i + 1), 11.0 * (i + 1)], predicted=12.0 * (i + 1),
+                           prediction_error_pct=-16.7),
+            results.record(**common, test="tg32", metric="itl_ms", value=100.0 / (i + 1),
+                           samples=[100.0 / (i + 1), 90.0 / (i + 1)]),
+            results.record(**common, test="pp128", metric="ttft_ms", value=500.0 / (i + 1), samples=[500.0 / (i + 1)]),
+            results.record(**common, test="memory", metric="peak_memory_bytes", value=(2 - i * 0.5) * GIB,
+                           predicted=1.8 * GIB, prediction_error_pct=5.0),
+        ]
+    return out
+
+
+def test_everything_from_records_is_escaped():
+    records = _records(variant_names=("fp32", EVIL), model=EVIL)
+    records.append(results.record(model=EVIL, model_fingerprint="f", variant=EVIL, device="cpu", test="apply",
+                                  metric=None, value=None, status="failed", error=EVIL))
+    text = render_report(records)
+    assert EVIL not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    # the only script element is our own sorting code
+    assert text.count("<script>") == 1
+
+
+def test_report_is_self_contained():
+    text = render_report(_records())
+    assert not re.search(r"""(src|href)=["']?https?://""", text)
+    assert "<svg" in text and 'id="pareto-plot"' in text and 'id="pred-decode_tok_s"' in text
+    assert 'id="strip-itl_ms"' in text
+
+
+def test_table_html_keeps_numbers_sortable():
+    text = table_html(["a", "b"], [["x<y", 1.5]], "t")
+    assert 'data-v="1.5"' in text and "x&lt;y" in text
+    assert esc('"') == "&quot;" and "<title>&lt;b&gt;</title>" in page("<b>", "")
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _dump_dom(browser, path):
+    profile = tempfile.mkdtemp()
+    try:
+        return subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+             "--dump-dom", f"file://{path}"],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": profile}).stdout
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _table(dom, table_id):
+    table = dom[dom.index(f'id="{table_id}"'):]
+    return table[: table.index("</table>")]
+
+
+@pytest.mark.browser
+def test_report_renders_and_sorts_in_headless_chromium(tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("headless Chromium not installed (apt-get install chromium) - the report's JS is untested here")
+    out = write_report(_records(variant_names=("q4_k_m", "fp32", EVIL)), tmp_path / "report.html")
+    dom = _dump_dom(browser, out)
+    assert "<svg" in dom and 'id="pareto-plot"' in dom and 'id="pred-peak_memory_gib"' in dom
+    table = _table(dom, "pareto-table")
+    assert 'data-sorted-by="3"' in table and 'class="sorted-asc"' in table  # set only by the script
+    variants = re.findall(r"<tr[^>]*><td[^>]*>([^<]*)</td>", table)
+    assert variants == ["q4_k_m", "fp32", html.escape(EVIL, quote=False)]  # perplexity 20, 21, 22
+    assert "<script>alert" not in dom
+
+    # rows given out of order: the script must sort them numerically (9 < 10 < 100; as text 10 < 100 < 9)
+    sort_page = tmp_path / "sort.html"
+    sort_page.write_text(page("sort", table_html(["name", "n"], [["b", 10], ["c", 100], ["a", 9]], "t", sort_col=1)))
+    names = re.findall(r'<td class="text">([^<]*)</td>', _table(_dump_dom(browser, sort_page), "t"))
+    assert names == ["a", "b", "c"]

@@ -1,0 +1,73 @@
+"""The sizing review: plan, measured evidence, risks, recommendation; Markdown and HTML."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from compress import results
+from compress.review import render_html, review, review_data, risks
+
+GIB = 2**30
+
+
+def _measured(variant, tok_s, predicted_tok_s, model="smollm2-135m", profile="cpu"):
+    common = {"model": model, "model_fingerprint": "f", "variant": variant, "device": "cpu", "profile": profile}
+    return [results.record(**common, test="tg32", metric="decode_tok_s", value=tok_s, predicted=predicted_tok_s,
+                           prediction_error_pct=(tok_s - predicted_tok_s) / predicted_tok_s * 100),
+            results.record(**common, test="ppl", metric="perplexity", value=23.5),
+            results.record(**common, test="memory", metric="peak_memory_bytes", value=0.5 * GIB)]
+
+
+def test_review_without_measurements_says_predictions_are_unvalidated():
+    data = review_data("smollm2-135m", "cpu", [])
+    best = data["plan"]["recommended"]
+    assert best and any(best in r and "not yet validated" in r for r in data["risks"])
+    text = review("smollm2-135m", "cpu", [])
+    assert text.startswith("# Sizing review: smollm2-135m") and "## Recommendation" in text
+    assert "every figure above is a prediction" in text
+
+
+def test_review_uses_measured_evidence_of_the_same_device_profile():
+    best = review_data("smollm2-135m", "cpu", [])["plan"]["recommended"]
+    close = _measured(best, tok_s=100.0, predicted_tok_s=95.0)
+    data = review_data("smollm2-135m", "cpu", close)
+    assert best in data["measured"] and data["measured"][best]["decode_tok_s"] == 100.0
+    assert not any("not yet validated" in r for r in data["risks"])
+    # records from another device profile are not evidence for this one
+    assert review_data("smollm2-135m", "cpu", _measured(best, 100.0, 95.0, profile="a10"))["measured"] == {}
+    far = _measured(best, tok_s=20.0, predicted_tok_s=95.0)
+    assert any("decode speed is -79% off the prediction" in r for r in review_data("smollm2-135m", "cpu", far)["risks"])
+
+
+def test_context_near_the_maximum_is_a_risk():
+    data = review_data("smollm2-135m", "cpu", [], context=8000)  # SmolLM2 trains to 8,192 tokens
+    assert any("within 10% of the model's maximum 8192" in r for r in data["risks"])
+
+
+def test_small_memory_margin_and_missing_kernels_are_risks():
+    plan = {"gpu": {"usable_memory_gib": 24.0}, "recommended": "fp16", "options": {"context": 1024},
+            "model": {"max_context": 4096},
+            "candidates": [{"variant": "fp16", "margin_gib": 1.5, "supported": True, "reasons": []},
+                           {"variant": "awq-4", "margin_gib": 9.0, "supported": False,
+                            "reasons": ["AWQ kernel needs sm75+, T4 is sm70"]}]}
+    found = risks(plan, {})
+    assert any("margin 1.50 GiB is under 10%" in r for r in found)
+    assert any("awq-4: AWQ kernel needs sm75+" in r for r in found)
+
+
+def test_review_html_escapes_record_text():
+    evil = "<script>alert(1)</script>"
+    data = review_data("smollm2-135m", "cpu", [])
+    data["risks"].append(evil)
+    html = render_html(data)
+    assert evil not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_review_command_writes_markdown_and_html(tmp_path):
+    from cli import app
+
+    out = tmp_path / "review.html"
+    result = CliRunner().invoke(app, ["review", "--model", "smollm2-135m", "--gpu", "cpu",
+                                      "--results", str(tmp_path / "none.jsonl"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "# Sizing review" in result.output and out.read_text().startswith("<!DOCTYPE html>")
