@@ -9,7 +9,7 @@ Grammar of one step (case-insensitive)::
 
     fp32 | fp16 | bf16                      baseline in that dtype
     int8 | nf4 | fp4                        bitsandbytes (nf4/fp4 with double quant)
-    gptq-<bits>[-g<group>][-act]            GPTQ, bits in {2,3,4,8}, group 128 by default
+    gptq-<bits>[-g<group>][-act]            GPTQ, bits in {2,3,4,8}, group 128 by default, g-1 per channel
     awq-4[-g<group>]                        AWQ 4-bit, group 128 by default
     q8_0 | q6_k | q4_k_m | ... | gguf-f16   a llama.cpp GGUF type
     magnitude-<pct> | wanda-<pct> | sparsegpt-<pct>     unstructured pruning
@@ -70,8 +70,8 @@ class Variant:
         return self.steps[-1].method
 
 
-_GPTQ = re.compile(r"^gptq-(\d+)(?:-g(\d+))?(-act)?$")
-_AWQ = re.compile(r"^awq-(\d+)(?:-g(\d+))?$")
+_GPTQ = re.compile(r"^gptq-(\d+)(?:-g(-1|\d+))?(-act)?$")
+_AWQ = re.compile(r"^awq-(\d+)(?:-g(-1|\d+))?$")
 _PRUNE = re.compile(r"^(magnitude|wanda|sparsegpt)-(\d+(?:\.\d+)?|2:4)$")
 _COUNT = re.compile(r"^(layerdrop|distill)-(\d+)$")
 

@@ -29,9 +29,26 @@ def distill_students(spec: ModelSpec) -> list[ModelSpec]:
     return sorted(by_layers.values(), key=lambda m: m.params, reverse=True)[:MAX_STUDENTS]
 
 
+#: Group sizes tried in turn when the usual 128 does not divide a model's layer widths.
+GROUP_SIZES = (128, 64, 32)
+
+
+def group_size_for(spec: ModelSpec) -> int:
+    """The largest usual group size that divides every quantized layer's input width.
+
+    GPTQ/AWQ kernels need whole groups along the input dimension: hidden (q/k/v/gate/up),
+    heads·head_dim (o_proj) and intermediate (down_proj). SmolLM2-135M's 576 takes 64, not 128.
+    """
+    widths = (spec.hidden, spec.heads * spec.head_dim, spec.intermediate)
+    return next((g for g in GROUP_SIZES if all(w % g == 0 for w in widths)), -1)
+
+
 def default_candidates(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     """Variant names to evaluate, in a stable order (canonical names, round-trip with variants.parse)."""
     names = list(CPU_CANDIDATES if gpu.kind == "cpu" else GPU_CANDIDATES)
+    group = group_size_for(spec)
+    if group != 128:
+        names = [n.replace("-g128", f"-g{group}") for n in names]
     drop = round(spec.layers * LAYERDROP_FRACTION)
     if 1 <= drop < spec.layers:
         names.append(f"layerdrop-{drop}")

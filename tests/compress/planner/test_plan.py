@@ -100,3 +100,14 @@ def test_predict_variant_on_the_host():
 def test_plan_for_cpu_includes_fp32():
     plan = make_plan("smollm2-135m", "cpu")
     assert plan.candidate("fp32")["fits"]
+
+
+def test_group_size_divides_every_quantized_width():
+    from compress.planner import load_model_spec
+    from compress.planner.candidates import group_size_for
+
+    # SmolLM2-135M: hidden 576 = 2^6 * 9, so 128 does not divide it; 64 does (and 1536 too).
+    assert group_size_for(load_model_spec("smollm2-135m")) == 64
+    assert group_size_for(load_model_spec("llama-2-7b")) == 128
+    names = [c["variant"] for c in make_plan("smollm2-135m", "cpu").to_dict()["candidates"]]
+    assert "gptq-4-g64" in names and "gptq-4-g128" not in names
