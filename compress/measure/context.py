@@ -97,8 +97,13 @@ class BenchEnvironment:
                                             prompt_tokens=s.pp_tokens)["predicted"]
                 at_decode = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
                                             prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2)["predicted"]
+                # The measured peak spans the whole run, so predict it for the largest
+                # (batch, sequence) any test holds, not for one test's shape.
+                peak_gib = max(predict_variant(self.spec, self.gpu, variant.name, context=tokens, batch=batch,
+                                               prompt_tokens=min(tokens, s.pp_tokens))["predicted"]["peak_memory_gib"]
+                               for batch, tokens in self._memory_shapes())
                 out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB,
-                       "peak_memory_bytes": at_prompt["peak_memory_gib"] * GIB,
+                       "peak_memory_bytes": peak_gib * GIB,
                        "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
                 if at_prompt.get("ppl_delta_pct") is not None:
                     out["ppl_delta_pct"] = at_prompt["ppl_delta_pct"]
@@ -106,6 +111,15 @@ class BenchEnvironment:
                 self.notes.append(f"no prediction for {variant.name}: {err}")
         self._predicted[variant.name] = out
         return dict(out)
+
+    def _memory_shapes(self) -> list[tuple[int, int]]:
+        """(batch, tokens held) of every test this sweep runs."""
+        s = self.settings
+        decode_tokens = s.tg_prompt_tokens + s.tg_tokens
+        shapes = [(1, s.ppl_context), (1, s.pp_tokens), (1, decode_tokens)]
+        if "batch" in s.tests:
+            shapes += [(b, decode_tokens) for b in s.batch_sizes]
+        return shapes
 
     def predicted_ppl(self, variant_name: str, settings_key: str, this_run: Sequence[dict[str, Any]]) -> float | None:
         """Baseline perplexity x (1 + the planner's ppl_delta_pct / 100), once a baseline was measured."""

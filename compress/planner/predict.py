@@ -7,6 +7,8 @@ the rules in ``profiles/kernels.toml``; efficiencies from ``profiles/runtimes.to
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +182,14 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
     attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
     flops = roofline.decode_flops(model.active_params, batch, attn)
-    tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, device, speedup)
+    # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
+    # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
+    decode_overhead_us = rt.get("cpu_decode_layer_overhead_us" if cpu else "decode_layer_overhead_us",
+                                device.layer_overhead_us)
+    if not cpu:
+        decode_overhead_us += rt_data.get("kernel_layer_overhead_us", {}).get(choice.speed_key, 0.0)
+    decode_device = dataclasses.replace(device, layer_overhead_us=decode_overhead_us)
+    tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
     pf = roofline.prefill_flops(model.active_params, prompt, batch, model.layers, model.heads, model.head_dim)
     ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
     q = quality.estimate(spec, v)
