@@ -20,7 +20,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/compress plan --model smollm2-135m --gpu cpu
-	$(BIN)/compress bench --model default --methods fp32,gptq-4,nf4,q8_0,q4_k_m
+	$(BIN)/compress bench --model default --methods fp32,gptq-4-g64,nf4,q8_0,q4_k_m
 
 test: setup
 	bash scripts/system-deps.sh

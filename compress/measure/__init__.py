@@ -50,7 +50,8 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed)
     log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
     records = run_sweep(source, variant_list, settings, options, Path(results_path),
-                        Path(artifacts) if artifacts else cache_dir("artifacts"), resume=resume, log=log)
+                        Path(artifacts) if artifacts else cache_dir("artifacts"), resume=resume, log=log,
+                        isolate=True)
     table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
     return records, table
 

@@ -38,6 +38,7 @@ class BenchEnvironment:
     notes: list[str] = field(default_factory=list)
     _ids: list[int] | None = None
     _predicted: dict[str, dict[str, float]] = field(default_factory=dict)
+    isolated: bool = False  # measuring in a process of its own (run_sweep's isolate)
 
     def token_ids(self) -> list[int]:
         """The evaluation stream, tokenized once with the source model's Hugging Face tokenizer."""

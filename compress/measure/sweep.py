@@ -64,15 +64,72 @@ def failure_reason(err: BaseException) -> str:
 
 def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings: BenchSettings, options: Any,
               results_path: Path, artifacts_dir: Path, resume: bool = False,
-              log: Callable[[str], None] = print, env: BenchEnvironment | None = None) -> list[dict[str, Any]]:
-    """Measure every variant; returns the records written by this run (also appended to ``results_path``)."""
-    env = env or environment(source, settings, results_path)
+              log: Callable[[str], None] = print, env: BenchEnvironment | None = None,
+              isolate: bool = False) -> list[dict[str, Any]]:
+    """Measure every variant; returns the records written by this run (also appended to ``results_path``).
+
+    With ``isolate`` each variant is applied and measured in a fresh process: its peak memory
+    then starts from a clean process rather than from what earlier variants left mapped, and a
+    crash inside a native runtime becomes a failure record instead of ending the sweep.
+    """
     done = completed_tests(results.load(results_path)) if resume else set()
     written: list[dict[str, Any]] = []
     for index, variant in enumerate(variant_list, 1):
         log(f"[{index}/{len(variant_list)}] {variant.name}")
+        if isolate:
+            written += _bench_in_child(source, variant, settings, options, Path(results_path), Path(artifacts_dir), done)
+            continue
+        env = env or environment(source, settings, results_path)
         written += _bench_variant(env, variant, options, Path(results_path), Path(artifacts_dir), done, log)
     return written
+
+
+def _bench_in_child(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
+                    results_path: Path, artifacts_dir: Path, done: set[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    args = (source, variant, settings, options, results_path, artifacts_dir, done)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent) as pool:
+        try:
+            return pool.submit(_child_bench_variant, *args).result()
+        except BrokenProcessPool as err:  # killed by a signal: a segfault, or the OOM killer
+            env = environment(source, settings, results_path)
+            crash = RuntimeError(f"the measuring process died ({err}); a native runtime crashed or the OOM killer struck")
+            writer = _Writer(results_path, {**env.where, "model": source.name, "model_fingerprint": env.fingerprint,
+                                            "variant": variant.name, "method": variant.method}, {})
+            writer.failed("load", crash)
+            return writer.written
+
+
+def _child_bench_variant(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
+                         results_path: Path, artifacts_dir: Path,
+                         done: set[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+    from compress.loading import quiet_libraries
+
+    quiet_libraries()
+    env = environment(source, settings, results_path)
+    env.isolated = True
+    return _bench_variant(env, variant, options, results_path, artifacts_dir, done, _log_to_stderr)
+
+
+def _log_to_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    """Have the kernel end a measuring process whose sweep was killed (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: Any, results_path: Path,
@@ -134,6 +191,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
             "peak_memory_bytes", value=value, predicted=predicted.get("peak_memory_bytes"),
             measured_as="CUDA peak allocated" if memory is not None else "peak process RSS, sampled every 20 ms",
             baseline_rss_bytes=peak.baseline_rss_bytes, added_rss_bytes=peak.rss_bytes - peak.baseline_rss_bytes,
+            process="own" if env.isolated else "shared with earlier variants",
             covers=["load", *tests])])
     return writer.written
 

@@ -16,14 +16,7 @@ from compress.errors import UserInputError
 from compress.fsutil import dir_size_bytes
 from compress.loading import hf_checkpoint, load_causal_lm, load_tokenizer
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, OpenMP threads that spin-wait for a
-    descheduled partner make the small per-column ops of these runs up to 40× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 
