@@ -167,6 +167,8 @@ def test_bench_and_pareto_commands_on_the_tiny_model(tiny_llama, tmp_path, artif
     assert "Measured variants" in result.output and "fp32" in result.output
     rec = _ok(results.load(path), "perplexity")[0]
     assert rec["params"]["stride"] == 128 and rec["bench_settings"]["tg_tokens"] == 4
+    # the command measures each variant in a process of its own, so its peak RSS is its own
+    assert _ok(results.load(path), "peak_memory_bytes")[0]["params"]["process"] == "own"
     again = CliRunner().invoke(app, [*args, "--resume", "--format", "json"])
     assert again.exit_code == 0 and json.loads(again.stdout)["written"] == []
     shown = CliRunner().invoke(app, ["pareto", "--results", str(path), "--format", "csv"])
