@@ -100,8 +100,10 @@ class BenchEnvironment:
                                             prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2)["predicted"]
                 # The measured peak spans the whole run, so predict it for the largest
                 # (batch, sequence) any test holds, not for one test's shape.
-                peak_gib = max(predict_variant(self.spec, self.gpu, variant.name, context=tokens, batch=batch,
-                                               prompt_tokens=min(tokens, s.pp_tokens))["predicted"]["peak_memory_gib"]
+                # What the model takes: weights, KV cache and activations, without the runtime's
+                # fixed overhead, which the measurement leaves out too (see sweep._bench_variant).
+                peak_gib = max(_model_memory_gib(predict_variant(self.spec, self.gpu, variant.name, context=tokens,
+                                                                 batch=batch, prompt_tokens=min(tokens, s.pp_tokens)))
                                for batch, tokens in self._memory_shapes())
                 out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB,
                        "peak_memory_bytes": peak_gib * GIB,
@@ -135,6 +137,11 @@ class BenchEnvironment:
                 found[r["variant"]] = r["value"]
         base = next((found[b] for b in BASELINES if b in found), None)
         return None if base is None else base * (1 + delta / 100)
+
+
+def _model_memory_gib(prediction: dict[str, Any]) -> float:
+    memory = prediction["memory"]
+    return memory["total_gib"] - memory["overhead_gib"]
 
 
 @functools.cache
