@@ -15,6 +15,7 @@ has no history and is not scored; the count of scored tokens is reported.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,20 +54,31 @@ def windows(n_tokens: int, context: int, stride: int) -> list[Window]:
     return out
 
 
+#: Logit rows turned into log-probabilities at once: float64 copies of a whole window of
+#: full-vocabulary rows would cost more memory than the small models being measured.
+ROWS_PER_CHUNK = 64
+
+
 def window_nll_nats(logits: np.ndarray, ids: Sequence[int], score_from: int) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) of ``ids[score_from:]`` given logits of the window.
 
-    ``logits[i]`` predicts ``ids[i + 1]``. The log-softmax is taken in float64 so that the
-    sum does not depend on the order of float32 reductions.
+    ``logits[i]`` predicts ``ids[i + 1]``. Each row's log-softmax is taken in float64 and the
+    per-token terms are summed with ``math.fsum`` (exactly rounded), so the result depends
+    neither on the order of float32 reductions nor on how rows are chunked.
     """
     targets = np.asarray(ids[score_from:], dtype=np.int64)
-    rows = np.asarray(logits[score_from - 1 : len(ids) - 1], dtype=np.float64)
-    if rows.shape[0] != targets.shape[0]:
-        raise ValueError(f"expected {targets.shape[0]} logit rows, got {rows.shape[0]}")
-    peak = rows.max(axis=1, keepdims=True)
-    log_z = np.log(np.exp(rows - peak).sum(axis=1)) + peak[:, 0]
-    nll = log_z - rows[np.arange(len(targets)), targets]
-    return float(np.sum(nll)), int(len(targets))
+    first, last = score_from - 1, len(ids) - 1
+    if logits.shape[0] < last or last - first != targets.shape[0]:
+        raise ValueError(f"expected {targets.shape[0]} logit rows, got {max(logits.shape[0] - first, 0)}")
+    terms: list[float] = []
+    for start in range(first, last, ROWS_PER_CHUNK):
+        stop = min(start + ROWS_PER_CHUNK, last)
+        rows = np.asarray(logits[start:stop], dtype=np.float64)
+        peak = rows.max(axis=1, keepdims=True)
+        log_z = np.log(np.exp(rows - peak).sum(axis=1)) + peak[:, 0]
+        chosen = rows[np.arange(stop - start), targets[start - first : stop - first]]
+        terms.extend((log_z - chosen).tolist())
+    return math.fsum(terms), int(len(targets))
 
 
 def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: int) -> dict[str, Any]:

@@ -176,7 +176,8 @@ class LlamaCppRuntime:
         llm = self._open(logits_all=True)
         llm.reset()
         llm.eval(list(ids))
-        return np.array(llm.scores[: len(ids)], dtype=np.float32)
+        # A view of llama-cpp-python's own buffer: it is read before the next eval overwrites it.
+        return np.asarray(llm.scores[: len(ids)])
 
     def _last_logits(self) -> np.ndarray:
         ptr = self.llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)

@@ -104,3 +104,14 @@ def test_certain_logits_give_perplexity_one():
     logits[np.arange(len(ids) - 1), ids[1:]] = 0.0  # row i puts all mass on the next token
     nll, _ = window_nll_nats(logits, ids, 1)
     assert metrics.perplexity(nll, len(ids) - 1) == pytest.approx(1.0)
+
+
+def test_window_nll_does_not_depend_on_chunking(monkeypatch):
+    from compress.measure import perplexity as ppl_module
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(150, 97)).astype(np.float32)
+    ids = rng.integers(0, 97, size=150).tolist()
+    whole = window_nll_nats(logits, ids, 3)
+    monkeypatch.setattr(ppl_module, "ROWS_PER_CHUNK", 7)
+    assert window_nll_nats(logits, ids, 3) == whole  # exactly, not approximately
