@@ -48,8 +48,11 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
 
     plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch).to_dict()
     keys = _model_keys(model) | {plan["model"]["name"]}
-    mine = [r for r in records if (r.get("model") in keys or r.get("model_fingerprint") in keys)
-            and r.get("profile") == plan["gpu"]["name"]]
+    random_weights = f"{plan['model']['name']}-random"  # `--model random:NAME` records
+    mine = [r for r in records if r.get("profile") == plan["gpu"]["name"] and (
+        r.get("model") in keys or r.get("model_fingerprint") in keys
+        # random weights of the same architecture: evidence of speed and memory, never of quality
+        or (r.get("model") == random_weights and r.get("metric") != "perplexity"))]
     measured = {r["variant"]: r for r in pareto_rows(mine)}
     return {"plan": plan, "measured": measured, "risks": risks(plan, measured)}
 

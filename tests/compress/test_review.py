@@ -39,6 +39,13 @@ def test_review_uses_measured_evidence_of_the_same_device_profile():
     assert any("decode speed is -79% off the prediction" in r for r in review_data("smollm2-135m", "cpu", far)["risks"])
 
 
+def test_random_weight_records_count_for_speed_and_memory_not_quality():
+    best = review_data("smollm2-135m", "cpu", [])["plan"]["recommended"]
+    measured = review_data("smollm2-135m", "cpu", _measured(best, 100.0, 95.0, model="smollm2-135m-random"))["measured"]
+    assert measured[best]["decode_tok_s"] == 100.0 and measured[best]["peak_memory_gib"] == 0.5
+    assert measured[best].get("perplexity") is None  # random weights say nothing of quality
+
+
 def test_context_near_the_maximum_is_a_risk():
     data = review_data("smollm2-135m", "cpu", [], context=8000)  # SmolLM2 trains to 8,192 tokens
     assert any("within 10% of the model's maximum 8192" in r for r in data["risks"])
