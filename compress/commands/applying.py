@@ -18,7 +18,7 @@ _METHOD_HELP = (
 
 
 def apply_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, or 'default'.")] = "default",
+    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,

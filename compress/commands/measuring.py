@@ -11,12 +11,12 @@ from compress.output import FORMATS, emit
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
 _RESULTS = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to append to / read from.")]
-_METHODS_HELP = ("Comma-separated variants, e.g. fp32,gptq-4,nf4,q8_0,q4_k_m (see `compress apply --help`). "
+_METHODS_HELP = ("Comma-separated variants, e.g. fp32,gptq-4-g64,nf4,q8_0,q4_k_m (see `compress apply --help`). "
                  "Default: the planner's Pareto front for this device.")
 
 
 def bench_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, or 'default'.")] = "default",
+    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     methods: Annotated[str | None, typer.Option("--methods", help=_METHODS_HELP)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Measure the candidates of a plan written by `compress plan --format json`.")] = None,
     results_file: _RESULTS = Path("results/bench.jsonl"),
