@@ -14,7 +14,6 @@ perplexity) are shared with pruning and distillation.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -145,20 +144,13 @@ def heldout_ids(tokenizer: Any, max_tokens: int = EVAL_TOKENS) -> list[int]:
 
 
 def perplexity(model: Any, ids: list[int], device: str, window: int = EVAL_WINDOW) -> float:
-    """``exp(mean NLL)`` of next-token prediction over non-overlapping windows of ``ids``."""
-    import torch
+    """Perplexity over non-overlapping windows of ``ids``, by the bench's own code path."""
+    from compress.measure.perplexity import model_perplexity
 
     window = min(window, getattr(model.config, "max_position_embeddings", window) or window)
-    nll, count = 0.0, 0
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for start in range(0, len(ids), window):
-            chunk = torch.tensor(ids[start : start + window], device=device).unsqueeze(0)
-            if chunk.shape[1] < 2:
-                break
-            logits = model(chunk, use_cache=False).logits[0, :-1].float()
-            nll += float(torch.nn.functional.cross_entropy(logits, chunk[0, 1:], reduction="sum"))
-            count += chunk.shape[1] - 1
-    model.train(was_training)
-    return math.exp(nll / count)
+    try:
+        return model_perplexity(model, ids, window, device)
+    finally:
+        model.train(was_training)

@@ -99,3 +99,23 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
         per_window_ppl.append(perplexity(nll, count))
     return {"ppl": perplexity(nll_total, scored), "nll_sum_nats": nll_total, "scored_tokens": scored,
             "windows": len(per_window_ppl), "window_ppl": per_window_ppl, "window_s": per_window_s}
+
+
+class _ModelLogits:
+    """An in-memory torch causal LM seen through the one method perplexity needs of a runtime."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+            return self.model(input_ids=tensor, use_cache=False).logits[0].float().cpu().numpy()
+
+
+def model_perplexity(model: Any, ids: Sequence[int], context: int, device: str = "cpu") -> float:
+    """Perplexity of a loaded torch model over disjoint ``context``-token windows of ``ids``."""
+    return measure_perplexity(_ModelLogits(model, device), ids, context, context)["ppl"]

@@ -9,7 +9,6 @@ given margin (see each test).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -198,20 +197,6 @@ def test_awq_refuses_bits_other_than_4(tiny_llama: Path, tmp_path: Path) -> None
 
 # --- the default model ----------------------------------------------------------------------------
 
-def perplexity(model: object, ids: list[int], window: int = 512) -> float:
-    """exp(mean next-token NLL) over non-overlapping windows, as llama.cpp's perplexity tool scores."""
-    import torch
-
-    nll, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(ids) - window + 1, window):
-            x = torch.tensor([ids[start:start + window]])
-            logits = model(x).logits.float()
-            nll += torch.nn.functional.cross_entropy(logits[0, :-1], x[0, 1:], reduction="sum").item()
-            count += window - 1
-    return math.exp(nll / count)
-
-
 VARIANT = "gptq-4-g64"
 
 
@@ -228,6 +213,7 @@ def test_default_model_gptq4_size_and_perplexity(tmp_path: Path) -> None:
     from compress.apply.loaders import load_artifact
     from compress.corpus import default_text, token_ids
     from compress.loading import hf_checkpoint, load_causal_lm
+    from compress.measure.perplexity import model_perplexity
     from compress.planner import artifact_bytes, load_model_spec
 
     source = sources.resolve("default")
@@ -242,7 +228,7 @@ def test_default_model_gptq4_size_and_perplexity(tmp_path: Path) -> None:
     base = load_causal_lm(hf_checkpoint(source))
     quantized, tokenizer = load_artifact(tmp_path / "gptq", "cpu", dtype="float32")
     ids = token_ids(tokenizer, default_text("eval"), max_tokens=2048)
-    base_ppl, gptq_ppl = perplexity(base, ids), perplexity(quantized, ids)
+    base_ppl, gptq_ppl = model_perplexity(base, ids, 512), model_perplexity(quantized, ids, 512)
     # Measured here (seed 0, 32 × 256 calibration tokens, 2,048 eval tokens): base 21.96,
     # GPTQ-4 g64 27.52, ratio 1.25. The weights sit on the Q4_1 grid (asymmetric, group 32),
     # which symmetric group-64 4-bit cannot reproduce, so the loss is real. The run is seeded
