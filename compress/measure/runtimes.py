@@ -123,12 +123,8 @@ class TransformersRuntime:
 
 def _load_hf(folder: Path, device: str) -> Any:
     """The methods' loader knows how each HF-format artifact loads (GPTQ, bitsandbytes, pruned...)."""
-    try:
-        from compress.apply.loaders import load_artifact
-    except ImportError:
-        from compress.loading import load_causal_lm
+    from compress.apply.loaders import load_artifact
 
-        return load_causal_lm(folder, device=device)
     model, _tokenizer = load_artifact(folder, device)
     return model.eval()
 

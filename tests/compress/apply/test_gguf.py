@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import os
 import shutil
 from pathlib import Path
 
@@ -351,22 +351,15 @@ def test_rows_that_fit_no_k_block_fall_back_and_are_reported(tiny_llama: Path, t
 # --- the default model ------------------------------------------------------------------------
 
 def perplexity(path: Path, ids: list[int], window: int = 512) -> float:
-    """exp(mean NLL) over non-overlapping windows, each scored from its second token, no BOS."""
-    llm = llamacpp.load_llama(path, n_ctx=window, logits_all=True)
-    nll, count = 0.0, 0
+    """Perplexity by the bench's own code path: disjoint windows, each scored from its second token."""
+    from compress.measure.perplexity import measure_perplexity
+    from compress.measure.runtimes import LlamaCppRuntime
+
+    runtime = LlamaCppRuntime(path.parent, {"file": path.name}, "cpu", threads=os.cpu_count() or 1, n_ctx=window)
     try:
-        for start in range(0, len(ids) - window + 1, window):
-            chunk = ids[start : start + window]
-            llm.reset()
-            llm.eval(chunk)
-            logits = np.array(llm.scores[: len(chunk)], dtype=np.float64)
-            logits -= logits.max(axis=1, keepdims=True)
-            logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            nll -= logprobs[np.arange(len(chunk) - 1), chunk[1:]].sum()
-            count += len(chunk) - 1
+        return measure_perplexity(runtime, ids, window, window)["ppl"]
     finally:
-        llm.close()
-    return math.exp(nll / count)
+        runtime.close()
 
 
 @pytest.mark.integration
