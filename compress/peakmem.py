@@ -45,12 +45,9 @@ class PeakMemory:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._stop.set()
         self._thread.join()
-        self.rss_bytes = max(self.rss_bytes, self._process.memory_info().rss)
+        final = self.peak_so_far()
         if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
-            self.cuda_bytes = torch.cuda.max_memory_allocated()
+            self.cuda_bytes = final
 
     def peak_so_far(self) -> int:
         """The peak up to now, read while the block is still running."""
