@@ -11,6 +11,8 @@ from compress.output import FORMATS, emit
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
 _RESULTS = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to append to / read from.")]
+_CLUSTER_HELP = ("Run each variant as a task on a Ray cluster: auto (RAY_ADDRESS or this machine's cluster), "
+                 "ray://HOST:10001, or local[:CPUS] (a private cluster on 127.0.0.1 for this run). Needs compress[cluster].")
 _METHODS_HELP = ("Comma-separated variants, e.g. fp32,gptq-4-g64,nf4,q8_0,q4_k_m (see `compress apply --help`). "
                  "Default: the planner's Pareto front for this device.")
 
@@ -37,17 +39,30 @@ def bench_command(
     calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
     calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
+    cluster: Annotated[str | None, typer.Option("--cluster", help=_CLUSTER_HELP)] = None,
+    resources: Annotated[str | None, typer.Option("--resources", help="With --cluster: what each variant's task takes, e.g. CPU=2,GPU=1 [one GPU, else a whole CPU node].")] = None,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="With --cluster: resubmissions of a task whose worker or node died.")] = 2,
+    ship_model: Annotated[bool, typer.Option("--ship-model", help="With --cluster: send the model through Ray's object store once instead of reading it from a shared path.")] = False,
     fmt: _FORMAT = "table",
 ) -> None:
     """Apply and measure variants: perplexity, TTFT, decode speed, throughput, memory, size, MFU/MBU, energy."""
     from compress.measure import bench
 
+    cluster_options = None
+    if cluster is not None:
+        from compress.measure.cluster import ClusterOptions, parse_resources
+
+        address, _, cpus = cluster.partition(":") if cluster.startswith("local") else (cluster, "", "")
+        cluster_options = ClusterOptions(address=address, resources=parse_resources(resources),
+                                         max_retries=max_retries, ship_model=ship_model,
+                                         local_cpus=_positive_int(cpus, "--cluster local:N") if cpus else None)
     try:
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
                                batch=batch, reps=reps, warmup=warmup, tests=tests, calib_samples=calib_samples,
-                               calib_seq_len=calib_seq_len, seed=seed, log=lambda line: typer.echo(line, err=True))
+                               calib_seq_len=calib_seq_len, seed=seed, cluster=cluster_options,
+                               log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)
@@ -126,6 +141,14 @@ def _emit_wide(tables: list, data: object, fmt: str) -> None:
     wide = Console(width=200)
     for table in tables:
         print_table(table, wide)
+
+
+def _positive_int(text: str, option: str) -> int:
+    from compress.errors import UserInputError
+
+    if not text.isdigit() or int(text) < 1:
+        raise UserInputError(f"{option} takes a positive whole number of CPUs, got {text!r}")
+    return int(text)
 
 
 def _existing(path: Path) -> Path:

@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
     @app.command("plan")
     def plan_command(
         model: Annotated[str, typer.Option("--model", "-m", help="Catalog name (see `compress models`), local HF folder, .gguf file or HF id.")],
-        gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU profile (see `compress gpus`), 'cpu' for this machine, or 'auto' (NVML).")] = "auto",
+        gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU profile (see `compress gpus`), 'cpu' for this machine, 'auto' (NVML), or several: 'all' or a comma list (one row per GPU).")] = "auto",
         context: Annotated[int | None, typer.Option(help="Context length in tokens (default: 4096 or the model's maximum if smaller).")] = None,
         batch: Annotated[int, typer.Option(help="Concurrent sequences.")] = 1,
         gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism (memory split, bandwidth summed).")] = 1,
@@ -104,6 +104,16 @@ def register(app: typer.Typer) -> None:
 
         _check_format(fmt)
         headroom_gib, headroom_fraction = parse_headroom(headroom)
+        if "," in gpu or gpu.strip().lower() == "all":  # a fleet: one row per GPU profile
+            from compress.planner.fleet import fleet_plan, fleet_table
+
+            fleet = fleet_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
+                               objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction)
+            if output is not None:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                output.write_text(to_json(fleet) + "\n")
+            emit([fleet_table(fleet)], fleet, fmt)
+            return
         plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction)
         if output is not None:

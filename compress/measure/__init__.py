@@ -22,11 +22,12 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
           results_path: Path = Path("results/bench.jsonl"), artifacts: Path | None = None, resume: bool = False,
           device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
           calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
-          **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
+          cluster: Any = None, **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
     """Resolve the model and the variants, run the sweep, and return (records written, Pareto table).
 
     ``sizes`` are :class:`BenchSettings` overrides by CLI name (``pp``, ``tg``, ``ppl_tokens``...);
-    ``None`` keeps the device's default.
+    ``None`` keeps the device's default. ``cluster`` (a :class:`compress.measure.cluster.ClusterOptions`)
+    runs each variant as a task on a Ray cluster instead of on this machine.
     """
     from compress import apply, results, sources
     from compress.loading import pick_device
@@ -36,7 +37,12 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress.paths import cache_dir
 
     source = sources.resolve(model)
-    resolved = pick_device(device)
+    connection = None
+    if cluster is not None:  # Ray is imported on this path only
+        from compress.measure.cluster import Cluster
+
+        connection = Cluster(cluster, log=log).open()
+    resolved = connection.device(device) if connection else pick_device(device)
     overrides = {"threads": sizes.get("threads"), "text": sizes.get("text"), "ppl_tokens": sizes.get("ppl_tokens"),
                  "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
                  "pp_tokens": sizes.get("pp"), "tg_tokens": sizes.get("tg"), "reps": sizes.get("reps"),
@@ -49,9 +55,13 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     variant_list = choose_variants(source, resolved, methods, plan)
     options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed)
     log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
-    records = run_sweep(source, variant_list, settings, options, Path(results_path),
-                        Path(artifacts) if artifacts else cache_dir("artifacts"), resume=resume, log=log,
-                        isolate=True)
+    if connection is not None:
+        records = connection.run_sweep(source, variant_list, settings, options, Path(results_path),
+                                       Path(artifacts) if artifacts else None, resume=resume, log=log)
+    else:
+        records = run_sweep(source, variant_list, settings, options, Path(results_path),
+                            Path(artifacts) if artifacts else cache_dir("artifacts"), resume=resume, log=log,
+                            isolate=True)
     table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
     return records, table
 
