@@ -14,7 +14,7 @@ from typing import Any
 from compress.errors import UserInputError
 from compress.output import Table
 from compress.planner.hardware import list_gpus, load_gpu
-from compress.planner.plan import make_plan
+from compress.planner.plan import STRUCTURAL, make_plan
 
 SCHEMA = "compress.fleet/1"
 
@@ -31,13 +31,15 @@ def fleet_gpus(text: str) -> list[str]:
     return names
 
 
-def fleet_plan(model: str, gpus: str, **plan_options: Any) -> dict[str, Any]:
-    """Plan ``model`` for every profile in ``gpus``; ``plan_options`` are :func:`make_plan`'s keywords."""
+def fleet_plan(model: str, profiles: str, **plan_options: Any) -> dict[str, Any]:
+    """Plan ``model`` for every profile in ``profiles`` (``all`` or a comma list); ``plan_options`` are
+    :func:`make_plan`'s keywords."""
     rows = []
-    for name in fleet_gpus(gpus):
+    for name in fleet_gpus(profiles):
         plan = make_plan(model, name, **plan_options).to_dict()
         rows.append(fleet_row(plan))
-    fitting = [r for r in rows if r["fits"]]
+    # Serving the model itself beats serving a shrunk one: those rows count only when nothing else fits.
+    fitting = [r for r in rows if r["fits"] and r["method"] not in STRUCTURAL] or [r for r in rows if r["fits"]]
     smallest = min(fitting, key=lambda r: r["usable_memory_gib"], default=None)
     return {"schema": SCHEMA, "model": rows[0]["model"] if rows else model, "options": plan_options,
             "rows": rows, "smallest_fitting_gpu": smallest["gpu"] if smallest else None}
@@ -51,7 +53,7 @@ def fleet_row(plan: dict[str, Any]) -> dict[str, Any]:
     p = shown["predicted"] if shown else {}
     return {"model": plan["model"]["name"], "gpu": gpu["name"], "display_name": gpu["display_name"],
             "usable_memory_gib": gpu["usable_memory_gib"], "fits": best is not None,
-            "variant": shown["variant"] if shown else None, "peak_memory_gib": p.get("peak_memory_gib"),
+            "variant": shown["variant"] if shown else None, "method": shown["method"] if shown else None, "peak_memory_gib": p.get("peak_memory_gib"),
             "margin_gib": shown["margin_gib"] if shown else None, "decode_tok_s": p.get("decode_tok_s") if best else None,
             "ppl_delta_pct": p.get("ppl_delta_pct"), "fitting_options": sum(1 for c in cands if c["fits"])}
 
@@ -60,14 +62,17 @@ def fleet_table(fleet: dict[str, Any]) -> Table:
     """The fleet plan as one table that reads at 80 columns."""
     rows = [[r["gpu"], r["usable_memory_gib"], r["fits"], r["variant"] if r["fits"] else f"({r['variant']})",
              r["peak_memory_gib"], r["margin_gib"], r["decode_tok_s"], r["ppl_delta_pct"]] for r in fleet["rows"]]
-    notes = ["variant: the recommended option on that GPU; in brackets, the closest option when none fits "
-             "(margin < 0: GiB short).",
+    notes = ["GiB: usable memory; variant: the recommended option on that GPU; in brackets, the closest option "
+             "when none fits (margin < 0: GiB short).",
              "tok/s: roofline prediction of decode speed; ppl %: published perplexity change of the method."]
+    if any(r["fits"] and r["method"] in STRUCTURAL for r in fleet["rows"]):
+        notes.append("layerdrop-/distill- rows fit only by shrinking the model (fewer layers): check their "
+                     "quality before choosing that GPU.")
     if fleet["smallest_fitting_gpu"]:
         notes.append(f"Smallest GPU that fits {fleet['model']}: {fleet['smallest_fitting_gpu']}.")
     else:
         notes.append(f"{fleet['model']} fits on none of these GPUs: try --gpus N, a shorter --context, "
                      "or plan one GPU for the alternatives.")
     return Table(title=f"Fleet plan for {fleet['model']} (GiB = 2^30 bytes)",
-                 columns=["gpu", "usable GiB", "fits", "variant", "peak GiB", "margin GiB", "tok/s", "ppl %"],
+                 columns=["gpu", "GiB", "fits", "variant", "peak GiB", "margin", "tok/s", "ppl %"],
                  rows=rows, notes=notes)
