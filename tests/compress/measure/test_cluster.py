@@ -19,7 +19,6 @@ import pytest
 from compress import apply, results, sources, variants
 from compress.errors import UserInputError
 from compress.measure import cluster as ray_cluster
-from compress.measure import sweep
 from compress.measure.settings import BenchSettings
 
 TINY = BenchSettings(ppl_tokens=256, ppl_context=128, ppl_stride=128, pp_tokens=16, tg_tokens=4, reps=1, warmup=0,
@@ -28,7 +27,8 @@ OPTIONS = apply.Options(device="cpu", calib_samples=4, calib_seq_len=64)
 #: Differ from run to run or from machine to machine by nature: timings, ids, where it ran.
 VOLATILE = {"timestamp", "run_id", "test_id", "value", "stats", "samples", "prediction_error_pct", "host",
             "cluster", "node_id", "node_ip", "attempt"}
-VOLATILE_PARAMS = {"load_avg_1m", "window_s", "peak_rss_bytes", "baseline_rss_bytes", "added_rss_bytes", "achieved_gbs",
+#: ``process``: the local reference measures both variants in one process to save a start-up.
+VOLATILE_PARAMS = {"process", "load_avg_1m", "window_s", "peak_rss_bytes", "baseline_rss_bytes", "added_rss_bytes", "achieved_gbs",
                    "achieved_tflops"}
 #: Figures that do not depend on timing: they must match to the last digit.
 EXACT = {"perplexity", "artifact_bytes"}
@@ -77,6 +77,28 @@ def _cluster_sweep(ray, tiny_llama, path, artifacts, names, settings=TINY, resum
     with _time_limit(SWEEP_LIMIT_S), ray_cluster.Cluster(options, log=lambda line: None) as connection:
         return ray_cluster.run_cluster_sweep(connection, source, variants.parse_list(names), settings, OPTIONS, path,
                                              artifacts, resume=resume, log=lambda line: None)
+
+
+def _local_sweep_without_ray(tiny_llama, path, artifacts, names):
+    """The same sweep on this machine, in a fresh process that also shows a local sweep never imports Ray."""
+    root = Path(__file__).resolve().parents[3]
+    code = (
+        "import json, sys\n"
+        "from compress import apply, sources, variants\n"
+        "from compress.measure import sweep\n"
+        "from compress.measure.settings import BenchSettings\n"
+        f"settings = BenchSettings.from_dict(json.loads({json.dumps(json.dumps(TINY.to_dict()))}))\n"
+        f"options = apply.Options(device='cpu', calib_samples={OPTIONS.calib_samples}, "
+        f"calib_seq_len={OPTIONS.calib_seq_len})\n"
+        f"sweep.run_sweep(sources.resolve({str(tiny_llama)!r}), variants.parse_list({names!r}), settings, options,\n"
+        f"                {str(path)!r}, {str(artifacts)!r}, log=lambda line: None)\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"  # no ray module was loaded
+    return results.load(path)
 
 
 def _comparable(rec):
@@ -134,21 +156,20 @@ def _killing(limits):
 def test_cluster_sweep_equals_a_local_sweep_and_retries_a_killed_worker(ray_local, tiny_llama, tmp_path, artifacts):
     """fp16's first worker is killed mid-task: it is retried, and the records still equal a local run's."""
     local_path, cluster_path = tmp_path / "local.jsonl", tmp_path / "cluster.jsonl"
-    source = sources.resolve(str(tiny_llama))
-    local = sweep.run_sweep(source, variants.parse_list("fp32,fp16"), TINY, OPTIONS, local_path, artifacts,
-                            log=lambda line: None, isolate=True)
+    local = _local_sweep_without_ray(tiny_llama, local_path, artifacts, "fp32,fp16")
     with _killing({"fp16": 1}) as killed:
         remote = _cluster_sweep(ray_local, tiny_llama, cluster_path, artifacts, "fp32,fp16", max_retries=1)
     assert len(killed["fp16"]) == 1
     assert results.load(cluster_path) == json.loads(json.dumps(remote))  # the driver wrote what the tasks returned
     assert len(remote) == len(local) and {r["status"] for r in remote} == {"ok"}  # nothing lost, nothing twice
-    for got, want in zip(_by_key(remote), _by_key(json.loads(json.dumps(local)))):
+    for got, want in zip(_by_key(remote), _by_key(local)):
         differ = {k: (got.get(k), want.get(k)) for k in got.keys() | want.keys() if got.get(k) != want.get(k)}
         assert not differ, (got["variant"], got["test"], got["metric"], differ)
     for rec in remote:  # each record names where it ran, and on which attempt
         assert rec["cluster"] == "ray" and rec["node_ip"] == "127.0.0.1" and rec["node_id"]
         assert rec["host"] and rec["device"] == "cpu"
         assert rec["attempt"] == (2 if rec["variant"] == "fp16" else 1)
+        assert rec["test"] != "memory" or rec["params"]["process"] == "own"  # a fresh worker process per task
     # --resume through the cluster: everything is on disk, so nothing is submitted or written
     assert _cluster_sweep(ray_local, tiny_llama, cluster_path, artifacts, "fp32,fp16", resume=True) == []
     assert len(results.load(cluster_path)) == len(remote)
@@ -197,7 +218,7 @@ def test_ctrl_c_cancels_the_tasks_and_keeps_finished_records(ray_local, tiny_lla
 def test_unwritable_artifacts_path_is_refused_before_any_task(ray_local, tiny_llama, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(UserInputError, match=r"--artifacts .* is not writable on node 127\.0\.0\.1"):
+    with pytest.raises(UserInputError, match=r"--artifacts .* is not writable .* on node 127\.0\.0\.1"):
         _cluster_sweep(ray_local, tiny_llama, tmp_path / "bench.jsonl", blocker / "artifacts", "fp32")
     assert not (tmp_path / "bench.jsonl").exists()
     facts = ray_local.get(ray_local.remote(num_cpus=0)(ray_cluster._node_facts).remote(
@@ -224,22 +245,3 @@ def test_cluster_options_and_resources_are_checked():
     with pytest.raises(UserInputError, match="max-retries"):
         ray_cluster.ClusterOptions(max_retries=-1)
     assert ray_cluster.ClusterOptions(address="ray://10.0.0.1:10001").to_dict()["address"] == "ray://10.0.0.1:10001"
-
-
-def test_a_local_sweep_never_imports_ray(tiny_llama, tmp_path, artifacts):
-    root = Path(__file__).resolve().parents[3]
-    code = (
-        "import sys\n"
-        "from compress import apply, sources, variants\n"
-        "from compress.measure import sweep\n"
-        "from compress.measure.settings import BenchSettings\n"
-        f"s = BenchSettings(ppl_tokens=128, ppl_context=128, ppl_stride=128, threads=1, device='cpu', tests=('ppl',))\n"
-        f"out = sweep.run_sweep(sources.resolve({str(tiny_llama)!r}), variants.parse_list('fp32'), s,\n"
-        f"    apply.Options(device='cpu'), {str(tmp_path / 'b.jsonl')!r}, {str(artifacts)!r}, log=lambda l: None)\n"
-        "assert any(r['metric'] == 'perplexity' for r in out)\n"
-        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(root)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[]"
