@@ -48,7 +48,7 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
-    key = "prune_2_4" if (prune and prune.config.get("pattern") == "2:4" and step.method == "prune") else step.method
+    key = step.descriptor.runtime_key(step.settings)
     table = runtimes()["method_runtime"]["cpu" if cpu else "gpu"]
     rt = runtime or table.get(key, "transformers")
     reasons: list[str] = []
