@@ -4,7 +4,8 @@ The framework here owns what every method shares: resolving the source, seeding,
 calibration text, running the steps of a variant in order (``wanda-50+gptq-4``),
 timing and peak memory, writing into a temporary folder renamed only when
 complete, and the manifest. Each method is a module with one function,
-``apply(job: Job) -> dict``, registered by a lazy string in :data:`METHODS`.
+``apply(job: Job) -> dict``, named by a lazy ``"module:function"`` string in the
+method's descriptor (:attr:`compress.methods.base.Method.apply`).
 """
 
 from __future__ import annotations
@@ -25,18 +26,6 @@ from compress.fsutil import atomic_dir, check_output_dir, dir_size_bytes
 from compress.registry import lookup
 from compress.sources import Source
 
-#: method name → ``"module:function"``; each function takes a :class:`Job`.
-METHODS = {
-    "baseline": "compress.apply.baseline:apply",
-    "bnb": "compress.apply.bnb:apply",
-    "gptq": "compress.apply.gptq:apply_gptq",
-    "awq": "compress.apply.gptq:apply_awq",
-    "gguf": "compress.apply.gguf:apply",
-    "prune": "compress.apply.prune:apply",
-    "layerdrop": "compress.apply.layerdrop:apply",
-    "distill": "compress.apply.distill:apply",
-    "onnx": "compress.apply.onnx:apply",
-}
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "compress.artifact/1"
 
@@ -140,7 +129,7 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
     from compress.peakmem import PeakMemory
     from compress.provenance import device_name, git_sha, library_versions
 
-    functions = [lookup(METHODS, step.method, "method") for step in variant.steps]
+    functions = [lookup({step.method: step.descriptor.apply}, step.method, "method") for step in variant.steps]
     check_output_dir(Path(out), options.force, source=source.path)  # before minutes of work, not after
     device = pick_device(options.device)
     timings: dict[str, float] = {}

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
+from compress.methods.groups import USUAL_GROUP_SIZES
 
 #: ``quantization_config.quant_method`` values whose layers GPTQModel provides.
 GPTQMODEL_METHODS = ("gptq", "awq")
-#: Group sizes torch's int4 CPU matmul (``_weight_int4pack_mm_cpu``) accepts. GPTQModel picks
-#: that kernel for 4-bit layers on the CPU whatever the group size, and per-channel (-1)
-#: checkpoints then fail at the first forward; its plain torch kernels take any group size.
-ATEN_INT4_GROUP_SIZES = (32, 64, 128, 256)
+#: Group sizes torch's int4 CPU matmul (``_weight_int4pack_mm_cpu``) accepts: the usual ones
+#: (compress.methods.groups). GPTQModel picks that kernel for 4-bit layers on the CPU whatever
+#: the group size, and per-channel (-1) checkpoints then fail at the first forward; its plain
+#: torch kernels take any group size.
+ATEN_INT4_GROUP_SIZES = USUAL_GROUP_SIZES
 #: transformers' backend names for GPTQModel's plain torch kernels.
 TORCH_KERNELS = {"gptq": "gptq_torch", "awq": "torch_awq"}
 

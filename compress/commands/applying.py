@@ -81,16 +81,14 @@ def apply_command(
 
 
 def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
-    """Fold the CLI's method options into the last step and check the result still names a valid variant."""
-    from dataclasses import replace
-
+    """Fold the CLI's method options into the last step's config (checked by the method's
+    config class: GPTQ bits 5 fails, --bits on nf4 is refused) and rename the variant after it."""
     from compress import variants
 
     if not overrides:
         return variant
     last = variant.steps[-1]
-    step = replace(last, config={**last.config, **overrides})
-    variants.parse_step(variants.step_name(step))  # the options must still name a valid variant (GPTQ bits 5 fails)
+    step = variants.Step.of(last.method, last.descriptor.config({**last.config, **overrides}))
     steps = variant.steps[:-1] + (step,)
     return variants.Variant(name=variants.canonical(steps), steps=steps)
 

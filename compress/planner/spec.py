@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from compress import formulas
 from compress.errors import UserInputError
 from compress.planner import profiles
 from compress.registry import suggest
@@ -66,6 +67,11 @@ class ModelSpec:
     @property
     def active_params(self) -> int:
         return param_count(self, active=True)
+
+    @property
+    def matmul_params(self) -> int:
+        """Active parameters that take part in a matmul per token (:func:`compress.formulas.matmul_params`)."""
+        return formulas.matmul_params(self.active_params, self.vocab, self.hidden, self.tied_embeddings)
 
     def __hash__(self) -> int:  # frozen and hashable, so per-spec results can be cached
         return hash((self.name, self.layers, self.hidden, self.heads, self.kv_heads, self.intermediate, self.vocab, self.experts))
