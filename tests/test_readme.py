@@ -61,7 +61,7 @@ def test_plan_gpus_and_models_lines_run(tiny_llama, tmp_path, monkeypatch):
 def test_default_model_variants_fit_its_layer_widths():
     """Each GPTQ/AWQ step of a `--model default` example divides SmolLM2-135M's widths (576, 1536)."""
     from compress import variants
-    from compress.apply.gptq import check_group_size
+    from compress.methods.groups import check_group_size
     from compress.planner import load_model_spec
 
     spec = load_model_spec("smollm2-135m")
