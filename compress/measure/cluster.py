@@ -23,7 +23,6 @@ Ray is imported only here and only when a cluster is asked for: a local sweep ne
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from compress import results, variants
 from compress.errors import UserInputError
+from compress.measure.cluster_node import bench_task, node_facts, pack_model
 from compress.measure.settings import BenchSettings, plan_tests
 from compress.sources import Source
 
@@ -184,7 +184,7 @@ class Cluster:
         ray = import_ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        check = ray.remote(num_cpus=0, max_retries=0)(_node_facts)
+        check = ray.remote(num_cpus=0, max_retries=0)(node_facts)
         fingerprint = source.fingerprint()
         refs = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
                     str(source.path), fingerprint, str(artifacts_dir) if artifacts_dir else None)
@@ -199,95 +199,6 @@ class Cluster:
         if problems:
             raise UserInputError("; ".join(problems) + ": put it on a path every node mounts (NFS, a shared volume), "
                                  "or pass --ship-model to send the model through the object store once")
-
-
-def _node_facts(model_path: str, fingerprint: str, artifacts_dir: str | None) -> dict[str, Any]:
-    """Runs on one node: can it read the model (the same one) and write the artifacts folder?"""
-    import socket
-
-    import ray
-
-    from compress.sources import Source
-
-    path = Path(model_path)
-    if not path.exists():
-        model = "is not visible"
-    else:
-        found = Source("hf" if path.is_dir() else "gguf", path, path.name).fingerprint()
-        model = "ok" if found == fingerprint else f"is a different model (fingerprint {found}, expected {fingerprint})"
-    artifacts = "ok"
-    if artifacts_dir:
-        try:
-            Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=artifacts_dir, prefix=".write-check-"):
-                pass
-        except OSError as err:
-            artifacts = f"is not writable ({err.strerror or err})"
-    return {"node_ip": node_ip(ray), "host": socket.gethostname(), "model": model, "artifacts": artifacts}
-
-
-def node_ip(ray: Any) -> str:
-    """The address the node running this task joined the cluster with (not a guess from the routing table)."""
-    node_id = ray.get_runtime_context().get_node_id()
-    return next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id),
-                ray.util.get_node_ip_address())
-
-
-def pack_model(source: Source) -> dict[str, Any]:
-    """The model's files as bytes, to put in the object store once (``--ship-model``)."""
-    path = source.path
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return {"name": path.name, "is_file": path.is_file(), "fingerprint": source.fingerprint(),
-            "files": {(f.name if path.is_file() else str(f.relative_to(path))): f.read_bytes() for f in files}}
-
-
-def unpack_model(packed: dict[str, Any], cache: Path) -> Path:
-    """Write a shipped model into ``cache/<fingerprint>/<name>`` (once per node) and return that path."""
-    from compress.fsutil import atomic_dir
-
-    folder = Path(cache) / packed["fingerprint"]
-    target = folder / packed["name"]
-    if folder.is_dir():
-        return target
-    with atomic_dir(folder) as tmp:
-        root = tmp if packed["is_file"] else tmp / packed["name"]
-        for rel, data in packed["files"].items():
-            out = root / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
-    return target
-
-
-def _bench_task(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
-                artifacts_dir: str | None, done: set[tuple[str, str, str, str]], shipped: list[Any],
-                attempt: int) -> dict[str, Any]:
-    """Runs in a Ray worker: apply and measure one variant; return its records, write none."""
-    import socket
-
-    import ray
-
-    from compress.loading import quiet_libraries
-    from compress.measure import sweep
-    from compress.measure.context import environment
-    from compress.paths import cache_dir
-
-    quiet_libraries()
-    placement = {"cluster": "ray", "node_id": ray.get_runtime_context().get_node_id(),
-                 "node_ip": node_ip(ray), "attempt": attempt}
-    if shipped:
-        source = replace(source, path=unpack_model(ray.get(shipped[0]), cache_dir("models")))
-    elif not source.path.exists():
-        raise UserInputError(f"the model {source.path} is not visible on node {placement['node_ip']} "
-                             f"({socket.gethostname()}): put it on a shared path or pass --ship-model")
-    artifacts = Path(artifacts_dir) if artifacts_dir else cache_dir("artifacts")
-    with tempfile.TemporaryDirectory(prefix="compress-task-") as scratch:
-        # The records go to a scratch file the driver never reads: the returned list is what counts.
-        env = environment(source, settings, Path(scratch) / "records.jsonl")
-        env.isolated = True
-        env.where.update(placement)
-        written = sweep._bench_variant(env, variant, options, env.results_path, artifacts, done, sweep._log_to_stderr)
-        delta = env.predictions(variant).get("ppl_delta_pct")
-    return {"records": written, "ppl_delta_pct": delta}
 
 
 def run_cluster_sweep(cluster: Cluster, source: Source, variant_list: Sequence[variants.Variant],
@@ -308,7 +219,7 @@ def run_cluster_sweep(cluster: Cluster, source: Source, variant_list: Sequence[v
     done = sweep.completed_tests(existing) if resume else set()
     todo = [(i, v) for i, v in enumerate(variant_list) if not _all_done(source, v, settings, options, done, log)]
     shipped = [ray.put(pack_model(source))] if cluster.options.ship_model and todo else []
-    remote = ray.remote(max_calls=1, max_retries=0)(_bench_task)
+    remote = ray.remote(max_calls=1, max_retries=0)(bench_task)
     task_options = {"num_cpus": resources.get("CPU", 0), "num_gpus": resources.get("GPU", 0),
                     "resources": {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}}
     shown = ", ".join(f"{k}={v:g}" for k, v in resources.items())

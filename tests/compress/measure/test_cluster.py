@@ -19,6 +19,7 @@ import pytest
 from compress import apply, results, sources, variants
 from compress.errors import UserInputError
 from compress.measure import cluster as ray_cluster
+from compress.measure import cluster_node
 from compress.measure.settings import BenchSettings
 
 TINY = BenchSettings(ppl_tokens=256, ppl_context=128, ppl_stride=128, pp_tokens=16, tg_tokens=4, reps=1, warmup=0,
@@ -179,7 +180,7 @@ def test_worker_killed_past_its_retries_becomes_a_failed_record(ray_local, tiny_
     path = tmp_path / "bench.jsonl"
     with _killing({"fp32": 99}) as killed:
         written = _cluster_sweep(ray_local, tiny_llama, path, artifacts, "fp32,fp16",
-                                 settings=replace(TINY, tests=("ppl",)), max_retries=0)
+                                 settings=replace(TINY, tests=("ppl",)), max_retries=0, ship_model=True)
     assert len(killed["fp32"]) == 1
     stored = results.load(path)
     assert stored == json.loads(json.dumps(written))
@@ -221,17 +222,17 @@ def test_unwritable_artifacts_path_is_refused_before_any_task(ray_local, tiny_ll
     with pytest.raises(UserInputError, match=r"--artifacts .* is not writable .* on node 127\.0\.0\.1"):
         _cluster_sweep(ray_local, tiny_llama, tmp_path / "bench.jsonl", blocker / "artifacts", "fp32")
     assert not (tmp_path / "bench.jsonl").exists()
-    facts = ray_local.get(ray_local.remote(num_cpus=0)(ray_cluster._node_facts).remote(
+    facts = ray_local.get(ray_local.remote(num_cpus=0)(cluster_node.node_facts).remote(
         str(tmp_path / "missing-model"), "0" * 16, None))
     assert facts["model"] == "is not visible" and facts["node_ip"] == "127.0.0.1"
 
 
 def test_shipped_model_unpacks_to_the_same_model(tiny_llama, tmp_path):
     source = sources.resolve(str(tiny_llama))
-    packed = ray_cluster.pack_model(source)
-    path = ray_cluster.unpack_model(packed, tmp_path / "models")
+    packed = cluster_node.pack_model(source)
+    path = cluster_node.unpack_model(packed, tmp_path / "models")
     assert path.name == tiny_llama.name and sources.resolve(str(path)).fingerprint() == source.fingerprint()
-    assert ray_cluster.unpack_model(packed, tmp_path / "models") == path  # a second task reuses it
+    assert cluster_node.unpack_model(packed, tmp_path / "models") == path  # a second task reuses it
 
 
 def test_cluster_options_and_resources_are_checked():
