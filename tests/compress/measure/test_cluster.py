@@ -246,3 +246,18 @@ def test_cluster_options_and_resources_are_checked():
     with pytest.raises(UserInputError, match="max-retries"):
         ray_cluster.ClusterOptions(max_retries=-1)
     assert ray_cluster.ClusterOptions(address="ray://10.0.0.1:10001").to_dict()["address"] == "ray://10.0.0.1:10001"
+
+
+def test_bench_command_refuses_bad_cluster_options_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    base = ["bench", "--model", "default", "--methods", "fp32", "--results", str(tmp_path / "b.jsonl")]
+    for extra, message in ((["--cluster", "10.0.0.1:6379"], "ray://HOST:PORT"),
+                           (["--cluster", "local", "--resources", "CPU:1"], "NAME=AMOUNT"),
+                           (["--cluster", "local:0"], "positive whole number")):
+        result = CliRunner().invoke(app, [*base, *extra])
+        assert result.exit_code != 0 and isinstance(result.exception, UserInputError), result.output
+        assert message in str(result.exception)  # `compress` prints it as one line (cli.main)
+    assert not (tmp_path / "b.jsonl").exists()
