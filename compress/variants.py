@@ -17,6 +17,8 @@ Grammar of one step (case-insensitive)::
     layerdrop-<n>                           drop the n least important decoder layers
     distill-<n>                             distil into a student of n decoder layers
     onnx-int8                               ONNX export, dynamic INT8 quantization
+    nvfp4 | mxfp4                           4-bit floating point with block scales (planned only:
+                                            `plan` sizes them on the devices that run them)
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ GGUF_TYPES = (
 GPTQ_BITS = (2, 3, 4, 8)
 AWQ_BITS = (4,)
 PRUNE_METHODS = ("magnitude", "wanda", "sparsegpt")
+#: Microscaling 4-bit formats: E2M1 values with a shared scale per block (block sizes in
+#: profiles/formats.toml). `plan` sizes them; `apply` cannot write them yet.
+MICROSCALING = ("nvfp4", "mxfp4")
+PLANNED_ONLY = ("microscaling",)
 #: Bare method names and what they mean.
 ALIASES = {
     "baseline": "fp32", "bnb": "nf4", "gptq": "gptq-4-g128", "awq": "awq-4-g128", "gguf": "q4_k_m",
@@ -92,6 +98,8 @@ def parse_step(text: str) -> Step:
         return Step("bnb", {"quant_type": s, "double_quant": True})
     if s == "onnx-int8":
         return Step("onnx", {"weight_type": "int8"})
+    if s in MICROSCALING:
+        return Step("microscaling", {"format": s})
     if s == "2:4":
         return Step("prune", {"algorithm": "wanda", "sparsity": 0.5, "pattern": "2:4"})
     gguf = s[5:] if s.startswith("gguf-") else s
@@ -153,6 +161,8 @@ def step_name(step: Step) -> str:
         return c["quant_type"]
     if step.method == "onnx":
         return "onnx-int8"
+    if step.method == "microscaling":
+        return c["format"]
     if step.method == "gguf":
         return c["qtype"].lower() if c["qtype"].startswith("Q") else f"gguf-{c['qtype'].lower()}"
     if step.method == "gptq":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from compress import variants
-from compress.planner.hardware import GpuProfile
+from compress.planner import profiles
+from compress.planner.hardware import GpuProfile, kernel_support
 from compress.planner.spec import ModelSpec, family_members
 
 GPU_CANDIDATES = ("fp16", "bf16", "int8", "nf4", "gptq-8-g128", "gptq-4-g128", "gptq-3-g128", "awq-4-g128",
@@ -43,9 +44,18 @@ def group_size_for(spec: ModelSpec) -> int:
     return next((g for g in GROUP_SIZES if all(w % g == 0 for w in widths)), -1)
 
 
+def microscaling_candidates(gpu: GpuProfile) -> list[str]:
+    """NVFP4/MXFP4 where the device runs them: the rule named by each format's ``kernel`` in
+    profiles/formats.toml (kernels.toml decides, e.g. sm100+ for NVFP4)."""
+    table = profiles.load("formats.toml").get("microscaling", {})
+    return [name for name, layout in table.items() if kernel_support(gpu, layout["kernel"])[0]]
+
+
 def default_candidates(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     """Variant names to evaluate, in a stable order (canonical names, round-trip with variants.parse)."""
     names = list(CPU_CANDIDATES if gpu.kind == "cpu" else GPU_CANDIDATES)
+    if gpu.kind == "gpu":
+        names += microscaling_candidates(gpu)
     group = group_size_for(spec)
     if group != 128:
         names = [n.replace("-g128", f"-g{group}") for n in names]

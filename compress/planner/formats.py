@@ -146,6 +146,13 @@ def _nf4_bytes(t: Tensor, double_quant: bool, layout: dict[str, Any]) -> int:
     return (math.ceil(t.rows * t.cols / 2) + absmax) * t.count
 
 
+def _microscaling_bytes(t: Tensor, layout: dict[str, Any]) -> int:
+    """NVFP4/MXFP4: ``value_bits`` per weight + one scale per block along each row + a tensor scale."""
+    blocks = math.ceil(t.cols / layout["block_size"]) * t.rows
+    values = math.ceil(t.rows * t.cols * layout["value_bits"] / 8)
+    return (values + blocks * layout["scale_bytes"] + layout["tensor_scale_bytes"]) * t.count
+
+
 def tensor_bytes(t: Tensor, step: variants.Step, spec: ModelSpec, *, sparse_storage: bool = False,
                  fmt: dict[str, Any] | None = None) -> int:
     """Bytes of one tensor stored in the format of ``step``."""
@@ -167,6 +174,8 @@ def tensor_bytes(t: Tensor, step: variants.Step, spec: ModelSpec, *, sparse_stor
         return _nf4_bytes(t, bool(c.get("double_quant", True)), fmt["bnb_4bit"])
     if step.method == "onnx":
         return t.numel * dense["int8"] + 8  # per-tensor scale and zero point
+    if step.method == "microscaling":
+        return _microscaling_bytes(t, fmt["microscaling"][c["format"]])
     if step.method == "prune" and c.get("pattern") == "2:4" and sparse_storage:
         return math.ceil(t.numel * fmt["sparse_2_4"]["bits_per_weight"] / 8)
     return t.numel * dense["fp16"]  # pruned, dropped-layer and distilled models are stored dense fp16

@@ -49,7 +49,8 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
     key = "prune_2_4" if (prune and prune.config.get("pattern") == "2:4" and step.method == "prune") else step.method
-    table = runtimes()["method_runtime"]["cpu" if cpu else "gpu"]
+    tables = runtimes()["method_runtime"]
+    table = tables["cpu" if cpu else gpu.backend if gpu.backend in tables else "gpu"]
     rt = runtime or table.get(key, "transformers")
     reasons: list[str] = []
     supported, kernel, speed, dtype, sparse = True, "dense", "dense", "fp16", False
@@ -70,6 +71,9 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
 
     if cpu:
         dtype = "fp32"
+        if step.method == "microscaling":
+            supported = False
+            reasons.append(f"{c['format']} needs FP4 tensor cores; not on the CPU")
         if step.method in ("gptq", "awq", "bnb"):
             kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         elif step.method == "gguf":
@@ -106,6 +110,11 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
     elif step.method == "gguf":
         kernel, speed = "llama_cpp_cuda", "gguf"
         supported = need("llama_cpp_cuda")
+    elif step.method == "microscaling":
+        rule = formats.formats()["microscaling"][c["format"]]["kernel"]
+        kernel, speed, dtype = rule, "microscaling", "fp4"
+        supported = need(rule)
+        reasons.append(f"{c['format']}: planned only, `compress apply` cannot write it yet")
     if not cpu and rt == "vllm":
         supported = need("vllm") and supported
     if prune is not None and not cpu:
@@ -136,10 +145,90 @@ def _read_bytes(spec: ModelSpec, weight_bytes: int, batch: int) -> float:
     return read
 
 
+def prefill_tokens_per_pass(rt: dict[str, Any], prompt_tokens: int, batch: int) -> int:
+    """Tokens one prefill forward pass holds: the runtime's ``prefill_chunk_tokens`` over the
+    whole batch, or every prompt token of the batch where it is 0 (transformers)."""
+    chunk = int(rt.get("prefill_chunk_tokens", 0))
+    total = prompt_tokens * batch
+    return total if chunk <= 0 else min(total, chunk)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What memory depends on for one variant on one device, to size it at any context and batch."""
+
+    model: ModelSpec
+    choice: KernelChoice
+    rt: dict[str, Any]
+    cpu: bool
+    devices: int
+    kv_elem: float
+    resident_bytes: int
+    method: str
+
+    def breakdown_at(self, context: int, batch: int, logits_positions: int | None = None) -> memory.MemoryBreakdown:
+        model, rt = self.model, self.rt
+        kv = memory.kv_cache_bytes(model, context, batch, self.kv_elem)
+        act_elem = 4 if self.choice.compute_dtype == "fp32" else 2
+        act = memory.prefill_activation_bytes(model, prefill_tokens_per_pass(rt, context, batch), act_elem)
+        positions = batch if logits_positions is None else logits_positions
+        act += memory.logits_bytes(model, positions)
+        buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch)) \
+            if self.cpu else 0
+        overhead = rt["cpu_overhead_gib" if self.cpu else "overhead_gib"]
+        return memory.breakdown(self.resident_bytes, kv, act, overhead, self.devices,
+                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers)
+
+    def capacity(self, usable_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
+        """Largest context at ``batch`` and largest batch at ``context`` that fit ``usable_gib``
+        (0 where none does). Memory grows with both, so a binary search finds each."""
+        def fits(c: int, b: int) -> bool:
+            return self.breakdown_at(c, b).total_gib <= usable_gib
+
+        return {"max_context": _largest(lambda c: fits(c, batch), model_max_context),
+                "max_batch": _largest(lambda b: fits(context, b), MAX_BATCH_SEARCHED)}
+
+
+#: The largest batch the capacity search tries.
+MAX_BATCH_SEARCHED = 65536
+
+
+def _largest(ok: Any, upper: int) -> int:
+    """The largest n in 1..upper with ok(n), for ok true up to some n and false after; 0 if none."""
+    if not ok(1):
+        return 0
+    if ok(upper):
+        return upper
+    lo, hi = 1, upper  # ok(lo), not ok(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def host_buffer_bytes(rt: dict[str, Any], method: str, model: ModelSpec, logits_positions: int,
+                      tokens_per_pass: int) -> int:
+    """What a runtime allocates on the host besides weights, KV cache and activations: its
+    fixed cost once loaded (``cpu_buffers_fixed_bytes``, plus ``cpu_method_bytes`` of the
+    method's library), copies of the kept logits (``cpu_logits_copies`` x positions x vocab x 4
+    bytes) and a compute buffer with the output logits of one pass (``cpu_pass_logits`` x
+    tokens per pass x vocab x 4). The constants are in profiles/runtimes.toml with their sources."""
+    fixed = rt.get("cpu_buffers_fixed_bytes", 0) + rt.get("cpu_method_bytes", {}).get(method, 0)
+    logits = rt.get("cpu_logits_copies", 0) * logits_positions * model.vocab * 4
+    compute = rt.get("cpu_pass_logits", 0) * tokens_per_pass * model.vocab * 4
+    return int(fixed + logits + compute)
+
+
 def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context: int | None = None, batch: int = 1, *,
                     gpus: int = 1, kv_dtype: str = "fp16", runtime: str | None = None, headroom_gib: float = 0.0,
-                    prompt_tokens: int | None = None) -> dict[str, Any]:
-    """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``)."""
+                    prompt_tokens: int | None = None, logits_positions: int | None = None) -> dict[str, Any]:
+    """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``).
+
+    Memory is held at ``context`` tokens for each of ``batch`` sequences, with the prefill in
+    passes of the runtime's chunk. Decode speed is at a cache of ``context`` tokens, or of
+    ``prompt_tokens`` where given. ``logits_positions``: positions whose logits are kept
+    (default one a sequence; perplexity keeps every position of a window).
+    """
     v = variants.parse(variant_name)
     rt_data = runtimes()
     context = context or default_context(spec)
@@ -159,11 +248,9 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     artifact = formats.weight_bytes(spec, v)
     resident = formats.weight_bytes(spec, v, sparse_storage=choice.sparse_kernels)
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
-    kv = memory.kv_cache_bytes(model, context, batch, kv_elem)
-    chunk = min(context, rt_data["defaults"]["prefill_chunk_tokens"])
-    act = memory.activation_bytes(model, chunk, batch, 4 if choice.compute_dtype == "fp32" else 2)
-    overhead = rt["cpu_overhead_gib" if cpu else "overhead_gib"]
-    mem = memory.breakdown(resident, kv, act, overhead, devices, kv_shards=min(devices, model.kv_heads))
+    shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
+                   resident_bytes=resident, method=formats.storage_step(v).method)
+    mem = shape.breakdown_at(context, batch, logits_positions)
     usable = gpu.usable_memory_gib - headroom_gib
     margin = usable - mem.total_gib
 
@@ -178,9 +265,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     )
     speedup = rt_data["sparse_2_4"]["linear_speedup"] if choice.sparse_kernels else 1.0
     prompt = min(prompt_tokens or rt_data["defaults"]["prompt_tokens"], context)
-    kv_prompt = memory.kv_cache_bytes(model, prompt, batch, kv_elem)
-    read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
-    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
+    # Decode is predicted with the cache as deep as the plan allows (the whole context) unless
+    # the caller names the depth (bench: its decode test's prompt + half the generated tokens).
+    depth = min(prompt_tokens, context) if prompt_tokens else context
+    weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
+    read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
+    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, depth)
     flops = roofline.decode_flops(model.active_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
@@ -190,8 +280,16 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         decode_overhead_us += rt_data.get("kernel_layer_overhead_us", {}).get(choice.speed_key, 0.0)
     decode_device = dataclasses.replace(device, layer_overhead_us=decode_overhead_us)
     tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
-    pf = roofline.prefill_flops(model.active_params, prompt, batch, model.layers, model.heads, model.head_dim)
-    ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
+
+    def ttft(requests: int) -> float:
+        """Prefill of ``requests`` prompts sent together, in passes of the runtime's chunk."""
+        passes = math.ceil(requests * prompt / prefill_tokens_per_pass(rt, prompt, requests))
+        kv_prompt = memory.kv_cache_bytes(model, prompt, requests, kv_elem)
+        pf = roofline.prefill_flops(model.active_params, prompt, requests, model.layers, model.heads, model.head_dim)
+        return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
+
+    ttft_batch, ttft_one = ttft(batch), ttft(1)
+    capacity = shape.capacity(usable, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
     reasons = list(choice.reasons)
@@ -220,11 +318,24 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "bits_per_weight": round(8 * artifact / model.params, 3),
             "peak_memory_gib": round(mem.total_gib, 3),
             "decode_tok_s": round(tok_s, 2),
-            "ttft_ms": round(ttft, 1),
+            "decode_cache_tokens": depth,
+            "ttft_ms": _ms(ttft_batch),
+            "ttft_single_ms": _ms(ttft_one),
+            "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
+                               f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
+                               f"one prompt of {prompt} tokens"),
+            "prefill_chunk_tokens": prefill_tokens_per_pass(rt, context, batch),
             "prompt_tokens": prompt,
+            "max_context": capacity["max_context"],
+            "max_batch": capacity["max_batch"],
             **q.to_dict(),
         },
     }
+
+
+def _ms(value: float) -> float | None:
+    """Milliseconds to one decimal; None where the device gives no FLOPs to predict from."""
+    return round(value, 1) if math.isfinite(value) else None
 
 
 def artifact_bytes(spec: ModelSpec, variant_name: str) -> int:

@@ -43,6 +43,11 @@ def _read(path: Path) -> dict[str, Any]:
         raise UserInputError(f"profile file {path} is not valid TOML: {err}") from None
 
 
+def read_file(path: Path) -> dict[str, Any]:
+    """Any TOML file (a user's GPU profile), read once per process like the profiles."""
+    return _read(Path(path).resolve())
+
+
 def load(name: str) -> dict[str, Any]:
     """One profile file by its path relative to the profiles folder, e.g. ``formats.toml``.
 

@@ -21,8 +21,11 @@ def test_plan_json_schema(t4_plan):
     assert d["gpu"]["name"] == "t4"
     assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype"}
     for c in d["candidates"]:
-        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "total_gib"}
-        assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source"} <= set(c["predicted"])
+        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "buffers_gib",
+                                    "total_gib"}
+        assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source",
+                "max_context", "max_batch", "decode_cache_tokens", "ttft_single_ms", "prefill_chunk_tokens"} \
+            <= set(c["predicted"])
         assert variants.parse(c["variant"]).name == c["variant"]  # names round-trip
     assert d["recommended"] == d["candidates"][0]["variant"]
 
