@@ -60,13 +60,16 @@ def probe_command(
     size_mib: Annotated[int, typer.Option(help="Size of the copied array in MiB.")] = 256,
     matmul_n: Annotated[int, typer.Option(help="Matrix side of the square matmul.")] = 2048,
     repeats: Annotated[int, typer.Option(help="Runs of each measurement; the best is kept.")] = 5,
-    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: results/probe.json).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: probe.json in the compress cache, ~/.cache/compress).")] = None,
+    runs: Annotated[int, typer.Option(help="Repetitions of the whole probe; each figure is their median.")] = 3,
+    accept_busy: Annotated[bool, typer.Option("--accept-busy", help="Keep this probe even if the machine was busy (it replaces an earlier quiet one).")] = False,
     fmt: _FORMAT = "table",
 ) -> None:
     """Measure this machine's copy bandwidth and matmul TFLOPS; the planner and MFU/MBU use them."""
     from compress.measure.probe import probe, probe_table
 
-    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out)
+    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out, runs=runs,
+                       accept_busy=accept_busy)
     emit([probe_table(data, path)], data, fmt)
 
 

@@ -5,8 +5,8 @@ GPU facts come from ``profiles/gpus/*.toml`` and from the user's own folder
 overrides the catalog's); a device can also be one TOML file (``--gpu path/to/device.toml``)
 or described on the command line (:func:`custom_gpu`). Which kernel needs which compute
 capability, or which ROCm/Metal architecture, comes from ``profiles/kernels.toml``. The host ("cpu") profile is built from /proc/cpuinfo,
-/proc/meminfo and ``os.cpu_count()``, with bandwidth and FLOPs from ``results/probe.json``
-when ``compress probe`` has measured them, else from the documented defaults in
+/proc/meminfo and ``os.cpu_count()``, with bandwidth and FLOPs from ``probe.json`` in the
+compress cache when ``compress probe`` has measured them, else from the documented defaults in
 ``profiles/host.toml``. ``auto`` asks NVML for the GPU and falls back to the host.
 """
 
@@ -247,8 +247,9 @@ def _meminfo_gib(path: Path = Path("/proc/meminfo")) -> float | None:
 
 
 def read_probe() -> dict[str, Any] | None:
-    """``results/probe.json`` as ``compress probe`` writes it, or None when absent/unreadable."""
-    path = profiles.results_dir() / "probe.json"
+    """``probe.json`` as ``compress probe`` writes it (:func:`profiles.probe_path`), or None
+    when absent/unreadable."""
+    path = profiles.probe_path()
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -278,7 +279,9 @@ def host_profile() -> GpuProfile:
     probe = read_probe()
     if probe and probe.get("copy_bandwidth_gbs"):
         bandwidth_gbs = float(probe["copy_bandwidth_gbs"])
-        bw_note = f"host bandwidth {bandwidth_gbs:.1f} GB/s measured by `compress probe` (results/probe.json)"
+        bw_note = f"host bandwidth {bandwidth_gbs:.1f} GB/s measured by `compress probe` ({profiles.probe_path()})"
+        if probe.get("busy"):
+            bw_note += "; measured while the machine was busy: " + "; ".join(probe.get("warnings", []))
         if probe.get("matmul_tflops_fp32"):
             fp32_tflops = float(probe["matmul_tflops_fp32"])
     notes.append(bw_note)
@@ -288,7 +291,7 @@ def host_profile() -> GpuProfile:
         memory_gib=round(total_gib, 2), usable_memory_gib=round(usable_gib, 2),
         memory_bandwidth_gbs=bandwidth_gbs, tflops={"fp32": round(fp32_tflops, 4)},
         architecture=info.get("vendor_id", ""), cores=cores,
-        source="/proc/cpuinfo, /proc/meminfo, os.cpu_count(); profiles/host.toml or results/probe.json",
+        source="/proc/cpuinfo, /proc/meminfo, os.cpu_count(); profiles/host.toml or compress probe's probe.json",
         notes=tuple(notes),
     )
 

@@ -191,7 +191,11 @@ def alternatives(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list
     kv_table = profiles.load("formats.toml")["kv_bytes"]
     smaller_kv = [k for k in profiles.load("formats.toml")["kv_alternatives"]["order"]
                   if kv_table[k] < kv_table[options.kv_dtype]]
-    add("kv_dtype", _search([(k, spec, gpu, replace(options, kv_dtype=k)) for k in smaller_kv]),
+    runs_kv = profiles.load("formats.toml")["kv_alternatives"]["runtimes"]
+    add("kv_dtype", next(((k, best) for k in smaller_kv
+                          if (best := _best([c for c in evaluate(spec, gpu, replace(options, kv_dtype=k))
+                                             if c["runtime"] in runs_kv[k] and c["method"] not in STRUCTURAL]))),
+                         None),
         "--kv-dtype {value}: {variant} fits with {margin:.1f} GiB to spare")
     contexts = []
     context = options.context // 2

@@ -210,12 +210,13 @@ def host_buffer_bytes(rt: dict[str, Any], method: str, model: ModelSpec, logits_
                       tokens_per_pass: int) -> int:
     """What a runtime allocates on the host besides weights, KV cache and activations: its
     fixed cost once loaded (``cpu_buffers_fixed_bytes``, plus ``cpu_method_bytes`` of the
-    method's library), copies of the kept logits (``cpu_logits_copies`` x positions x vocab x 4
-    bytes) and a compute buffer with the output logits of one pass (``cpu_pass_logits`` x
-    tokens per pass x vocab x 4). The constants are in profiles/runtimes.toml with their sources."""
+    method's library), copies of the kept logits beyond the one counted with the activations
+    (``cpu_logits_copies`` x positions x vocab x 4 bytes) and a compute buffer holding the
+    logits one pass outputs (``cpu_pass_logits`` x min(positions, tokens per pass) x vocab x 4).
+    The constants are in profiles/runtimes.toml with their sources."""
     fixed = rt.get("cpu_buffers_fixed_bytes", 0) + rt.get("cpu_method_bytes", {}).get(method, 0)
     logits = rt.get("cpu_logits_copies", 0) * logits_positions * model.vocab * 4
-    compute = rt.get("cpu_pass_logits", 0) * tokens_per_pass * model.vocab * 4
+    compute = rt.get("cpu_pass_logits", 0) * min(logits_positions, tokens_per_pass) * model.vocab * 4
     return int(fixed + logits + compute)
 
 
@@ -247,6 +248,13 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
 
     artifact = formats.weight_bytes(spec, v)
     resident = formats.weight_bytes(spec, v, sparse_storage=choice.sparse_kernels)
+    stored = formats.storage_step(v)
+    if cpu and stored.method in rt.get("cpu_unquantized_fp32_methods", ()):
+        # The loader keeps the tensors a quantizer leaves alone (embeddings, norms) in float32
+        # on the CPU, where the artifact stores them in 16 bits.
+        resident += 2 * sum(t.numel for t in formats.tensors(model) if not t.is_linear)
+    elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
+        resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
     shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
                    resident_bytes=resident, method=formats.storage_step(v).method)

@@ -2,7 +2,8 @@
 
 Every hardware, format, runtime and quality number the planner uses is in ``profiles/``
 (TOML, read with the standard library). ``COMPRESS_PROFILES`` points at another folder;
-``COMPRESS_RESULTS`` at another results folder (for ``probe.json``).
+``compress probe`` keeps ``probe.json`` in the compress cache (``$COMPRESS_CACHE`` or
+``~/.cache/compress``; ``$COMPRESS_RESULTS`` overrides the folder).
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ def profiles_dir() -> Path:
 @lru_cache(maxsize=8)
 def _profiles_dir(env: str | None) -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "profiles"
+
+
+def probe_path() -> Path:
+    """Where ``compress probe`` keeps its figures: ``$COMPRESS_RESULTS/probe.json`` if set,
+    else ``probe.json`` in the compress cache (never the source tree)."""
+    env = os.environ.get("COMPRESS_RESULTS")
+    if env:
+        return Path(env) / "probe.json"
+    return Path(os.environ.get("COMPRESS_CACHE") or Path.home() / ".cache" / "compress") / "probe.json"
 
 
 def results_dir() -> Path:
