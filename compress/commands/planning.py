@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from compress.errors import UserInputError
+from compress.fsutil import atomic_write_text, check_output_file
 from compress.output import FORMATS, Table, emit, to_json
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
@@ -127,6 +128,8 @@ def register(app: typer.Typer) -> None:
         from compress.planner.hardware import custom_gpu
 
         _check_format(fmt)
+        if output is not None:
+            check_output_file(output, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         device: Any = gpu
         if gpu_memory is not None or bandwidth is not None or tflops is not None:
@@ -139,8 +142,7 @@ def register(app: typer.Typer) -> None:
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
                          sweep=sweep_context)
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(to_json(plan.to_dict()) + "\n")
+            atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)
         emit(tables, plan.to_dict(), fmt, text=lead)
 

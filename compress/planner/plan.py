@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from compress import variants
+from compress import methods
 from compress.errors import UserInputError
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
@@ -22,6 +22,9 @@ from compress.registry import suggest
 SCHEMA = "compress.plan/1"
 DEFAULT_HEADROOM_GIB = 0.5
 MAX_GPUS_SUGGESTED = 8
+#: The most GPUs in one tensor-parallel group: 64 covers a rack-scale NVLink domain's usual
+#: power-of-two partitions (GB200 NVL72 holds 72 GPUs; TP degrees above 8 are rare in practice).
+MAX_GPUS = 64
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,9 @@ class PlanOptions:
             raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
         if self.batch < 1:
             raise UserInputError(f"--batch must be at least 1, got {self.batch}")
-        if self.gpus < 1:
-            raise UserInputError(f"--gpus must be at least 1, got {self.gpus}")
+        if not 1 <= self.gpus <= MAX_GPUS:
+            raise UserInputError(f"--gpus must be from 1 to {MAX_GPUS} (GPUs in one tensor-parallel group), "
+                                 f"got {self.gpus}")
         if self.headroom_gib < 0:
             raise UserInputError(f"--headroom must be >= 0, got {self.headroom_gib}")
         if self.objective not in OBJECTIVES:
@@ -109,7 +113,7 @@ def _best(ranked: list[dict[str, Any]], *, direct: bool = False) -> dict[str, An
     change the model, so that alternatives suggest serving the model itself first."""
     fitting = [c for c in ranked if c["fits"]]
     # A format `apply` cannot write yet is ranked and shown, but recommended only as a last resort.
-    fitting = [c for c in fitting if c["method"] not in variants.PLANNED_ONLY] or fitting
+    fitting = [c for c in fitting if not getattr(methods.descriptor(c["method"]), "planned_only", False)] or fitting
     if direct:
         fitting = [c for c in fitting if c["method"] not in STRUCTURAL] or fitting
     return fitting[0] if fitting else None

@@ -48,7 +48,7 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
-    key = "prune_2_4" if (prune and prune.config.get("pattern") == "2:4" and step.method == "prune") else step.method
+    key = step.descriptor.runtime_key(step.settings)
     tables = runtimes()["method_runtime"]
     table = tables["cpu" if cpu else gpu.backend if gpu.backend in tables else "gpu"]
     rt = runtime or table.get(key, "transformers")
@@ -279,7 +279,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
     read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
     attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, depth)
-    flops = roofline.decode_flops(model.active_params, batch, attn)
+    flops = roofline.decode_flops(model.matmul_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
     decode_overhead_us = rt.get("cpu_decode_layer_overhead_us" if cpu else "decode_layer_overhead_us",
@@ -293,7 +293,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         """Prefill of ``requests`` prompts sent together, in passes of the runtime's chunk."""
         passes = math.ceil(requests * prompt / prefill_tokens_per_pass(rt, prompt, requests))
         kv_prompt = memory.kv_cache_bytes(model, prompt, requests, kv_elem)
-        pf = roofline.prefill_flops(model.active_params, prompt, requests, model.layers, model.heads, model.head_dim)
+        pf = roofline.prefill_flops(model.matmul_params, prompt, requests, model.layers, model.heads, model.head_dim)
         return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
 
     ttft_batch, ttft_one = ttft(batch), ttft(1)
