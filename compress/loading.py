@@ -22,11 +22,15 @@ DTYPES = ("float32", "float16", "bfloat16")
 
 def quiet_libraries() -> None:
     """Keep library chatter (progress bars of weight loading, advisory warnings) off the terminal."""
+    from compress.progress import quiet_third_party, verbose
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # torchao (pulled in by transformers' quantizer checks) reports its optional CUDA
-    # extensions missing on a CPU build, and torch warns about its enum registrations.
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # extensions missing on a CPU build, torch warns about its enum registrations, and
+    # bitsandbytes about an optional kernel package: compress.progress.NOISY_LOGGERS.
+    quiet_third_party()
+    if verbose():
+        return
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
