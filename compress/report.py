@@ -210,14 +210,21 @@ def scatter_svg(points: Sequence[dict[str, Any]], title: str, xlabel: str, ylabe
         lo, hi = max(min(xs), 1e-12), max(xs)
         parts.append(f'<line x1="{_pos(lo, xa, x0, x1):.1f}" y1="{_pos(lo, ya, y0, y1):.1f}" '
                      f'x2="{_pos(hi, xa, x0, x1):.1f}" y2="{_pos(hi, ya, y0, y1):.1f}" stroke="#999" stroke-dasharray="4"/>')
-    for p in pts:
+    placed: list[tuple[float, float, float]] = []  # label boxes drawn so far: left, right, baseline
+    for p in sorted(pts, key=lambda p: -p["y"]):
         x, y = _pos(p["x"], xa, x0, x1), _pos(p["y"], ya, y0, y1)
         color = "#2a7" if p.get("highlight") else colors.get(p.get("group"), "#57a")
         anchor = "end" if x > x1 - 80 else "start"  # labels near the right edge go to the left of their point
         dx = -7 if anchor == "end" else 7
+        text_w = 6.2 * len(p["label"])  # about the width of an 11 px label
+        left = x + dx - (text_w if anchor == "end" else 0)
+        # the first of a few heights where the label overlaps no other label
+        ly = next((y - 6 + dy for dy in (0, 12, -12, 24, -24, 36) if not any(
+            left < r and left + text_w > lft and abs(y - 6 + dy - base) < 11 for lft, r, base in placed)), y - 6)
+        placed.append((left, left + text_w, ly))
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{p.get("r", 5):.1f}" fill="{color}" fill-opacity="0.55" '
                      f'stroke="{color}"><title>{esc(p["label"])}</title></circle>'
-                     f'<text x="{x + dx:.1f}" y="{y - 6:.1f}" font-size="11" text-anchor="{anchor}">{esc(p["label"])}</text>')
+                     f'<text x="{x + dx:.1f}" y="{ly:.1f}" font-size="11" text-anchor="{anchor}">{esc(p["label"])}</text>')
     return _svg("".join(parts), W, H, svg_id)
 
 
