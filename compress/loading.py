@@ -82,10 +82,13 @@ def hf_checkpoint(source: Source) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from compress.progress import waiting
+
     folder, name = str(source.path.parent), source.path.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        with waiting(f"dequantizing {name} to float32 (once; cached for later runs)"):
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     except (ValueError, KeyError) as err:
         raise UnsupportedError(
             f"transformers cannot dequantize {source.path} ({err}): expected a GGUF of an architecture transformers reads"

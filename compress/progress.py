@@ -76,3 +76,16 @@ def steps(description: str, total: int) -> Iterator[Callable[[], None]]:
     with progress:
         progress.refresh()
         yield done
+
+
+@contextlib.contextmanager
+def waiting(description: str) -> Iterator[None]:
+    """A spinner with the elapsed time for one long step that reports no progress of its own
+    (dequantizing a GGUF, loading a model). Never around timed work: it redraws from a thread."""
+    if not enabled():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"{description} ..."):
+        yield
