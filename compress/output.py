@@ -82,20 +82,50 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
 
 
+#: Characters Markdown gives a meaning to inside a line, and how each is written literally. HTML's
+#: three (``& < >``) become entities, so a name cannot open a tag (``<img onerror=...>``); ``[ ]``
+#: and backticks are backslash-escaped, so a name cannot make a link (``[x](javascript:...)``) or
+#: code span; ``|`` would end a table cell. CommonMark 0.31, sections 2.4 (backslash escapes)
+#: and 6.6 (raw HTML).
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]", "&": "&amp;",
+                             "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "\t": " "})
+#: A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def md_escape(text: Any) -> str:
+    """``text`` as literal Markdown on one line: no tags, links, code spans, cell breaks or line breaks."""
+    return str(text).translate(_MD_ESCAPES)
+
+
+def csv_escape(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string that would start a formula gets a leading apostrophe.
+
+    Numbers stay numbers, and strings that read as a number (``-0.5``) or a lone ``-`` are left as they are.
+    """
+    if not isinstance(value, str) or not value.startswith(_CSV_FORMULA_STARTS) or value == "-":
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def table_md(table: Table) -> str:
-    escape = lambda s: cell(s).replace("|", "\\|")  # noqa: E731 - one-line cell escaper
-    lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |",
+    escape = lambda s: md_escape(cell(s))  # noqa: E731 - one-line cell escaper
+    lines = [f"### {md_escape(table.title)}", "", "| " + " | ".join(md_escape(c) for c in table.columns) + " |",
              "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(escape(v) for v in row) + " |" for row in table.rows]
-    lines += [""] + [f"- {n}" for n in table.notes]
+    lines += [""] + [f"- {md_escape(n)}" for n in table.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def table_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(table.columns)
-    writer.writerows([["" if v is None else v for v in row] for row in table.rows])
+    writer.writerow([csv_escape(c) for c in table.columns])
+    writer.writerows([["" if v is None else csv_escape(v) for v in row] for row in table.rows])
     return buf.getvalue()
 
 
@@ -128,6 +158,7 @@ def print_table(table: Table, out: Any | None = None) -> None:
     """A table for people. A column is never narrower than its longest word or number, so
     text wraps between words and numbers stay whole; the widest text gives way first."""
     from rich import box
+    from rich.markup import escape
     from rich.padding import Padding
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -143,12 +174,13 @@ def print_table(table: Table, out: Any | None = None) -> None:
         minimum.append(max(len(w) for w in words))
     gaps = 2 * (len(table.columns) - 1)  # one space of padding and one of separator between columns
     widths = column_widths(natural, minimum, out.width - gaps)
-    rich_table = RichTable(title=table.title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+    # Names from files and users are text, never rich markup ("[link=...]").
+    rich_table = RichTable(title=escape(table.title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                            show_edge=False, pad_edge=False, collapse_padding=True)
     for column, width, number in zip(table.columns, widths, numeric):
-        rich_table.add_column(column, justify="right" if number else "left", width=width, overflow="fold")
+        rich_table.add_column(escape(column), justify="right" if number else "left", width=width, overflow="fold")
     for row in texts:
-        rich_table.add_row(*row)
+        rich_table.add_row(*(escape(c) for c in row))
     out.print(rich_table, markup=False)
     for note in table.notes:
         out.print(Padding(Text(note), (0, 0, 0, 2), expand=False))
@@ -171,7 +203,7 @@ def text_md(text: str) -> str:
     lines = []
     for line in text.splitlines():
         label, _, rest = line.strip().partition(" ")
-        lines.append(f"- **{label}** {rest.strip()}" if rest else f"- {label}")
+        lines.append(f"- **{md_escape(label)}** {md_escape(rest.strip())}" if rest else f"- {md_escape(label)}")
     return "\n".join(lines) + "\n"
 
 

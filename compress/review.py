@@ -96,31 +96,34 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def _parts(data: dict[str, Any]) -> list[Any]:
-    """The review as paragraphs (str) and tables, for Markdown and for the terminal alike."""
+def _parts(data: dict[str, Any], text: Any = str) -> list[Any]:
+    """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
+
+    ``text`` renders every string that may carry a name from a file or the command line
+    (``md_escape`` for Markdown; as it is for the terminal)."""
     from compress.output import Table
 
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
-    parts: list[Any] = [f"# Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}",
+    parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",
                         f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
                         f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.",
-                        "## Recommendation", plan["recommendation"], "## Risks",
-                        "\n".join(f"- {r}" for r in data["risks"]) or "- none found",
+                        "## Recommendation", text(plan["recommendation"]), "## Risks",
+                        "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
                         "## Plan and measured evidence",
                         Table("Candidates", columns, rows, name="candidates",
                               compact=["variant", "fits", "pred mem GiB", "pred tok/s", "pred ppl +%",
                                        "measured tok/s", "measured mem GiB", "measured ppl"])]
     if not data["measured"]:
         parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
-    parts += ["## Planner notes", "\n".join(f"- {n}" for n in plan["notes"])]
+    parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]
     return parts
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    from compress.output import table_md
+    from compress.output import md_escape, table_md
 
-    blocks = [p if isinstance(p, str) else table_md(p).rstrip("\n") for p in _parts(data) if p]
+    blocks = [p if isinstance(p, str) else table_md(p).rstrip("\n") for p in _parts(data, md_escape) if p]
     return "\n\n".join(blocks) + "\n"
 
 

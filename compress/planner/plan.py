@@ -26,6 +26,9 @@ MAX_GPUS_SUGGESTED = 8
 # and carried over to this one, so a 0.01-point difference says nothing about this model.
 # A judgement, not a measurement.
 QUALITY_TIE_PCT = 0.1
+#: The most GPUs in one tensor-parallel group: 64 covers a rack-scale NVLink domain's usual
+#: power-of-two partitions (GB200 NVL72 holds 72 GPUs; TP degrees above 8 are rare in practice).
+MAX_GPUS = 64
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class PlanOptions:
             raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
         if self.batch < 1:
             raise UserInputError(f"--batch must be at least 1, got {self.batch}")
-        if self.gpus < 1:
-            raise UserInputError(f"--gpus must be at least 1, got {self.gpus}")
+        if not 1 <= self.gpus <= MAX_GPUS:
+            raise UserInputError(f"--gpus must be from 1 to {MAX_GPUS} (GPUs in one tensor-parallel group), "
+                                 f"got {self.gpus}")
         if self.headroom_gib < 0:
             raise UserInputError(f"--headroom must be >= 0, got {self.headroom_gib}")
         if self.objective not in OBJECTIVES:

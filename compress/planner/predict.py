@@ -48,7 +48,7 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
-    key = "prune_2_4" if (prune and prune.config.get("pattern") == "2:4" and step.method == "prune") else step.method
+    key = step.descriptor.runtime_key(step.settings)
     table = runtimes()["method_runtime"]["cpu" if cpu else "gpu"]
     rt = runtime or table.get(key, "transformers")
     reasons: list[str] = []
@@ -181,7 +181,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     kv_prompt = memory.kv_cache_bytes(model, prompt, batch, kv_elem)
     read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
     attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
-    flops = roofline.decode_flops(model.active_params, batch, attn)
+    flops = roofline.decode_flops(model.matmul_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
     decode_overhead_us = rt.get("cpu_decode_layer_overhead_us" if cpu else "decode_layer_overhead_us",
@@ -190,7 +190,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         decode_overhead_us += rt_data.get("kernel_layer_overhead_us", {}).get(choice.speed_key, 0.0)
     decode_device = dataclasses.replace(device, layer_overhead_us=decode_overhead_us)
     tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
-    pf = roofline.prefill_flops(model.active_params, prompt, batch, model.layers, model.heads, model.head_dim)
+    pf = roofline.prefill_flops(model.matmul_params, prompt, batch, model.layers, model.heads, model.head_dim)
     ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
     q = quality.estimate(spec, v)
 
