@@ -42,11 +42,12 @@ def _planner_model(model: str) -> str:
 
 
 def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None,
-                batch: int = 1) -> dict[str, Any]:
+                batch: int = 1, gpus: int = 1, engine: str = "any") -> dict[str, Any]:
     from compress.measure.pareto_table import pareto_rows
     from compress.planner import make_plan
 
-    plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch).to_dict()
+    plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch, gpus=gpus,
+                     engine=engine).to_dict()
     keys = _model_keys(model) | {plan["model"]["name"]}
     random_weights = f"{plan['model']['name']}-random"  # `--model random:NAME` records
     mine = [r for r in records if r.get("profile") == plan["gpu"]["name"] and (
@@ -54,7 +55,32 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         # random weights of the same architecture: evidence of speed and memory, never of quality
         or (r.get("model") == random_weights and r.get("metric") != "perplexity"))]
     measured = {r["variant"]: r for r in pareto_rows(mine)}
-    return {"plan": plan, "measured": measured, "risks": risks(plan, measured)}
+    return {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan)}
+
+
+def serve_line(plan: dict[str, Any]) -> str | None:
+    """The command that serves the recommended (variant, engine) pair, or None."""
+    from compress.planner.serving import serving_command
+
+    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    if chosen is None:
+        return None
+    o = plan["options"]
+    return serving_command(plan["model"]["name"], chosen, o["context"], o["batch"], o["gpus"],
+                           on_gpu=plan["gpu"]["kind"] == "gpu")
+
+
+def _serve_text(data: dict[str, Any]) -> tuple[str, str | None]:
+    """A sentence introducing the serving command, and the command (None: no server)."""
+    plan = data["plan"]
+    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    if chosen is None:
+        return "Nothing to serve: no candidate fits.", None
+    if data.get("serve"):
+        return (f"Serve {chosen['variant']} with {chosen['runtime']} (kernel {chosen['kernel']}) "
+                f"after `compress apply --model {plan['model']['name']} --method {chosen['variant']}`:"), data["serve"]
+    return (f"{chosen['runtime']} has no server of its own: load the artifact with its Python API "
+            "(or re-plan with `--engine vllm` for a served deployment)."), None
 
 
 def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str]:
@@ -104,7 +130,10 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [f"# Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}", "",
              f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
              f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
-             "## Recommendation", "", plan["recommendation"], "", "## Risks", ""]
+             "## Recommendation", "", plan["recommendation"], ""]
+    intro, command = _serve_text(data)
+    lines += ["## Serving", "", intro, ""] + (["```", command, "```", ""] if command else [])
+    lines += ["## Risks", ""]
     lines += [f"- {r}" for r in data["risks"]] or ["- none found"]
     lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
     if not data["measured"]:
@@ -121,7 +150,9 @@ def render_html(data: dict[str, Any]) -> str:
     title = f"Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}"
     body = [f"<h1>{esc(title)}</h1>",
             f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
-            "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>", "<h2>Risks</h2><ul>",
+            "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
+            "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
+            *([f"<pre>{esc(data['serve'])}</pre>"] if data.get("serve") else []), "<h2>Risks</h2><ul>",
             *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",
             "<h2>Plan and measured evidence</h2>", table_html(columns, rows, "candidates"),
             "<h2>Planner notes</h2><ul>", *[f"<li>{esc(n)}</li>" for n in plan["notes"]], "</ul>"]
@@ -129,9 +160,9 @@ def render_html(data: dict[str, Any]) -> str:
 
 
 def review(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
-           out: Path | None = None) -> str:
+           out: Path | None = None, gpus: int = 1, engine: str = "any") -> str:
     """The review as Markdown; also written to ``out`` (HTML when it ends in .html)."""
-    data = review_data(model, gpu, records, context=context, batch=batch)
+    data = review_data(model, gpu, records, context=context, batch=batch, gpus=gpus, engine=engine)
     markdown = render_markdown(data)
     if out is not None:
         atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else markdown)

@@ -101,6 +101,8 @@ def review_command(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU profile name, 'cpu', or 'auto'.")] = "auto",
     context: Annotated[int | None, typer.Option(help="Context length to size for.")] = None,
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
+    gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
+    engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
     results_file: _RESULTS = Path("results/bench.jsonl"),
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the review here (.md or .html).")] = None,
 ) -> None:
@@ -109,7 +111,7 @@ def review_command(
     from compress.review import review
 
     records = results.load(results_file) if results_file.exists() else []
-    markdown = review(model, gpu, records, context=context, batch=batch, out=out)
+    markdown = review(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
     typer.echo(markdown)
 
 

@@ -165,6 +165,9 @@ def tensor_bytes(t: Tensor, step: variants.Step, spec: ModelSpec, *, sparse_stor
         return (t.rows * t.cols * layout["weight_bytes"] + t.rows * layout["row_scale_bytes"]) * t.count
     if step.method == "bnb":
         return _nf4_bytes(t, bool(c.get("double_quant", True)), fmt["bnb_4bit"])
+    if step.method in ("fp8", "w8a8"):
+        layout = fmt[step.method]
+        return (t.rows * t.cols * layout["weight_bytes"] + t.rows * layout["scale_bytes_per_row"]) * t.count
     if step.method == "onnx":
         return t.numel * dense["int8"] + 8  # per-tensor scale and zero point
     if step.method == "prune" and c.get("pattern") == "2:4" and sparse_storage:
