@@ -36,6 +36,8 @@ METHODS = {
     "layerdrop": "compress.apply.layerdrop:apply",
     "distill": "compress.apply.distill:apply",
     "onnx": "compress.apply.onnx:apply",
+    "fp8": "compress.apply.llm_compressor:apply_fp8",
+    "w8a8": "compress.apply.llm_compressor:apply_w8a8",
 }
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "compress.artifact/1"
