@@ -123,22 +123,23 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    from compress.output import Table, table_md
+    from compress.output import Table, md_escape, table_md
 
+    # Every text that may carry a name from a file or the command line is escaped (md_escape).
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
-    lines = [f"# Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}", "",
+    lines = [f"# Sizing review: {md_escape(plan['model']['name'])} on {md_escape(plan['gpu']['display_name'])}", "",
              f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
              f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
-             "## Recommendation", "", plan["recommendation"], ""]
+             "## Recommendation", "", md_escape(plan["recommendation"]), ""]
     intro, command = _serve_text(data)
-    lines += ["## Serving", "", intro, ""] + (["```", command, "```", ""] if command else [])
+    lines += ["## Serving", "", md_escape(intro), ""] + (["```", command, "```", ""] if command else [])
     lines += ["## Risks", ""]
-    lines += [f"- {r}" for r in data["risks"]] or ["- none found"]
+    lines += [f"- {md_escape(r)}" for r in data["risks"]] or ["- none found"]
     lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
     if not data["measured"]:
         lines += ["No bench records of this model on this device profile: every figure above is a prediction.", ""]
-    lines += ["## Planner notes", ""] + [f"- {n}" for n in plan["notes"]]
+    lines += ["## Planner notes", ""] + [f"- {md_escape(n)}" for n in plan["notes"]]
     return "\n".join(lines) + "\n"
 
 

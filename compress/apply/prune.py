@@ -21,7 +21,7 @@ from compress import arch as arch_table
 from compress.apply import Job
 from compress.apply.layerdrop import checkpoint_dtype, heldout_ids, perplexity, read_config
 from compress.errors import UserInputError
-from compress.variants import PRUNE_METHODS
+from compress.methods.prune import ALGORITHMS as PRUNE_METHODS
 
 #: Calibration windows per forward pass of one layer.
 BATCH_WINDOWS = 8

@@ -52,7 +52,8 @@ ANY_ENGINE = "any"
 def engines_for(variant: variants.Variant, gpu: GpuProfile) -> list[str]:
     """Engines that serve ``variant``'s artifact on this kind of device, most deployable first."""
     table = runtimes()["engines"]["cpu" if gpu.kind == "cpu" else "gpu"]
-    return list(table.get(formats.storage_step(variant).method, []))
+    step = formats.storage_step(variant)
+    return list(table.get(step.descriptor.runtime_key(step.settings), []))
 
 
 def check_engine(engine: str) -> str:
@@ -91,7 +92,7 @@ def _speed_factor(name: str) -> float:
 
 def pick_kernel(gpu: GpuProfile, engine: str, step: variants.Step,
                 device: str = "cuda") -> tuple[str | None, list[str], str | None]:
-    """The first kernel of ``kernels.toml`` that ``engine`` runs for ``step`` on ``gpu``.
+    """The first of the method's kernels (its descriptor's list) that ``engine`` runs on ``gpu``.
 
     Returns (kernel name or None, reasons, why-not when none runs). A faster kernel that was
     passed over, or one with quantized activations where the chosen one computes in 16 bits,
@@ -99,8 +100,8 @@ def pick_kernel(gpu: GpuProfile, engine: str, step: variants.Step,
     """
     rules = kernel_rules()
     bits = _weight_bits(step)
-    mine = [(n, r) for n, r in rules.items() if engine in r.get("engines", ()) and step.method in r.get("methods", ())
-            and r.get("device", "cuda") == device]
+    mine = [(n, rules[n]) for n in step.descriptor.kernels
+            if engine in rules[n].get("engines", ()) and rules[n].get("device", "cuda") == device]
     fitting = [(n, r) for n, r in mine if bits is None or bits in r.get("weight_bits", (bits,))]
     if device != "cuda":
         return (fitting[0][0] if fitting else None), [], None
@@ -299,7 +300,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     kv_prompt = memory.kv_cache_bytes(model, prompt, batch, kv_elem)
     read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
     attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
-    flops = roofline.decode_flops(model.active_params, batch, attn)
+    flops = roofline.decode_flops(model.matmul_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
     decode_overhead_us = rt.get("cpu_decode_layer_overhead_us" if cpu else "decode_layer_overhead_us",
@@ -310,7 +311,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
                                         bandwidth_efficiency=device.bandwidth_efficiency
                                         * batch_factor(choice.runtime, batch))
     tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
-    pf = roofline.prefill_flops(model.active_params, prompt, batch, model.layers, model.heads, model.head_dim)
+    pf = roofline.prefill_flops(model.matmul_params, prompt, batch, model.layers, model.heads, model.head_dim)
     ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
     q = quality.estimate(spec, v)
 
