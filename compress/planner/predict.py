@@ -202,6 +202,7 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         found, why_chosen, why_not = pick_kernel(gpu, rt, step)
         if found is None:
             supported = False
+            kernel = next(iter(step.descriptor.kernels), kernel)  # the kernel the format needs
             reasons.append(why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}")
         else:
             rule = kernel_rules()[found]

@@ -13,29 +13,36 @@ from pathlib import Path
 
 import pytest
 
+from compress import apply, variants
 from compress.apply import Job, Options
-from compress.apply.llm_compressor import apply_fp8, apply_w8a8
+from compress.apply.llm_compressor import apply_w8a8
 from compress.sources import Source
 
 FAST = Options(device="cpu", calib_samples=8, calib_seq_len=64)
 LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def build(tiny_llama: Path, folder: Path, function, config: dict) -> tuple[Path, dict]:
-    out = folder / "artifact"
-    out.mkdir()
-    info = function(Job(Source("hf", tiny_llama, "tiny"), config, out, "cpu", FAST, log=lambda _: None))
-    return out, info
-
-
 @pytest.fixture(scope="module")
 def fp8(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> tuple[Path, dict]:
-    return build(tiny_llama, tmp_path_factory.mktemp("fp8"), apply_fp8, {"scheme": "FP8_DYNAMIC"})
+    """Through the CLI, by its variant name (FP8 needs no calibration: seconds)."""
+    from typer.testing import CliRunner
+
+    import cli
+
+    out = tmp_path_factory.mktemp("fp8") / "artifact"
+    result = CliRunner().invoke(cli.app, ["apply", "--model", str(tiny_llama), "--method", "fp8", "--out", str(out),
+                                          "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["variant"] == "fp8"
+    return out, manifest["steps"][0]
 
 
 @pytest.fixture(scope="module")
 def w8a8(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> tuple[Path, dict]:
-    return build(tiny_llama, tmp_path_factory.mktemp("w8a8"), apply_w8a8, {"scheme": "W8A8", "smoothing_strength": 0.8})
+    out = tmp_path_factory.mktemp("w8a8") / "artifact"
+    manifest = apply.run(Source("hf", tiny_llama, "tiny"), variants.parse("w8a8-int8"), out, FAST, log=lambda _: None)
+    return out, manifest["steps"][0]
 
 
 def tensors(folder: Path) -> dict:
@@ -112,10 +119,22 @@ def test_w8a8_writes_an_int_quantized_checkpoint(w8a8: tuple[Path, dict]) -> Non
     assert info["smoothing_strength"] == 0.8 and info["quant_format"] == "int-quantized"
 
 
+def test_planner_sizes_the_artifacts(tiny_llama: Path, fp8: tuple[Path, dict], w8a8: tuple[Path, dict]) -> None:
+    # profiles/formats.toml [fp8]/[w8a8] against the files written: tensor bytes match; the
+    # safetensors header (names, shapes, offsets as JSON) adds a few kB.
+    from compress.planner import load_model_spec
+    from compress.planner.formats import weight_bytes
+
+    spec = load_model_spec(str(tiny_llama))
+    for folder, name in ((fp8[0], "fp8"), (w8a8[0], "w8a8-int8")):
+        on_disk = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+        assert 0 <= on_disk - weight_bytes(spec, name) < 16_384, name
+
+
 def test_transformers_loads_both_close_to_the_original(tiny_llama: Path, fp8: tuple[Path, dict],
                                                        w8a8: tuple[Path, dict]) -> None:
     # compressed-tensors decompresses into 16-bit Linear layers on the CPU. Bounds measured on
-    # this tiny random-weight model (fp8 0.08: E4M3 keeps 3 mantissa bits; int8 0.02), with
+    # this tiny random-weight model (fp8 0.084: E4M3 keeps 3 mantissa bits; int8 0.021), with
     # margin; an unquantized copy would give ~0 and a broken one ~1.
     assert relative_logit_error(tiny_llama, fp8[0]) < 0.15
     assert relative_logit_error(tiny_llama, w8a8[0]) < 0.05
