@@ -8,6 +8,7 @@ have no serving command of their own: None.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: vLLM's ``--quantization`` value by the kernel the planner chose (vLLM reads the same value
@@ -31,9 +32,11 @@ VLLM_QUANTIZATION = {
 def artifact_name(model: str, candidate: dict[str, Any]) -> str:
     """Where `compress apply` writes this candidate by default (its --out default); for GGUF
     the file inside, which apply names ``<model>.<TYPE>.gguf``."""
-    stem = f"artifacts/{model}-{candidate['variant'].replace(':', '_').replace('+', '_')}"
+    # Only file-name-safe characters: the model name may come from a folder's name.
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", model).strip("-") or "model"
+    stem = f"artifacts/{safe}-{candidate['variant'].replace(':', '_').replace('+', '_')}"
     if candidate["runtime"] == "llama.cpp":
-        return f"{stem}/{model}.{candidate['config']['qtype']}.gguf"
+        return f"{stem}/{safe}.{candidate['config']['qtype']}.gguf"
     return stem
 
 
