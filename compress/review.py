@@ -77,8 +77,8 @@ def _serve_text(data: dict[str, Any]) -> tuple[str, str | None]:
     if chosen is None:
         return "Nothing to serve: no candidate fits.", None
     if data.get("serve"):
-        return (f"Serve {chosen['variant']} with {chosen['runtime']} (kernel {chosen['kernel']}) "
-                f"after `compress apply --model {plan['model']['name']} --method {chosen['variant']}`:"), data["serve"]
+        return (f"Build it with compress apply --method {chosen['variant']}, then serve it with {chosen['runtime']} "
+                f"(kernel {chosen['kernel']}):"), data["serve"]
     return (f"{chosen['runtime']} has no server of its own: load the artifact with its Python API "
             "(or re-plan with `--engine vllm` for a served deployment)."), None
 
@@ -124,6 +124,7 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
 
 def render_markdown(data: dict[str, Any]) -> str:
     from compress.output import Table, md_escape, table_md
+    from compress.planner.serving import wrapped
 
     # Every text that may carry a name from a file or the command line is escaped (md_escape).
     plan = data["plan"]
@@ -133,7 +134,7 @@ def render_markdown(data: dict[str, Any]) -> str:
              f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
              "## Recommendation", "", md_escape(plan["recommendation"]), ""]
     intro, command = _serve_text(data)
-    lines += ["## Serving", "", md_escape(intro), ""] + (["```", command, "```", ""] if command else [])
+    lines += ["## Serving", "", md_escape(intro), ""] + (["```", wrapped(command), "```", ""] if command else [])
     lines += ["## Risks", ""]
     lines += [f"- {md_escape(r)}" for r in data["risks"]] or ["- none found"]
     lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
@@ -144,6 +145,7 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 
 def render_html(data: dict[str, Any]) -> str:
+    from compress.planner.serving import wrapped
     from compress.report import esc, page, table_html
 
     plan = data["plan"]
@@ -153,7 +155,7 @@ def render_html(data: dict[str, Any]) -> str:
             f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
             "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
             "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
-            *([f"<pre>{esc(data['serve'])}</pre>"] if data.get("serve") else []), "<h2>Risks</h2><ul>",
+            *([f"<pre>{esc(wrapped(data['serve']))}</pre>"] if data.get("serve") else []), "<h2>Risks</h2><ul>",
             *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",
             "<h2>Plan and measured evidence</h2>", table_html(columns, rows, "candidates"),
             "<h2>Planner notes</h2><ul>", *[f"<li>{esc(n)}</li>" for n in plan["notes"]], "</ul>"]

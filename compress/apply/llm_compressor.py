@@ -62,7 +62,7 @@ def compress_checkpoint(job: Job, recipe: Callable[[], list[Any]], method: str, 
     model and save it compressed. The recipe is built inside the quiet session, since
     importing llm-compressor already logs."""
     from compress.apply.gptq import gptqmodel_session, read_config, to_float16
-    from compress.loading import load_tokenizer
+    from compress.loading import load_tokenizer, trust_remote_code
 
     folder = Path(job.hf_dir()).resolve()
     out_dir = Path(job.out_dir).resolve()
@@ -83,7 +83,8 @@ def compress_checkpoint(job: Job, recipe: Callable[[], list[Any]], method: str, 
         # calibrates in float32, and the saved checkpoint is cast to float16 below.
         dtype = torch.float32 if job.device == "cpu" else torch.float16
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype,
+                                                         trust_remote_code=trust_remote_code())
             if job.device != "cpu":
                 model.to(job.device)
             kwargs: dict[str, Any] = {}

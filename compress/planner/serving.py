@@ -64,3 +64,21 @@ def serving_command(model: str, candidate: dict[str, Any], context: int, batch: 
             parts.append("-ngl 99")
         return " ".join(parts)
     return None
+
+
+def wrapped(command: str, width: int = 78) -> str:
+    """``command`` folded into shell continuation lines of at most ``width`` characters where
+    it can be (an option stays with its value), for an 80-column review."""
+    groups: list[str] = []
+    for token in command.split(" "):
+        if token.startswith("-") or not groups or len(groups) < 2:
+            groups.append(token)
+        else:
+            groups[-1] += f" {token}"
+    lines = [groups[0]]
+    for group in groups[1:]:
+        if len(lines[-1]) + 1 + len(group) + 2 <= width:
+            lines[-1] += f" {group}"
+        else:
+            lines.append(f"    {group}")
+    return " \\\n".join(lines)

@@ -94,7 +94,7 @@ def relative_logit_error(tiny_llama: Path, artifact: Path) -> float:
     base = load_causal_lm(tiny_llama)
     from transformers import AutoModelForCausalLM
 
-    quantized = AutoModelForCausalLM.from_pretrained(str(artifact), dtype=torch.float32)
+    quantized = AutoModelForCausalLM.from_pretrained(str(artifact), dtype=torch.float32, trust_remote_code=False)
     ids = torch.arange(1, 129).view(2, 64)
     with torch.no_grad():
         a, b = base(ids).logits.float(), quantized(ids).logits.float()
