@@ -101,12 +101,14 @@ def test_transformers_prefills_the_whole_prompt_13b_batch_32_does_not_fit():
     # Llama-2-13B fp16 on an H100 at batch 32, context 2048: weights 24.2 GiB + KV 50.0 GiB
     # (2 x 40 layers x 5120 x 2 B x 2048 x 32) + the prefill of all 65,536 prompt tokens at once:
     # 65536 x (2 x 5120 + 2 x 13824) x 2 B = 4.63 GiB (not 1.2 GiB for a 512-token chunk).
-    c = make_plan("llama-2-13b", "h100", batch=32, context=2048).candidate("fp16")
+    c = make_plan("llama-2-13b", "h100", batch=32, context=2048, engine="transformers").candidate("fp16")
     assert c["runtime"] == "transformers" and not c["fits"]
     assert c["memory"]["activations_gib"] == pytest.approx(4.63, abs=0.01)
     assert c["predicted"]["prefill_chunk_tokens"] == 32 * 2048
-    gguf = make_plan("llama-2-13b", "h100", batch=32, context=2048).candidate("q8_0")
-    assert gguf["predicted"]["prefill_chunk_tokens"] == 512  # llama.cpp n_ubatch
+    plan = make_plan("llama-2-13b", "h100", batch=32, context=2048)
+    assert plan.candidate("q8_0")["predicted"]["prefill_chunk_tokens"] == 512  # llama.cpp n_ubatch
+    vllm = plan.candidate("fp16")  # vLLM's chunked prefill holds 8,192 tokens a step: 0.58 GiB, it fits
+    assert vllm["runtime"] == "vllm" and vllm["predicted"]["prefill_chunk_tokens"] == 8192 and vllm["fits"]
 
 
 def test_decode_at_the_planned_depth_and_batch_ttft():
