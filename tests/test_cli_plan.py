@@ -145,3 +145,9 @@ def test_plan_engine_option():
     assert data["options"]["engine"] == "vllm" and {c["runtime"] for c in data["candidates"]} == {"vllm"}
     bad = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "tgi"])
     assert bad.exit_code != 0 and "unknown engine 'tgi'" in str(bad.exception)
+
+
+def test_apply_refuses_planned_only_formats(tmp_path):
+    result = _run("apply", "--method", "nvfp4", "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "nvfp4 is planned only" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -26,17 +26,17 @@ class MicroscalingConfig(MethodConfig):
 
 
 class Microscaling(Method):
-    name = "microscaling"
+    """Shared by :class:`Nvfp4` and :class:`Mxfp4`: each is its own method so that each names
+    only its own kernel (the kernel rule decides which devices run it)."""
+
     Config = MicroscalingConfig
-    kernels = ("nvfp4", "mxfp4")
     apply = "compress.apply.microscaling:apply"
     #: `plan` sizes it; `apply` refuses it with one line (compress/apply/__init__.py).
     planned_only: ClassVar[bool] = True
-    grammar = "nvfp4 | mxfp4                           4-bit floats with block scales (planned only)"
 
     @classmethod
     def parse_core(cls, core: str, text: str) -> MicroscalingConfig | None:
-        return MicroscalingConfig(core) if core in FORMATS else None
+        return MicroscalingConfig(core) if core == cls.name else None
 
     @classmethod
     def core_name(cls, config: MicroscalingConfig) -> str:
@@ -57,3 +57,15 @@ class Microscaling(Method):
     @classmethod
     def quality_source(cls, config: MicroscalingConfig) -> QualitySource:
         return QualitySource("table", (config.format,))
+
+
+class Nvfp4(Microscaling):
+    name = "nvfp4"
+    kernels = ("nvfp4",)
+    grammar = "nvfp4                                   NVFP4: E2M1 + FP8 scale per 16 (planned only)"
+
+
+class Mxfp4(Microscaling):
+    name = "mxfp4"
+    kernels = ("mxfp4",)
+    grammar = "mxfp4                                   MXFP4: E2M1 + E8M0 scale per 32 (planned only)"

@@ -180,9 +180,9 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
 
     if cpu:
         dtype = "fp32"
-        if step.method == "microscaling":
+        if getattr(step.descriptor, "planned_only", False):
             supported = False
-            reasons.append(f"{c['format']} needs FP4 tensor cores; not on the CPU")
+            reasons.append(f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU")
         if step.method in ("gptq", "awq", "bnb"):
             kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         elif step.method == "gguf":
@@ -202,7 +202,7 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         if dtype == "bf16" and not need("bf16"):
             supported = False
             reasons.append("use fp16 instead (bf16 would be emulated, slowly)")
-    elif step.method in ("gptq", "awq", "bnb", "fp8", "w8a8", "gguf", "onnx", "microscaling"):
+    elif step.method in ("gptq", "awq", "bnb", "fp8", "w8a8", "gguf", "onnx", "nvfp4", "mxfp4"):
         found, why_chosen, why_not = pick_kernel(gpu, rt, step, device="metal" if gpu.backend == "metal" else "cuda")
         if found is None:
             supported = False
@@ -213,6 +213,8 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
             kernel, speed = found, rule.get("speed", found)
             dtype = rule.get("compute", dtype)
             reasons += why_chosen
+    if not cpu and getattr(step.descriptor, "planned_only", False):
+        reasons.append(f"{variants.step_name(step)}: planned only, `compress apply` cannot write it yet")
     if not cpu and rt == "vllm":
         supported = need("vllm") and supported
     if prune is not None and not cpu:
