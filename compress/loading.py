@@ -147,8 +147,9 @@ def load_causal_lm(folder: Path, dtype: str = "float32", device: str = "cpu", **
     quiet_libraries()
     from transformers import AutoModelForCausalLM
 
-    kwargs.setdefault("trust_remote_code", trust_remote_code())
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), **kwargs)
+    trust = kwargs.pop("trust_remote_code", trust_remote_code())
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), trust_remote_code=trust,
+                                                 **kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device)
     return model.eval()

@@ -94,3 +94,12 @@ def test_planning_never_imports_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("TORCH_FREE")
+
+
+def test_plan_engine_option():
+    result = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "vllm", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["options"]["engine"] == "vllm" and {c["runtime"] for c in data["candidates"]} == {"vllm"}
+    bad = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "tgi"])
+    assert bad.exit_code != 0 and "unknown engine 'tgi'" in str(bad.exception)

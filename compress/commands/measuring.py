@@ -127,6 +127,8 @@ def review_command(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU profile name, 'cpu', or 'auto'.")] = "auto",
     context: Annotated[int | None, typer.Option(help="Context length to size for.")] = None,
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
+    gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
+    engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
     results_file: _RESULTS_IN = Path("results/bench.jsonl"),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the review to this file (.md or .html).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table (for the terminal), md or json.")] = "table",
@@ -146,7 +148,7 @@ def review_command(
     if out is not None:
         check_output_file(out, "--output")
     records = results.load(results_file) if results_file.exists() else []
-    data = review_to(model, gpu, records, context=context, batch=batch, out=out)
+    data = review_to(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
     print_review(data, fmt, wide=wide)
 
 

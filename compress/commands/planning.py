@@ -51,6 +51,7 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
         f"Device  {gpu['display_name']}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
         f"{gpu['memory_bandwidth_gbs']:g} GB/s" + (f", sm{gpu['compute_capability'].replace('.', '')}" if gpu["compute_capability"] else ""),
         f"Options context {opt['context']} tokens, batch {opt['batch']}, KV cache {opt['kv_dtype']}, "
+        f"engine {opt.get('engine', 'any')}, "
         f"headroom {opt['headroom_gib']:g} GiB, objective {opt['objective']}",
     ])
     nominal = seed.get("params_nominal")
@@ -119,6 +120,7 @@ def register(app: typer.Typer) -> None:
         headroom: Annotated[str, typer.Option(help="Memory kept free: GiB (1.5) or a share of memory (10%).")] = "0.5",
         objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
+        engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any (each candidate takes its best).")] = "any",
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
         fmt: FormatOption = "table",
         table: TableOption = None,
@@ -136,7 +138,8 @@ def register(app: typer.Typer) -> None:
             check_output_file(output, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
-                         objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction)
+                         objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
+                         engine=engine)
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from compress import variants
 from compress.errors import UserInputError
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
-from compress.planner.predict import default_context, predict_variant
+from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
 from compress.planner.rank import OBJECTIVES, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
@@ -39,8 +40,10 @@ class PlanOptions:
     headroom_gib: float = DEFAULT_HEADROOM_GIB
     objective: str = "balanced"
     kv_dtype: str = "fp16"
+    engine: str = ANY_ENGINE
 
     def __post_init__(self) -> None:
+        check_engine(self.engine)
         if self.context < 1:
             raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
         if self.batch < 1:
@@ -100,10 +103,14 @@ class Plan:
 
 
 def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dict[str, Any]]:
-    """Every default candidate predicted and ranked."""
+    """Every default candidate predicted and ranked (only those ``options.engine`` serves)."""
+    names = cands.default_candidates(spec, gpu)
+    if options.engine != ANY_ENGINE:
+        names = [n for n in names if options.engine in engines_for(variants.parse(n), gpu)]
     found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
-                             kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib)
-             for name in cands.default_candidates(spec, gpu)]
+                             kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib,
+                             runtime=None if options.engine == ANY_ENGINE else options.engine)
+             for name in names]
     return rank(found, options.objective)
 
 
@@ -230,7 +237,7 @@ def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
 
 def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batch: int = 1, gpus: int = 1,
               headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced", kv_dtype: str = "fp16",
-              headroom_fraction: float = 0.0) -> Plan:
+              headroom_fraction: float = 0.0, engine: str = ANY_ENGINE) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, "cpu"/"host" or "auto").
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
@@ -246,8 +253,12 @@ def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batc
         raise UserInputError(f"--gpus {gpus} makes no sense with the CPU host profile; leave it at 1")
     options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
                           headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
-                          objective=objective, kv_dtype=kv_dtype)
+                          objective=objective, kv_dtype=kv_dtype, engine=engine)
     ranked = evaluate(spec, device, options)
+    if not ranked:
+        where = "the CPU" if device.kind == "cpu" else device.display_name
+        raise UserInputError(f"--engine {engine} serves none of the candidate formats on {where}; "
+                             "try --engine any")
     best = _best(ranked)
     alts = [] if best else alternatives(spec, device, options)
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),

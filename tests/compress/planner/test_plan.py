@@ -19,7 +19,7 @@ def test_plan_json_schema(t4_plan):
     assert d["schema"] == "compress.plan/1"
     assert d["model"]["name"] == "llama-2-7b" and d["model"]["params"] == 6_738_415_616
     assert d["gpu"]["name"] == "t4"
-    assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype"}
+    assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype", "engine"}
     for c in d["candidates"]:
         assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "total_gib"}
         assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source"} <= set(c["predicted"])
