@@ -146,3 +146,18 @@ def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert_one_clear_line(run, "File too large", "free space")
     assert run.returncode == 1 and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_pareto_and_report_skip_bad_lines_with_a_warning(tmp_path):
+    from compress import results
+
+    path = tmp_path / "r.jsonl"
+    good = results.record(model="m", model_fingerprint="f", variant="fp32", device="cpu", runtime="rt", test="ppl",
+                          metric="perplexity", unit="", higher_is_better=False, value=20.0)
+    path.write_bytes(json.dumps(good).encode() + b"\n\xff\xfe\n[1]\n{\"torn\n")
+    for args in (["pareto", "--results", str(path)], ["report", "--results", str(path), "--out", str(tmp_path / "r.html")]):
+        run = compress(*args)
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+        for line in (2, 3, 4):
+            assert f"warning: {path}:{line}: skipped" in run.stderr
