@@ -59,33 +59,65 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
 
 
+#: Characters Markdown gives a meaning to inside a line, and how each is written literally. HTML's
+#: three (``& < >``) become entities, so a name cannot open a tag (``<img onerror=...>``); ``[ ]``
+#: and backticks are backslash-escaped, so a name cannot make a link (``[x](javascript:...)``) or
+#: code span; ``|`` would end a table cell. CommonMark 0.31, sections 2.4 (backslash escapes)
+#: and 6.6 (raw HTML).
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "`": "\\`", "[": "\\[", "]": "\\]", "&": "&amp;",
+                             "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "\t": " "})
+#: A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def md_escape(text: Any) -> str:
+    """``text`` as literal Markdown on one line: no tags, links, code spans, cell breaks or line breaks."""
+    return str(text).translate(_MD_ESCAPES)
+
+
+def csv_escape(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string that would start a formula gets a leading apostrophe.
+
+    Numbers stay numbers, and strings that read as a number (``-0.5``) or a lone ``-`` are left as they are.
+    """
+    if not isinstance(value, str) or not value.startswith(_CSV_FORMULA_STARTS) or value == "-":
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def table_md(table: Table) -> str:
-    escape = lambda s: cell(s).replace("|", "\\|")  # noqa: E731 - one-line cell escaper
-    lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |",
+    escape = lambda s: md_escape(cell(s))  # noqa: E731 - one-line cell escaper
+    lines = [f"### {md_escape(table.title)}", "", "| " + " | ".join(md_escape(c) for c in table.columns) + " |",
              "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(escape(v) for v in row) + " |" for row in table.rows]
-    lines += [""] + [f"- {n}" for n in table.notes]
+    lines += [""] + [f"- {md_escape(n)}" for n in table.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def table_csv(table: Table) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(table.columns)
-    writer.writerows([["" if v is None else v for v in row] for row in table.rows])
+    writer.writerow([csv_escape(c) for c in table.columns])
+    writer.writerows([["" if v is None else csv_escape(v) for v in row] for row in table.rows])
     return buf.getvalue()
 
 
 def print_table(table: Table, console: Any | None = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     console = console or Console()
-    rich_table = RichTable(title=table.title, title_justify="left", header_style="bold")
+    # Names from files and users are text, never rich markup ("[link=...]").
+    rich_table = RichTable(title=escape(table.title), title_justify="left", header_style="bold")
     for column in table.columns:
-        rich_table.add_column(column, overflow="fold")
+        rich_table.add_column(escape(column), overflow="fold")
     for row in table.rows:
-        rich_table.add_row(*(cell(v) for v in row))
+        rich_table.add_row(*(escape(cell(v)) for v in row))
     console.print(rich_table)
     for note in table.notes:
         console.print(f"  {note}", highlight=False, markup=False)
@@ -98,7 +130,7 @@ def emit(tables: list[Table], data: Any, fmt: str, text: str | None = None) -> N
     elif fmt == "csv":
         print("\n".join(table_csv(t) for t in tables), end="")
     elif fmt == "md":
-        parts = [text] if text else []
+        parts = ["\n".join(md_escape(line) for line in text.splitlines())] if text else []
         print("\n".join(parts + [table_md(t) for t in tables]))
     else:
         from rich.console import Console

@@ -97,19 +97,20 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    from compress.output import Table, table_md
+    from compress.output import Table, md_escape, table_md
 
+    # Every text that may carry a name from a file or the command line is escaped (md_escape).
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
-    lines = [f"# Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}", "",
+    lines = [f"# Sizing review: {md_escape(plan['model']['name'])} on {md_escape(plan['gpu']['display_name'])}", "",
              f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
              f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
-             "## Recommendation", "", plan["recommendation"], "", "## Risks", ""]
-    lines += [f"- {r}" for r in data["risks"]] or ["- none found"]
+             "## Recommendation", "", md_escape(plan["recommendation"]), "", "## Risks", ""]
+    lines += [f"- {md_escape(r)}" for r in data["risks"]] or ["- none found"]
     lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
     if not data["measured"]:
         lines += ["No bench records of this model on this device profile: every figure above is a prediction.", ""]
-    lines += ["## Planner notes", ""] + [f"- {n}" for n in plan["notes"]]
+    lines += ["## Planner notes", ""] + [f"- {md_escape(n)}" for n in plan["notes"]]
     return "\n".join(lines) + "\n"
 
 

@@ -224,10 +224,10 @@ def _resume_dir(job: Job) -> Path:
 
 def _student_folder(student: str, teacher_tokenizer: Any, teacher_config: dict[str, Any], n_student: int) -> Path:
     """The HF folder of a ``--student`` model, after checking it can learn from this teacher."""
-    from compress.loading import hf_checkpoint, load_tokenizer
+    from compress.loading import hf_checkpoint, load_tokenizer, trust_remote_code
     from compress.sources import resolve
 
-    folder = hf_checkpoint(resolve(student))
+    folder = hf_checkpoint(resolve(student, trust_remote_code=trust_remote_code()))
     config = read_config(folder)
     arch = arch_table.lookup_config(config)
     theirs, ours = load_tokenizer(folder).get_vocab(), teacher_tokenizer.get_vocab()

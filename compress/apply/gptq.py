@@ -140,13 +140,16 @@ def quantize(job: Job, config_class: str, settings: dict[str, Any], method: str,
         import torch
         from gptqmodel import BACKEND, GPTQModel
 
+        from compress.loading import trust_remote_code
+
         quant_config = getattr(gptqmodel_config, config_class)(**settings)
         layer_complete, close = layer_progress(terminal, f"{method}: quantizing layers", layers)
         try:
             # Half-precision matmuls are emulated on CPUs without AVX512-BF16/FP16 (20x slower
             # than float32 on our 2-core machine), so the CPU quantizes in float32 where it can.
             dtype = {"dtype": torch.float32} if job.device == "cpu" and cpu_float32 else {}
-            model = GPTQModel.load(str(folder), quant_config, device=job.device, **dtype)
+            model = GPTQModel.load(str(folder), quant_config, device=job.device,
+                                   trust_remote_code=trust_remote_code(), **dtype)
             model.layer_callback = layer_complete
             model.quantize(calibration, tokenizer=tokenizer, backend=BACKEND(backend),
                            calibration_data_min_length=1)  # our windows all have the asked length

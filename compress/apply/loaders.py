@@ -59,7 +59,7 @@ def load_artifact(folder: Path, device: str = "cpu", dtype: str = "auto") -> tup
     on the CPU, where half-precision matmuls are emulated on CPUs without AVX512-BF16/FP16
     (20x slower here). Quantized layers keep their packed weights either way.
     """
-    from compress.loading import load_tokenizer, quiet_libraries, torch_dtype
+    from compress.loading import load_tokenizer, quiet_libraries, torch_dtype, trust_remote_code
 
     quiet_libraries()
     folder = Path(folder).resolve()
@@ -79,6 +79,7 @@ def load_artifact(folder: Path, device: str = "cpu", dtype: str = "auto") -> tup
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype if dtype == "auto" else torch_dtype(dtype),
-                                                     device_map=device, **kwargs)
+                                                     device_map=device, trust_remote_code=trust_remote_code(),
+                                                     **kwargs)
     return model.eval(), load_tokenizer(folder)
 

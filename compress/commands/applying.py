@@ -17,6 +17,10 @@ _METHOD_HELP = (
 )
 
 
+_TRUST_HELP = ("Run Python code that comes with the model folder (its config's auto_map) and load pickle "
+               "weights. Off by default: read the folder's code first.")
+
+
 def apply_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
@@ -43,6 +47,7 @@ def apply_command(
     temperature: Annotated[float | None, typer.Option(help="Distillation: softmax temperature.")] = None,
     alpha: Annotated[float | None, typer.Option(help="Distillation: weight of the KL term (1-alpha on cross-entropy).")] = None,
     student: Annotated[str | None, typer.Option(help="Distillation: a local student model (same tokenizer) instead of a layer-dropped copy.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help=_TRUST_HELP)] = False,
 ) -> None:
     """Compress a model with one variant; the artifact loads in transformers, vLLM or llama.cpp."""
     from compress import apply, sources, variants
@@ -62,11 +67,16 @@ def apply_command(
         variant_name = method
     variant = variants.parse(variant_name)
     variant = _with_overrides(variant, overrides)
-    source = sources.resolve(model)
+    source = sources.resolve(model, trust_remote_code=trust_remote_code)
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
-                            seed=seed, force=force)
+                            seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
-    manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+    try:
+        manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+    except KeyboardInterrupt:
+        # The artifact is built in a temporary folder that the interruption removed.
+        typer.echo(f"interrupted: nothing was written to {out}", err=True)
+        raise typer.Exit(130) from None
     _summary(manifest, out)
 
 

@@ -37,6 +37,9 @@ def bench_command(
     calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
     calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help=(
+        "Run Python code that comes with the model folder (its config's auto_map) and load pickle weights. "
+        "Off by default: read the folder's code first."))] = False,
     fmt: _FORMAT = "table",
 ) -> None:
     """Apply and measure variants: perplexity, TTFT, decode speed, throughput, memory, size, MFU/MBU, energy."""
@@ -47,12 +50,17 @@ def bench_command(
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
                                batch=batch, reps=reps, warmup=warmup, tests=tests, calib_samples=calib_samples,
-                               calib_seq_len=calib_seq_len, seed=seed, log=lambda line: typer.echo(line, err=True))
+                               calib_seq_len=calib_seq_len, seed=seed, trust_remote_code=trust_remote_code,
+                               log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)
         raise typer.Exit(130) from None
     _emit_wide([table], {"written": records, "pareto": table.records()}, fmt)
+    if records and not any(r.get("status") == "ok" for r in records):
+        typer.echo(f"error: no variant was measured: every test failed or was skipped (reasons in {results_file})",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def probe_command(
@@ -64,8 +72,11 @@ def probe_command(
     fmt: _FORMAT = "table",
 ) -> None:
     """Measure this machine's copy bandwidth and matmul TFLOPS; the planner and MFU/MBU use them."""
+    from compress.fsutil import check_output_file
     from compress.measure.probe import probe, probe_table
 
+    if out is not None:
+        check_output_file(out, "--out")
     data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out)
     emit([probe_table(data, path)], data, fmt)
 
@@ -90,8 +101,10 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
     from compress import results
+    from compress.fsutil import check_output_file
     from compress.report import write_report
 
+    check_output_file(out, "--out")
     path = write_report(results.load(_existing(results_file)), out, model=model)
     typer.echo(f"wrote {path}")
 
@@ -106,8 +119,11 @@ def review_command(
 ) -> None:
     """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
     from compress import results
+    from compress.fsutil import check_output_file
     from compress.review import review
 
+    if out is not None:
+        check_output_file(out, "--out")
     records = results.load(results_file) if results_file.exists() else []
     markdown = review(model, gpu, records, context=context, batch=batch, out=out)
     typer.echo(markdown)

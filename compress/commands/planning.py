@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from compress.errors import UserInputError
+from compress.fsutil import atomic_write_text, check_output_file
 from compress.output import FORMATS, Table, emit, to_json
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
@@ -103,12 +104,13 @@ def register(app: typer.Typer) -> None:
         from compress.planner import make_plan
 
         _check_format(fmt)
+        if output is not None:
+            check_output_file(output, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction)
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(to_json(plan.to_dict()) + "\n")
+            atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)
         emit(tables, plan.to_dict(), fmt, text=lead)
 

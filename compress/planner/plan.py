@@ -21,6 +21,9 @@ from compress.registry import suggest
 SCHEMA = "compress.plan/1"
 DEFAULT_HEADROOM_GIB = 0.5
 MAX_GPUS_SUGGESTED = 8
+#: The most GPUs in one tensor-parallel group: 64 covers a rack-scale NVLink domain's usual
+#: power-of-two partitions (GB200 NVL72 holds 72 GPUs; TP degrees above 8 are rare in practice).
+MAX_GPUS = 64
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,9 @@ class PlanOptions:
             raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
         if self.batch < 1:
             raise UserInputError(f"--batch must be at least 1, got {self.batch}")
-        if self.gpus < 1:
-            raise UserInputError(f"--gpus must be at least 1, got {self.gpus}")
+        if not 1 <= self.gpus <= MAX_GPUS:
+            raise UserInputError(f"--gpus must be from 1 to {MAX_GPUS} (GPUs in one tensor-parallel group), "
+                                 f"got {self.gpus}")
         if self.headroom_gib < 0:
             raise UserInputError(f"--headroom must be >= 0, got {self.headroom_gib}")
         if self.objective not in OBJECTIVES:
