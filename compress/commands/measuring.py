@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from compress import paths
 from compress.output import FORMATS, emit
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
@@ -19,7 +20,7 @@ def bench_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     methods: Annotated[str | None, typer.Option("--methods", help=_METHODS_HELP)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Measure the candidates of a plan written by `compress plan --format json`.")] = None,
-    results_file: _RESULTS = Path("results/bench.jsonl"),
+    results_file: _RESULTS = paths.results_file(),
     artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Artifact cache folder (default: $COMPRESS_CACHE/artifacts).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip variant+test combinations already recorded whole and OK.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -82,7 +83,7 @@ def probe_command(
 
 
 def pareto_command(
-    results_file: _RESULTS = Path("results/bench.jsonl"),
+    results_file: _RESULTS = paths.results_file(),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
     fmt: _FORMAT = "table",
 ) -> None:
@@ -95,8 +96,8 @@ def pareto_command(
 
 
 def report_command(
-    results_file: _RESULTS = Path("results/bench.jsonl"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("results/report.html"),
+    results_file: _RESULTS = paths.results_file(),
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = paths.results_file("report.html"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
 ) -> None:
     """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
@@ -114,7 +115,7 @@ def review_command(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU profile name, 'cpu', or 'auto'.")] = "auto",
     context: Annotated[int | None, typer.Option(help="Context length to size for.")] = None,
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
-    results_file: _RESULTS = Path("results/bench.jsonl"),
+    results_file: _RESULTS = paths.results_file(),
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the review here (.md or .html).")] = None,
 ) -> None:
     """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
