@@ -126,21 +126,19 @@ def _passed_over(gpu: GpuProfile, name: str, mine: list[tuple[str, dict[str, Any
     reasons = []
     if skipped:
         other = skipped[-1][0]
-        need = rules[other]
-        why = (f"{need['what']} needs sm{need['min_cc'].replace('.', '')}+ "
-               f"({gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')})")
+        need = rules[other]["min_cc"].replace(".", "")
         lost = set(rules[other].get("act_dtypes", ())) - set(rule.get("act_dtypes", ())) - {"fp16", "bf16", "fp32"}
         if lost:
-            reasons.append(f"{why}: runs weight-only through {rule['what']}, without "
-                           f"{'/'.join(sorted(lost))} activations")
+            reasons.append(f"{other} kernel needs sm{need}+: weight-only through {name} "
+                           f"(no {'/'.join(sorted(lost))} activations)")
         elif _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{why}: slower {rule['what']} instead")
+            reasons.append(f"{other} kernel needs sm{need}+: {name}, slower")
     widths = set(rule.get("weight_bits", ()))
     for other, other_rule in [] if reasons else mine[:[n for n, _ in mine].index(name)]:
         # a generic kernel (more widths) chosen because the fast one lacks this width
         if other not in dict(fitting) and widths > set(other_rule.get("weight_bits", ())) \
                 and _runs_on(gpu, other)[0] and _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{bits}-bit {step.method} has no {other_rule['what']}: {rule['what']}, slower")
+            reasons.append(f"no {bits}-bit {other} kernel: {name}, slower")
             break
     return reasons
 
