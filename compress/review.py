@@ -122,26 +122,61 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def render_markdown(data: dict[str, Any]) -> str:
-    from compress.output import Table, md_escape, table_md
+def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
+    """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
+
+    ``text`` renders every string that may carry a name from a file or the command line
+    (``md_escape`` for Markdown; as it is for the terminal); ``code`` renders the serving command."""
+    from compress.output import Table
     from compress.planner.serving import wrapped
 
-    # Every text that may carry a name from a file or the command line is escaped (md_escape).
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
-    lines = [f"# Sizing review: {md_escape(plan['model']['name'])} on {md_escape(plan['gpu']['display_name'])}", "",
-             f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
-             f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
-             "## Recommendation", "", md_escape(plan["recommendation"]), ""]
+    parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",
+                        f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
+                        f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.",
+                        "## Recommendation", text(plan["recommendation"])]
     intro, command = _serve_text(data)
-    lines += ["## Serving", "", md_escape(intro), ""] + (["```", wrapped(command), "```", ""] if command else [])
-    lines += ["## Risks", ""]
-    lines += [f"- {md_escape(r)}" for r in data["risks"]] or ["- none found"]
-    lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
+    parts += ["## Serving", text(intro)] + ([code(wrapped(command))] if command else [])
+    parts += ["## Risks",
+              "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
+              "## Plan and measured evidence",
+              Table("Candidates", columns, rows, name="candidates",
+                    compact=["variant", "fits", "pred mem GiB", "pred tok/s", "pred ppl +%",
+                             "measured tok/s", "measured mem GiB", "measured ppl"])]
     if not data["measured"]:
-        lines += ["No bench records of this model on this device profile: every figure above is a prediction.", ""]
-    lines += ["## Planner notes", ""] + [f"- {md_escape(n)}" for n in plan["notes"]]
-    return "\n".join(lines) + "\n"
+        parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
+    parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]
+    return parts
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    from compress.output import md_escape, table_md
+
+    fence = lambda command: f"```\n{command}\n```"  # noqa: E731 - the serving command as a code block
+    blocks = [p if isinstance(p, str) else table_md(p).rstrip("\n") for p in _parts(data, md_escape, fence) if p]
+    return "\n\n".join(blocks) + "\n"
+
+
+def print_review(data: dict[str, Any], fmt: str = "table", wide: bool = False) -> None:
+    """Print the review: ``md`` (Markdown), ``json`` (the data), or ``table`` (the terminal: text wrapped
+    between words, the candidates table in its 80-column view unless ``wide``)."""
+    from compress.output import console, print_table, to_json
+
+    if fmt == "md":
+        print(render_markdown(data), end="")
+        return
+    if fmt == "json":
+        print(to_json(data))
+        return
+    out = console()
+    for part in _parts(data):
+        if isinstance(part, str):
+            if part.startswith("## "):
+                out.print()
+            out.print(part, markup=False)
+        else:
+            print_table(part if wide else part.narrowed(), out)
 
 
 def render_html(data: dict[str, Any]) -> str:
@@ -170,3 +205,12 @@ def review(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int
     if out is not None:
         atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else markdown)
     return markdown
+
+
+def review_to(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
+              out: Path | None = None, gpus: int = 1, engine: str = "any") -> dict[str, Any]:
+    """Like :func:`review`, returning the data (for :func:`print_review`)."""
+    data = review_data(model, gpu, records, context=context, batch=batch, gpus=gpus, engine=engine)
+    if out is not None:
+        atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else render_markdown(data))
+    return data

@@ -132,7 +132,7 @@ def first_layer_inputs(model: Any, layers: Any, windows: list[list[int]], device
     return captured
 
 
-def prune_sequentially(model: Any, layers: Any, arch: arch_table.Arch, windows: list[list[int]],
+def prune_sequentially(model: Any, layers: Any, arch: arch_table.Layout, windows: list[list[int]],
                        statistic: Callable[[Any], Any], rule: Callable[[Any, Any], Any], job: Job) -> None:
     """Prune ``layers`` in order, each calibrated on the outputs of the pruned layers before it.
 

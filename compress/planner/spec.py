@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from compress import formulas
+from compress import arch, formulas
 from compress.errors import UserInputError
 from compress.planner import profiles
 from compress.registry import suggest
@@ -194,11 +194,6 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
     raise suggest(text, names, "model")
 
 
-_ARCH_MAP = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "MixtralForCausalLM": "mixtral",
-             "Qwen2ForCausalLM": "qwen2", "Gemma2ForCausalLM": "gemma2", "Phi3ForCausalLM": "phi3",
-             "Qwen2MoeForCausalLM": "qwen2_moe", "GemmaForCausalLM": "gemma", "Gemma3ForCausalLM": "gemma3"}
-
-
 def _read_config(file: Path) -> Any:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
@@ -221,12 +216,14 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
     except KeyError as err:
         raise UserInputError(f"config.json of {name!r} has no {err.args[0]!r}; expected a decoder-only transformers config") from None
     arch_names = config.get("architectures") or []
-    architecture = _ARCH_MAP.get(arch_names[0], cfg.get("model_type", "llama")) if arch_names else cfg.get("model_type", "llama")
     model_type = cfg.get("model_type", "")
+    family = arch.by_model_type(model_type)
+    named = arch.by_hf_class(arch_names[0]) if arch_names else None
+    architecture = named.name if named else cfg.get("model_type", "llama")
     window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
     window_layers = None
-    if window and model_type in ("gemma2",):
-        window_layers = layers // 2  # Gemma 2 alternates local and global layers
+    if window and family is not None and family.alternating_window:
+        window_layers = layers // 2
     return _checked_spec(
         f"config.json of {name!r}",
         name=name, layers=layers, hidden=hidden, heads=heads,
@@ -238,8 +235,8 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
         sliding_window=int(window) if window else None, sliding_window_layers=window_layers,
         experts=int(cfg.get("num_local_experts") or cfg.get("num_experts") or 1),
         experts_per_token=int(cfg.get("num_experts_per_tok") or 1),
-        qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
-        norms_per_layer=4 if model_type in ("gemma2", "gemma3") else 2,
+        qkv_bias=bool(cfg.get("attention_bias", family is not None and family.qkv_bias)),
+        norms_per_layer=family.norms_per_layer if family is not None else 2,
         architecture=architecture, origin=origin, path=path, display_name=name,
     )
 

@@ -111,3 +111,24 @@ def test_group_size_divides_every_quantized_width():
     assert group_size_for(load_model_spec("llama-2-7b")) == 128
     names = [c["variant"] for c in make_plan("smollm2-135m", "cpu").to_dict()["candidates"]]
     assert "gptq-4-g64" in names and "gptq-4-g128" not in names
+
+
+def test_quality_ties_go_to_the_faster_candidate():
+    """int8 (+0.000%, 3 tok/s) and q8_0 (+0.007%, 31 tok/s) are a tie on quality: name q8_0."""
+    from compress.planner.plan import least_quality_loss
+
+    def cand(name, delta, tok_s):
+        return {"variant": name, "predicted": {"ppl_delta_pct": delta, "decode_tok_s": tok_s}}
+
+    assert least_quality_loss([cand("int8", 0.0, 3), cand("q8_0", 0.007, 31), cand("q4_k_m", 0.9, 50)])["variant"] == "q8_0"
+    assert least_quality_loss([cand("int8", 0.0, 3), cand("q4_k_m", 0.9, 50)])["variant"] == "int8"
+    assert least_quality_loss([cand("x", None, 3)]) is None
+
+
+def test_cpu_plan_names_the_host_not_a_gpu():
+    from compress.commands.planning import plan_tables
+
+    _, tables = plan_tables(make_plan("smollm2-135m", "cpu"))
+    assert "per GPU" not in tables[1].title and "host" in tables[1].title
+    _, tables = plan_tables(make_plan("smollm2-135m", "t4"))
+    assert "per GPU" in tables[1].title
