@@ -135,9 +135,9 @@ def busy_warnings(data: dict[str, Any], cores: int, limits: dict[str, Any]) -> l
 
 
 def probe_path() -> Path:
-    from compress.planner.profiles import probe_path as path
+    from compress.paths import probe_file
 
-    return path()
+    return probe_file()
 
 
 def probe(device: str = "auto", size_mib: int = 256, matmul_n: int = 2048, repeats: int = 5,

@@ -65,15 +65,13 @@ def check_engine(engine: str) -> str:
 
 
 def _weight_bits(step: variants.Step) -> int | None:
-    """Stored width of the quantized weights, where the format has one."""
-    c = step.config
-    if step.method in ("gptq", "awq"):
-        return int(c["bits"])
-    if step.method == "bnb":
-        return 8 if c["quant_type"] == "int8" else 4
-    if step.method in ("fp8", "w8a8"):
-        return 8
-    return None
+    return step.descriptor.weight_bits(step.settings)
+
+
+def _matmul_kernels(step: variants.Step) -> list[str]:
+    """The method's kernels that engines ship (rows with ``engines``), fastest first."""
+    rules = kernel_rules()
+    return [k for k in step.descriptor.kernels if rules[k].get("engines")]
 
 
 def _runs_on(gpu: GpuProfile, name: str) -> tuple[bool, str]:
@@ -127,21 +125,19 @@ def _passed_over(gpu: GpuProfile, name: str, mine: list[tuple[str, dict[str, Any
     reasons = []
     if skipped:
         other = skipped[-1][0]
-        need = rules[other]
-        why = (f"{need['what']} needs sm{need['min_cc'].replace('.', '')}+ "
-               f"({gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')})")
+        need = rules[other]["min_cc"].replace(".", "")
         lost = set(rules[other].get("act_dtypes", ())) - set(rule.get("act_dtypes", ())) - {"fp16", "bf16", "fp32"}
         if lost:
-            reasons.append(f"{why}: runs weight-only through {rule['what']}, without "
-                           f"{'/'.join(sorted(lost))} activations")
+            reasons.append(f"{other} kernel needs sm{need}+: weight-only through {name} "
+                           f"(no {'/'.join(sorted(lost))} activations)")
         elif _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{why}: slower {rule['what']} instead")
+            reasons.append(f"{other} kernel needs sm{need}+: {name}, slower")
     widths = set(rule.get("weight_bits", ()))
     for other, other_rule in [] if reasons else mine[:[n for n, _ in mine].index(name)]:
         # a generic kernel (more widths) chosen because the fast one lacks this width
         if other not in dict(fitting) and widths > set(other_rule.get("weight_bits", ())) \
                 and _runs_on(gpu, other)[0] and _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{bits}-bit {step.method} has no {other_rule['what']}: {rule['what']}, slower")
+            reasons.append(f"no {bits}-bit {other} kernel: {name}, slower")
             break
     return reasons
 
@@ -183,18 +179,14 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         if getattr(step.descriptor, "planned_only", False):
             supported = False
             reasons.append(f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU")
-        if step.method in ("gptq", "awq", "bnb"):
-            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
-        elif step.method == "gguf":
+        found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
+        if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
+            kernel, speed = found, kernel_rules()[found].get("speed", found)
+        elif rt == "llama.cpp":
             kernel, speed = "llama.cpp-cpu", "gguf"
-        elif step.method in ("fp8", "w8a8"):
-            found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
-            if found is None:
-                supported = False
-                reasons.append(f"{rt} has no CPU kernel for {variants.step_name(step)} "
-                               "(FP8 matmuls need sm89+ tensor cores)")
-            else:
-                kernel, speed = found, kernel_rules()[found].get("speed", found)
+        elif _weight_bits(step) is not None:
+            # GPTQ/AWQ/bnb CPU paths dequantize each block before the matmul
+            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         if prune and prune.config.get("pattern") == "2:4":
             reasons.append("no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved")
     elif step.method == "baseline":
@@ -202,11 +194,11 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         if dtype == "bf16" and not need("bf16"):
             supported = False
             reasons.append("use fp16 instead (bf16 would be emulated, slowly)")
-    elif step.method in ("gptq", "awq", "bnb", "fp8", "w8a8", "gguf", "onnx", "nvfp4", "mxfp4"):
+    elif _matmul_kernels(step):
         found, why_chosen, why_not = pick_kernel(gpu, rt, step, device="metal" if gpu.backend == "metal" else "cuda")
         if found is None:
             supported = False
-            kernel = next(iter(step.descriptor.kernels), kernel)  # the kernel the format needs
+            kernel = _matmul_kernels(step)[0]  # the kernel the format needs
             reasons.append(why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}")
         else:
             rule = kernel_rules()[found]
