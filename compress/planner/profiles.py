@@ -107,8 +107,15 @@ def _citations(path: Path) -> dict[str, str]:
         lines = path.read_text().splitlines()
     except OSError:
         return found
+    tag = None
     for line in lines:
         m = re.match(r"#\s*\[([^\]]+)\]\s*(.+)", line.strip())
         if m:
-            found.setdefault(m.group(1), m.group(2).strip())
+            tag = m.group(1) if m.group(1) not in found else None
+            if tag:
+                found[tag] = m.group(2).strip()
+        elif tag and re.match(r"#\s{2,}\S", line):  # an indented comment line continues the citation
+            found[tag] += " " + line.lstrip("#").strip()
+        else:
+            tag = None
     return found
