@@ -109,7 +109,7 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
             columns=["context", "fitting", "best", "peak GiB", "decode tok/s"],
             rows=[[r["context"], r["fitting"], r["best"] or "-", r["peak_memory_gib"], r["decode_tok_s"]]
                   for r in d["context_sweep"]],
-            notes=["Per-variant fits at each context, and max context / max batch per candidate: --format json."]))
+            notes=["Each candidate at each context, and its max context and max batch: --format json."]))
     return lead, tables
 
 

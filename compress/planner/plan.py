@@ -266,7 +266,8 @@ def sweep_contexts(spec: ModelSpec) -> list[int]:
 
 def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
                   contexts: list[int] | None = None) -> list[dict[str, Any]]:
-    """For each context: how many candidates fit, the best one, its peak memory and decode speed."""
+    """For each context: how many candidates fit, the best one, its peak memory and decode speed,
+    and every candidate's fit, peak memory and decode speed there."""
     rows = []
     for c in contexts or sweep_contexts(spec):
         ranked = evaluate(spec, gpu, replace(options, context=c))
@@ -275,7 +276,10 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
                      "best": best["variant"] if best else None,
                      "peak_memory_gib": best["predicted"]["peak_memory_gib"] if best else None,
                      "decode_tok_s": best["predicted"]["decode_tok_s"] if best else None,
-                     "fits": {r["variant"]: r["fits"] for r in ranked}})
+                     "candidates": {r["variant"]: {"fits": r["fits"],
+                                                   "peak_memory_gib": r["predicted"]["peak_memory_gib"],
+                                                   "decode_tok_s": r["predicted"]["decode_tok_s"]}
+                                    for r in ranked}})
     return rows
 
 
