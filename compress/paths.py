@@ -1,4 +1,10 @@
-"""Where the suite keeps its caches: ``$COMPRESS_CACHE`` or ``~/.cache/compress``."""
+"""Where the suite keeps its files: caches and measurement results.
+
+- caches: ``$COMPRESS_CACHE`` or ``~/.cache/compress``;
+- results (``bench.jsonl``, ``probe.json``, reports): ``$COMPRESS_RESULTS`` or ``results/`` in
+  the working directory. ``compress bench`` writes there and ``compress probe`` too, and the
+  planner reads ``probe.json`` from the same folder.
+"""
 
 from __future__ import annotations
 
@@ -12,3 +18,13 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def results_dir() -> Path:
+    """The results folder: ``$COMPRESS_RESULTS`` or ``results`` (relative to the working directory)."""
+    return Path(os.environ.get("COMPRESS_RESULTS") or "results")
+
+
+def results_file(name: str = "bench.jsonl") -> Path:
+    """A file in :func:`results_dir`, e.g. the default ``results/bench.jsonl``."""
+    return results_dir() / name

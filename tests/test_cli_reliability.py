@@ -7,6 +7,7 @@ Python files that would write a marker file if anything imported them.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -112,9 +113,8 @@ def test_bench_exits_non_zero_when_no_variant_was_measured(tiny_llama, tmp_path)
     assert '"status": "failed"' in results.read_text()
 
 
-def test_ctrl_c_in_apply_says_nothing_was_written(tiny_llama, tmp_path):
-    import signal
-
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_in_apply_says_nothing_was_written(tiny_llama, tmp_path, signum):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "apply", "--model", str(tiny_llama), "--method",
@@ -124,11 +124,11 @@ def test_ctrl_c_in_apply_says_nothing_was_written(tiny_llama, tmp_path):
         for line in proc.stderr:  # the step has started: its temporary folder exists
             if line.startswith("[1/1]"):
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert f"interrupted: nothing was written to {out}" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out.*.partial"))
 
@@ -146,3 +146,18 @@ def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert_one_clear_line(run, "File too large", "free space")
     assert run.returncode == 1 and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_pareto_and_report_skip_bad_lines_with_a_warning(tmp_path):
+    from compress import results
+
+    path = tmp_path / "r.jsonl"
+    good = results.record(model="m", model_fingerprint="f", variant="fp32", device="cpu", runtime="rt", test="ppl",
+                          metric="perplexity", unit="", higher_is_better=False, value=20.0)
+    path.write_bytes(json.dumps(good).encode() + b"\n\xff\xfe\n[1]\n{\"torn\n")
+    for args in (["pareto", "--results", str(path)], ["report", "--results", str(path), "--out", str(tmp_path / "r.html")]):
+        run = compress(*args)
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+        for line in (2, 3, 4):
+            assert f"warning: {path}:{line}: skipped" in run.stderr

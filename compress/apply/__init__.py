@@ -103,11 +103,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def artifact_key(source: Source, variant: variants.Variant, options: Options) -> str:
-    """A hash of everything that decides an artifact, to find one built before from the same inputs."""
+def artifact_key(source: Source, variant: variants.Variant, options: Options, device: str) -> str:
+    """A hash of everything that decides an artifact, to find one built before from the same inputs.
+
+    ``device`` is the resolved device (``cpu``, ``cuda``, ``cuda:1``); its type counts, since
+    methods pick different defaults on the CPU and on CUDA (bitsandbytes' compute dtype,
+    GPTQModel's kernels), while the index of a CUDA device does not.
+    """
     decided_by = {"source": source.fingerprint(), "variant": variant.to_dict(), "text": options.text,
                   "calib_samples": options.calib_samples, "calib_seq_len": options.calib_seq_len,
-                  "seed": options.seed}
+                  "seed": options.seed, "device": device.split(":")[0]}
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from compress import paths
 from compress.output import FORMATS, emit
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
@@ -23,7 +24,7 @@ def bench_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     methods: Annotated[str | None, typer.Option("--methods", help=_METHODS_HELP)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Measure the candidates of a plan written by `compress plan --format json`.")] = None,
-    results_file: _RESULTS_OUT = Path("results/bench.jsonl"),
+    results_file: _RESULTS_OUT = paths.results_file(),
     artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Artifact cache folder (default: $COMPRESS_CACHE/artifacts).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip variant+test combinations already recorded whole and OK.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -92,7 +93,7 @@ def probe_command(
 
 
 def pareto_command(
-    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
+    results_file: _RESULTS_IN = paths.results_file(),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
     fmt: _FORMAT = "table",
     wide: _WIDE = False,
@@ -106,8 +107,8 @@ def pareto_command(
 
 
 def report_command(
-    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("results/report.html"),
+    results_file: _RESULTS_IN = paths.results_file(),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = paths.results_file("report.html"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
     out: _OUT_ALIAS = None,
 ) -> None:
@@ -129,7 +130,7 @@ def review_command(
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
     gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
     engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
-    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
+    results_file: _RESULTS_IN = paths.results_file(),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the review to this file (.md or .html).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table (for the terminal), md or json.")] = "table",
     wide: _WIDE = False,

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compress import paths
 from compress.errors import UserInputError
 
 
 def bench(model: str = "default", methods: str | None = None, plan: Path | None = None,
-          results_path: Path = Path("results/bench.jsonl"), artifacts: Path | None = None, resume: bool = False,
+          results_path: Path = paths.results_file(), artifacts: Path | None = None, resume: bool = False,
           device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
           calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
           trust_remote_code: bool = False, **sizes: Any) -> tuple[list[dict[str, Any]], Any]:

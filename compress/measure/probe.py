@@ -95,7 +95,7 @@ def probe(device: str = "auto", size_mib: int = 256, matmul_n: int = 2048, repea
           out: Path | None = None) -> tuple[dict[str, Any], Path]:
     """Measure and write ``probe.json``; returns the data and where it went."""
     from compress.errors import UserInputError
-    from compress.planner.profiles import results_dir
+    from compress.paths import results_dir
     from compress.provenance import cpu_name, git_sha, host, library_versions
 
     if size_mib < 1 or matmul_n < 16 or repeats < 1:

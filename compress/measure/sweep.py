@@ -146,7 +146,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
                    log: Callable[[str], None]) -> list[dict[str, Any]]:
     from compress import apply
 
-    key = apply.artifact_key(env.source, variant, options)
+    key = apply.artifact_key(env.source, variant, options, env.device)
     plan = plan_tests(env.settings, env.threads)
     pending = [t for t, p in plan.items() if (env.fingerprint, key, t, p["settings_key"]) not in done]
     if not pending:
