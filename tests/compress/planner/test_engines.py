@@ -121,6 +121,12 @@ def test_review_names_the_serving_command():
     assert "--max-num-seqs 16" in served["serve"]
     two = review_data("llama-3-70b", "h100-sxm", [], gpus=2)
     assert "--tensor-parallel-size 2" in two["serve"]
+    # Sized for one stream, the review also names the pair for 16 concurrent sequences; there
+    # llama.cpp's sub-linear batched decoding (PR #3776) leaves the serving pick to vLLM.
+    single = review_data("llama-2-7b", "h100-sxm", [])
+    busy = single.get("serve_busy") or {"runtime": single["plan"]["candidates"][0]["runtime"]}
+    assert busy["runtime"] == "vllm"
+    assert "serve_busy" not in review_data("smollm2-135m", "cpu", [])  # the host: no serving re-plan
     gguf = review_data("llama-2-7b", "h100-sxm", [], engine="llama.cpp")
     assert gguf["serve"].startswith("llama-server -m artifacts/llama-2-7b-") and gguf["serve"].endswith("-c 4096 -ngl 99")
 
