@@ -45,11 +45,15 @@ def trust_remote_code() -> bool:
 
 def quiet_libraries() -> None:
     """Keep library chatter (progress bars of weight loading, advisory warnings) off the terminal."""
+    from compress.progress import quiet_third_party, verbose
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # torchao (pulled in by transformers' quantizer checks) reports its optional CUDA
-    # extensions missing on a CPU build, and torch warns about its enum registrations.
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # extensions missing on a CPU build, torch warns about its enum registrations, and
+    # bitsandbytes about an optional kernel package: compress.progress.NOISY_LOGGERS.
+    quiet_third_party()
+    if verbose():
+        return
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -101,11 +105,14 @@ def hf_checkpoint(source: Source) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from compress.progress import waiting
+
     folder, name = str(source.path.parent), source.path.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
-                                                     trust_remote_code=False)
+        with waiting(f"dequantizing {name} to float32 (once; cached for later runs)"):
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
+                                                         trust_remote_code=False)
     except (ValueError, KeyError) as err:
         raise UnsupportedError(
             f"transformers cannot dequantize {source.path} ({err}): expected a GGUF of an architecture transformers reads"
@@ -140,8 +147,9 @@ def load_causal_lm(folder: Path, dtype: str = "float32", device: str = "cpu", **
     quiet_libraries()
     from transformers import AutoModelForCausalLM
 
-    kwargs.setdefault("trust_remote_code", trust_remote_code())
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), **kwargs)
+    trust = kwargs.pop("trust_remote_code", trust_remote_code())
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), trust_remote_code=trust,
+                                                 **kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device)
     return model.eval()

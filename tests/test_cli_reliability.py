@@ -131,3 +131,18 @@ def test_ctrl_c_in_apply_says_nothing_was_written(tiny_llama, tmp_path):
     assert proc.returncode == 130, err
     assert f"interrupted: nothing was written to {out}" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out.*.partial"))
+
+
+def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path):
+    """A file-size limit stands in for a full disk: the plan file cannot be written whole."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+    out = tmp_path / "plan.json"
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), "plan", "--model", "llama-2-7b", "--gpu", "t4",
+                          "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert_one_clear_line(run, "File too large", "free space")
+    assert run.returncode == 1 and not out.exists() and not list(tmp_path.iterdir())

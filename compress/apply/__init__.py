@@ -82,10 +82,15 @@ class Job:
                                    seed=self.options.seed)
 
     def track(self, items: Iterable[Any], description: str, total: int | None = None) -> Iterator[Any]:
-        """A progress bar on stderr for a long step."""
+        """A progress bar on stderr for a long step (none with --quiet or when stderr is not a terminal)."""
         from rich.console import Console
         from rich.progress import track
 
+        from compress.progress import enabled
+
+        if not enabled():
+            yield from items
+            return
         yield from track(items, description=description, total=total, console=Console(stderr=True), transient=True)
 
 

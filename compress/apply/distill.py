@@ -192,8 +192,13 @@ def _progress(total: int, done: int) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from compress.progress import enabled
+
     @contextlib.contextmanager
     def bar() -> Any:
+        if not enabled():  # --quiet, or stderr is not a terminal
+            yield lambda loss: None
+            return
         columns = (TextColumn("distilling"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as progress:

@@ -24,7 +24,7 @@ _TRUST_HELP = ("Run Python code that comes with the model folder (its config's a
 def apply_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,
     candidate: Annotated[int | None, typer.Option("--candidate", help="With --plan: apply candidate N (rank, 1-based) instead of the recommendation.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -48,10 +48,12 @@ def apply_command(
     alpha: Annotated[float | None, typer.Option(help="Distillation: weight of the KL term (1-alpha on cross-entropy).")] = None,
     student: Annotated[str | None, typer.Option(help="Distillation: a local student model (same tokenizer) instead of a layer-dropped copy.")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help=_TRUST_HELP)] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", hidden=True)] = None,  # the old spelling of --out-dir
 ) -> None:
     """Compress a model with one variant; the artifact loads in transformers, vLLM or llama.cpp."""
     from compress import apply, sources, variants
 
+    out = out_dir or out
     overrides = {k: v for k, v in {
         "bits": bits, "group_size": group_size, "desc_act": act_order, "damp_percent": damp, "sym": sym,
         "double_quant": double_quant, "compute_dtype": compute_dtype, "imatrix": imatrix, "sparsity": sparsity,
@@ -132,4 +134,5 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("apply")(apply_command)
+    app.command("apply", epilog="Example: compress apply --model default --method q4_k_m --out-dir artifacts/smol-q4km")(
+        apply_command)

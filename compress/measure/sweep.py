@@ -180,6 +180,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
 
     token_ids = env.token_ids()
     _release_memory()
+    log(f"  loading it for {', '.join(tests) or 'peak memory'}")
     runtime = None
     with PeakMemory(env.device) as peak:
         try:
