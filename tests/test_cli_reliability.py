@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,26 @@ def test_pareto_and_report_skip_bad_lines_with_a_warning(tmp_path):
         assert "Traceback" not in run.stderr
         for line in (2, 3, 4):
             assert f"warning: {path}:{line}: skipped" in run.stderr
+
+
+def test_a_killed_apply_leaves_a_partial_folder_that_the_next_apply_removes(tiny_llama, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, str(ROOT / "cli.py"), "apply", "--model", str(tiny_llama), "--method", "fp32",
+            "--out", str(out), "--device", "cpu"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith("[1/1]"):
+                break
+        proc.kill()  # SIGKILL: nothing in the process can clean up
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    partials = list(tmp_path.glob(".out.*.partial"))
+    assert len(partials) == 1 and not out.exists()
+    time.sleep(1.1)  # the next run starts after the folder's last change, to the second /proc reports
+    run = compress("apply", "--model", str(tiny_llama), "--method", "fp32", "--out", str(out), "--device", "cpu",
+                   timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert not partials[0].exists() and (out / "manifest.json").is_file()
