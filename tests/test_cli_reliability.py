@@ -27,6 +27,20 @@ def compress(*args: str, stdin=None, cwd: Path = ROOT, timeout: int = 120) -> su
                           capture_output=True, text=True, timeout=timeout)
 
 
+def compress_with_stdin_open(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run with a terminal-like stdin that stays open and says nothing: a prompt would wait until the timeout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    with subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env, text=True) as proc:
+        try:
+            proc.wait(timeout=timeout)  # output is short: the pipes cannot fill up
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        out, err = proc.stdout.read(), proc.stderr.read()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def assert_one_clear_line(run: subprocess.CompletedProcess, *words: str) -> None:
     assert run.returncode != 0, run.stdout
     assert "Traceback" not in run.stderr, run.stderr
@@ -53,8 +67,15 @@ def test_remote_code_is_refused_with_stdin_open(remote_code_folder, tmp_path, co
     folder, marker = remote_code_folder
     extra = ["--out", str(tmp_path / "out")] if command[0] == "apply" else \
         ["--results", str(tmp_path / "r.jsonl"), "--artifacts", str(tmp_path / "a")]
-    # stdin attached and silent: a prompt would block here until the timeout
-    run = compress(*command, "--model", str(folder), *extra, stdin=subprocess.PIPE, timeout=120)
+    run = compress_with_stdin_open(*command, "--model", str(folder), *extra)
+    assert_one_clear_line(run, "asks to run custom code", "--trust-remote-code")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_remote_code_is_refused_with_stdin_closed(remote_code_folder, tmp_path):
+    folder, marker = remote_code_folder
+    run = compress("apply", "--model", str(folder), "--method", "fp16", "--out", str(tmp_path / "out"),
+                   stdin=subprocess.DEVNULL)
     assert_one_clear_line(run, "asks to run custom code", "--trust-remote-code")
     assert not marker.exists() and not (tmp_path / "out").exists()
 
