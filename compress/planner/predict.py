@@ -104,34 +104,41 @@ def pick_kernel(gpu: GpuProfile, engine: str, step: variants.Step,
     fitting = [(n, r) for n, r in mine if bits is None or bits in r.get("weight_bits", (bits,))]
     if device != "cuda":
         return (fitting[0][0] if fitting else None), [], None
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []  # (kernel, why it does not run here)
     for name, rule in fitting:
         ok, why = _runs_on(gpu, name)
         if not ok:
             skipped.append((name, why))
             continue
-        return name, _passed_over(gpu, name, mine, fitting, skipped, bits, step), None
+        return name, _passed_over(gpu, name, mine, fitting, skipped[-1:], bits, step), None
     if not fitting:
         return None, [], f"{engine} has no kernel for {variants.step_name(step)} artifacts"
     return None, [], skipped[-1][1]
 
 
+def _short_why(gpu: GpuProfile, name: str) -> str:
+    """"<kernel> kernel needs smNN+" or "... is not built for smNN+": the bound the GPU misses."""
+    rule = kernel_rules()[name]
+    if gpu.cc is not None and rule.get("max_cc") and gpu.cc >= float(rule["max_cc"]):
+        return f"{name} kernel is not built for sm{rule['max_cc'].replace('.', '')}+"
+    return f"{name} kernel needs sm{rule['min_cc'].replace('.', '')}+"
+
+
 def _passed_over(gpu: GpuProfile, name: str, mine: list[tuple[str, dict[str, Any]]],
                  fitting: list[tuple[str, dict[str, Any]]], skipped: list[tuple[str, str]], bits: int | None,
                  step: variants.Step) -> list[str]:
-    """Why a faster kernel does not serve this candidate: the closest one this GPU lacks, or
-    one that exists here for other weight widths."""
+    """Why a faster kernel does not serve this candidate: the one just before the chosen kernel
+    that this GPU lacks (``skipped``), or one that runs here but not at this weight width."""
     rules, rule = kernel_rules(), kernel_rules()[name]
     reasons = []
     if skipped:
         other = skipped[-1][0]
-        need = rules[other]["min_cc"].replace(".", "")
+        why = _short_why(gpu, other)
         lost = set(rules[other].get("act_dtypes", ())) - set(rule.get("act_dtypes", ())) - {"fp16", "bf16", "fp32"}
         if lost:
-            reasons.append(f"{other} kernel needs sm{need}+: weight-only through {name} "
-                           f"(no {'/'.join(sorted(lost))} activations)")
+            reasons.append(f"{why}: weight-only through {name} (no {'/'.join(sorted(lost))} activations)")
         elif _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{other} kernel needs sm{need}+: {name}, slower")
+            reasons.append(f"{why}: {name}, slower")
     widths = set(rule.get("weight_bits", ()))
     for other, other_rule in [] if reasons else mine[:[n for n, _ in mine].index(name)]:
         # a generic kernel (more widths) chosen because the fast one lacks this width

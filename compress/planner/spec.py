@@ -219,6 +219,9 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
     except KeyError as err:
         raise UserInputError(f"config.json of {name!r} has no {err.args[0]!r}; expected a decoder-only transformers config") from None
     arch_names = config.get("architectures") or []
+    if not isinstance(arch_names, list) or not all(isinstance(a, str) for a in arch_names):
+        raise UserInputError(f"config.json of {name!r}: architectures must be a list of class names, "
+                             f"got {str(arch_names)[:60]!r}; the file is damaged")
     model_type = cfg.get("model_type", "")
     family = arch.by_model_type(model_type)
     named = arch.by_hf_class(arch_names[0]) if arch_names else None

@@ -27,6 +27,7 @@ BAD_CONFIGS = {
     "nested text_config": ({"model_type": "llama", "text_config": {**LLAMA, "intermediate_size": 0}}, "intermediate_size"),
     "kv heads not dividing": ({**LLAMA, "num_key_value_heads": 3}, "multiple of kv_heads"),
     "not an object": ([1, 2, 3], "expected an object"),
+    "architectures not a list": ({**LLAMA, "architectures": {"a": 1}}, "architectures must be a list"),
 }
 
 
@@ -39,7 +40,8 @@ def test_the_planner_refuses_a_bad_config_in_one_line(tmp_path, name):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", [n for n in BAD_CONFIGS if n != "kv heads not dividing"])
+@pytest.mark.parametrize("name", [n for n in BAD_CONFIGS if n not in ("kv heads not dividing",
+                                                                     "architectures not a list")])
 def test_apply_and_bench_refuse_the_same_configs(tmp_path, name):
     config, message = BAD_CONFIGS[name]
     folder = model_folder(tmp_path / "m", {} if not isinstance(config, dict) else config)

@@ -122,6 +122,12 @@ def test_review_names_the_serving_command():
     assert "--max-num-seqs 16" in served["serve"]
     two = review_data("llama-3-70b", "h100-sxm", [], gpus=2)
     assert "--tensor-parallel-size 2" in two["serve"]
+    # Sized for one stream, the review also names the pair for 16 concurrent sequences; there
+    # llama.cpp's sub-linear batched decoding (PR #3776) leaves the serving pick to vLLM.
+    single = review_data("llama-2-7b", "h100-sxm", [])
+    busy = single.get("serve_busy") or {"runtime": single["plan"]["candidates"][0]["runtime"]}
+    assert busy["runtime"] == "vllm"
+    assert "serve_busy" not in review_data("smollm2-135m", "cpu", [])  # the host: no serving re-plan
     gguf = review_data("llama-2-7b", "h100-sxm", [], engine="llama.cpp")
     assert gguf["serve"].startswith("llama-server -m artifacts/llama-2-7b-") and gguf["serve"].endswith("-c 4096 -ngl 99")
 
@@ -204,3 +210,18 @@ def test_marlin_prefill_is_slower_than_fp16_machete_is_not():
     h100_fp16, h100_w4 = _predict("llama-2-7b", "h100-sxm", "fp16"), _predict("llama-2-7b", "h100-sxm", "gptq-4-g128")
     assert h100_w4["kernel"] == "machete"
     assert h100_w4["predicted"]["ttft_ms"] == pytest.approx(h100_fp16["predicted"]["ttft_ms"], rel=0.05)
+
+
+def test_kernels_dropped_by_a_later_architecture():
+    # vLLM docs (int8_w8a8): "INT8 is not supported on compute capability >= 10.0 (e.g., RTX 6000
+    # Blackwell). Use FP8 quantization instead." A Blackwell-class device built here from the
+    # B200 datasheet's headline figures (sm100, 8 TB/s).
+    from compress.planner.hardware import GpuProfile
+
+    blackwell = GpuProfile(name="sm100", display_name="sm100 test GPU", compute_capability="10.0", memory_gib=180,
+                           usable_memory_gib=178, memory_bandwidth_gbs=8000,
+                           tflops={"fp16": 2250, "bf16": 2250, "fp8": 4500, "int8": 4500})
+    spec = load_model_spec("llama-2-7b")
+    int8 = predict_variant(spec, blackwell, "w8a8-int8")
+    assert not int8["supported"] and any("not built for sm100+" in r for r in int8["reasons"])
+    assert predict_variant(spec, blackwell, "fp8")["kernel"] == "cutlass_fp8"
