@@ -19,7 +19,6 @@ from compress import arch, formulas
 from compress.errors import UserInputError
 from compress.planner import profiles
 from compress.registry import suggest
-from compress.sources import DEFAULT_CATALOG_NAME, DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,6 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
     text = name_or_path.strip()
     if not text:
         raise UserInputError("empty model name; see `compress models` for the catalog")
-    if text == DEFAULT_MODEL:  # what apply, bench and review call the default model
-        text = DEFAULT_CATALOG_NAME
     found = find_in_catalog(text)
     if found is not None:
         return found
