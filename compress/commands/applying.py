@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,13 +73,26 @@ def apply_command(
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
+    received = _stop_on_sigterm()
     try:
         manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # The artifact is built in a temporary folder that the interruption removed.
         typer.echo(f"interrupted: nothing was written to {out}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None
     _summary(manifest, out)
+
+
+def _stop_on_sigterm() -> list[int]:
+    """Make SIGTERM unwind like Ctrl-C, so the temporary folder is removed; returns the signals received."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    return received
 
 
 def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:

@@ -101,7 +101,7 @@ def _speed_basis(cands: list[dict[str, Any]], opt: dict[str, Any]) -> str:
     if not cands:
         return "no candidate"
     p = cands[0]["predicted"]
-    depth = p.get("decode_context_tokens", p.get("prompt_tokens"))
+    depth = p.get("decode_cache_tokens", p.get("prompt_tokens"))
     batch = opt["batch"]
     prompts = f"{batch} prompts of {p['prompt_tokens']} tokens" if batch > 1 else f"a {p['prompt_tokens']}-token prompt"
     return f"decode with {depth} tokens in the KV cache, TTFT for {prompts} (planned context {opt['context']})"

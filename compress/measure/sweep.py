@@ -164,7 +164,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         return writer.written
     writer.base.update({"artifact": str(folder), "artifact_bytes": manifest["size_bytes"],
                         "runtime": manifest.get("runtime")})
-    predicted = env.predictions(variant)
+    predicted = env.predictions(variant, manifest.get("runtime"))
     if "size" in pending:
         writer.group("size", [suite.figure("artifact_bytes", value=manifest["size_bytes"],
                                            predicted=predicted.get("artifact_bytes"))])

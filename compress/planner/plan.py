@@ -141,7 +141,7 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
     quality = p["ppl_delta_pct"]
     quality_text = (f"about {quality:+.2f}% perplexity ({p['quality_source'].split(' (')[0]})"
                     if quality is not None else "an unpublished quality change")
-    cached = p.get("decode_context_tokens", p["prompt_tokens"])
+    cached = p.get("decode_cache_tokens", p["prompt_tokens"])
     prompts = f"{options.batch} prompts of {p['prompt_tokens']} tokens" if options.batch > 1 \
         else f"a {p['prompt_tokens']}-token prompt"
     text = (f"Use {best['variant']} ({best['method']}, {best['runtime']}, kernel {best['kernel']}) on {where}. "

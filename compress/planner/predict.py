@@ -64,15 +64,13 @@ def check_engine(engine: str) -> str:
 
 
 def _weight_bits(step: variants.Step) -> int | None:
-    """Stored width of the quantized weights, where the format has one."""
-    c = step.config
-    if step.method in ("gptq", "awq"):
-        return int(c["bits"])
-    if step.method == "bnb":
-        return 8 if c["quant_type"] == "int8" else 4
-    if step.method in ("fp8", "w8a8"):
-        return 8
-    return None
+    return step.descriptor.weight_bits(step.settings)
+
+
+def _matmul_kernels(step: variants.Step) -> list[str]:
+    """The method's kernels that engines ship (rows with ``engines``), fastest first."""
+    rules = kernel_rules()
+    return [k for k in step.descriptor.kernels if rules[k].get("engines")]
 
 
 def _runs_on(gpu: GpuProfile, name: str) -> tuple[bool, str]:
@@ -105,42 +103,47 @@ def pick_kernel(gpu: GpuProfile, engine: str, step: variants.Step,
     fitting = [(n, r) for n, r in mine if bits is None or bits in r.get("weight_bits", (bits,))]
     if device != "cuda":
         return (fitting[0][0] if fitting else None), [], None
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []  # (kernel, why it does not run here)
     for name, rule in fitting:
         ok, why = _runs_on(gpu, name)
         if not ok:
             skipped.append((name, why))
             continue
-        return name, _passed_over(gpu, name, mine, fitting, skipped, bits, step), None
+        return name, _passed_over(gpu, name, mine, fitting, skipped[-1:], bits, step), None
     if not fitting:
         return None, [], f"{engine} has no kernel for {variants.step_name(step)} artifacts"
     return None, [], skipped[-1][1]
 
 
+def _short_why(gpu: GpuProfile, name: str) -> str:
+    """"<kernel> kernel needs smNN+" or "... is not built for smNN+": the bound the GPU misses."""
+    rule = kernel_rules()[name]
+    if gpu.cc is not None and rule.get("max_cc") and gpu.cc >= float(rule["max_cc"]):
+        return f"{name} kernel is not built for sm{rule['max_cc'].replace('.', '')}+"
+    return f"{name} kernel needs sm{rule['min_cc'].replace('.', '')}+"
+
+
 def _passed_over(gpu: GpuProfile, name: str, mine: list[tuple[str, dict[str, Any]]],
                  fitting: list[tuple[str, dict[str, Any]]], skipped: list[tuple[str, str]], bits: int | None,
                  step: variants.Step) -> list[str]:
-    """Why a faster kernel does not serve this candidate: the closest one this GPU lacks, or
-    one that exists here for other weight widths."""
+    """Why a faster kernel does not serve this candidate: the one just before the chosen kernel
+    that this GPU lacks (``skipped``), or one that runs here but not at this weight width."""
     rules, rule = kernel_rules(), kernel_rules()[name]
     reasons = []
     if skipped:
         other = skipped[-1][0]
-        need = rules[other]
-        why = (f"{need['what']} needs sm{need['min_cc'].replace('.', '')}+ "
-               f"({gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')})")
+        why = _short_why(gpu, other)
         lost = set(rules[other].get("act_dtypes", ())) - set(rule.get("act_dtypes", ())) - {"fp16", "bf16", "fp32"}
         if lost:
-            reasons.append(f"{why}: runs weight-only through {rule['what']}, without "
-                           f"{'/'.join(sorted(lost))} activations")
+            reasons.append(f"{why}: weight-only through {name} (no {'/'.join(sorted(lost))} activations)")
         elif _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{why}: slower {rule['what']} instead")
+            reasons.append(f"{why}: {name}, slower")
     widths = set(rule.get("weight_bits", ()))
     for other, other_rule in [] if reasons else mine[:[n for n, _ in mine].index(name)]:
         # a generic kernel (more widths) chosen because the fast one lacks this width
         if other not in dict(fitting) and widths > set(other_rule.get("weight_bits", ())) \
                 and _runs_on(gpu, other)[0] and _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{bits}-bit {step.method} has no {other_rule['what']}: {rule['what']}, slower")
+            reasons.append(f"no {bits}-bit {other} kernel: {name}, slower")
             break
     return reasons
 
@@ -179,18 +182,14 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
 
     if cpu:
         dtype = "fp32"
-        if step.method in ("gptq", "awq", "bnb"):
-            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
-        elif step.method == "gguf":
+        found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
+        if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
+            kernel, speed = found, kernel_rules()[found].get("speed", found)
+        elif rt == "llama.cpp":
             kernel, speed = "llama.cpp-cpu", "gguf"
-        elif step.method in ("fp8", "w8a8"):
-            found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
-            if found is None:
-                supported = False
-                reasons.append(f"{rt} has no CPU kernel for {variants.step_name(step)} "
-                               "(FP8 matmuls need sm89+ tensor cores)")
-            else:
-                kernel, speed = found, kernel_rules()[found].get("speed", found)
+        elif _weight_bits(step) is not None:
+            # GPTQ/AWQ/bnb CPU paths dequantize each block before the matmul
+            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         if prune and prune.config.get("pattern") == "2:4":
             reasons.append("no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved")
     elif step.method == "baseline":
@@ -198,11 +197,11 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         if dtype == "bf16" and not need("bf16"):
             supported = False
             reasons.append("use fp16 instead (bf16 would be emulated, slowly)")
-    elif step.method in ("gptq", "awq", "bnb", "fp8", "w8a8", "gguf", "onnx"):
+    elif _matmul_kernels(step):
         found, why_chosen, why_not = pick_kernel(gpu, rt, step)
         if found is None:
             supported = False
-            kernel = next(iter(step.descriptor.kernels), kernel)  # the kernel the format needs
+            kernel = _matmul_kernels(step)[0]  # the kernel the format needs
             reasons.append(why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}")
         else:
             rule = kernel_rules()[found]

@@ -216,6 +216,9 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
     except KeyError as err:
         raise UserInputError(f"config.json of {name!r} has no {err.args[0]!r}; expected a decoder-only transformers config") from None
     arch_names = config.get("architectures") or []
+    if not isinstance(arch_names, list) or not all(isinstance(a, str) for a in arch_names):
+        raise UserInputError(f"config.json of {name!r}: architectures must be a list of class names, "
+                             f"got {str(arch_names)[:60]!r}; the file is damaged")
     model_type = cfg.get("model_type", "")
     family = arch.by_model_type(model_type)
     named = arch.by_hf_class(arch_names[0]) if arch_names else None
@@ -266,12 +269,16 @@ def spec_from_gguf(path: Path) -> ModelSpec:
     meta = lambda key: field_value(f"{arch}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
     shapes = {t.name: [int(n) for n in t.shape] for t in reader.tensors}
     embd = shapes.get("token_embd.weight")
-    hidden = int(meta("embedding_length") or (embd[0] if embd else 0))
-    vocab = int(embd[1]) if embd else len(field_value("tokenizer.ggml.tokens") or [])
-    heads = int(meta("attention.head_count") or 1)
-    kv = meta("attention.head_count_kv")
-    kv_heads = int(kv[0] if isinstance(kv, list) else kv or heads)
-    head_dim = int(meta("attention.key_length") or hidden // heads)
+    try:
+        hidden = int(meta("embedding_length") or (embd[0] if embd else 0))
+        vocab = int(embd[1]) if embd else len(field_value("tokenizer.ggml.tokens") or [])
+        heads = int(meta("attention.head_count") or 1)
+        kv = meta("attention.head_count_kv")
+        kv_heads = int(kv[0] if isinstance(kv, list) else kv or heads)
+        head_dim = int(meta("attention.key_length") or hidden // heads)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError) as err:
+        raise UserInputError(f"GGUF header of {path}: a size is not a whole number ({err}); "
+                             "the file is damaged or not a model of a supported kind") from None
     ff = meta("feed_forward_length")
     name = field_value("general.name") or path.stem
     from compress.limits import check_dims
