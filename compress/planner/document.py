@@ -17,6 +17,28 @@ from compress.errors import UserInputError
 
 SCHEMA = "compress.plan/1"
 
+#: Reason codes that mean a candidate may not run as predicted on the device: no kernel, a
+#: slower fallback kernel, an engine that does not serve the format, emulated arithmetic.
+KERNEL_RISKS = frozenset({"kernel_missing", "kernel_fallback", "engine_unsupported", "dtype_emulated"})
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a candidate is as predicted: a stable ``code`` for programs, ``text`` for people.
+
+    Codes: kernel_missing, kernel_fallback, engine_unsupported, dtype_emulated,
+    sparse_kernels, sparsity_no_gain, no_tensor_parallel, too_big, model_changes,
+    needs_training; ``note`` for reasons read from a plan written without codes.
+    A plan's JSON keeps ``reasons`` (the texts) and adds ``reason_codes`` beside them.
+    """
+
+    code: str
+    text: str
+
+    @property
+    def kernel_risk(self) -> bool:
+        return self.code in KERNEL_RISKS
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -49,6 +71,12 @@ class Candidate:
         return {"variant": self.variant, "method": self.method, "fits": self.fits, "supported": self.supported,
                 "rank": self.rank, "pareto": self.pareto, "reasons": list(self.reasons),
                 "predicted": dict(self.predicted), **self.extra}
+
+    def typed_reasons(self) -> tuple[Reason, ...]:
+        """The reasons with their codes (``note`` where the plan carries no codes)."""
+        codes = list(self.extra.get("reason_codes") or ())
+        codes += ["note"] * (len(self.reasons) - len(codes))
+        return tuple(Reason(code, text) for code, text in zip(codes, self.reasons))
 
     @property
     def runs_here(self) -> bool:
