@@ -4,7 +4,7 @@ Markdown for a pull request or a ticket, and the same content as HTML through th
 helpers. It states the plan (:func:`compress.planner.make_plan`), the measured evidence from
 bench records of that model on that device profile, the risks, and the recommendation.
 Risks flagged: a memory margin under 10% of usable memory, a context within 10% of the
-model's maximum, kernels missing on the device (from the candidates' reasons), and
+model's maximum, kernels missing or slower on the device (the candidates' reason codes), and
 predictions no measurement has checked yet, or checked and found off by more than 25%.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.fsutil import atomic_write_text
+from compress.planner.document import Candidate
 
 MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
 CONTEXT_RISK_FRACTION = 0.90  # serving near the trained maximum context: quality and memory at their edge
@@ -117,7 +118,8 @@ def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str
     if context >= CONTEXT_RISK_FRACTION * max_context:
         out.append(f"context {context} is within 10% of the model's maximum {max_context}")
     for c in plan["candidates"]:
-        if not c["supported"] or any("kernel" in r for r in c["reasons"]):
+        reasons = Candidate.from_dict(c).typed_reasons()
+        if not c["supported"] or any(r.kernel_risk for r in reasons):
             why = "; ".join(c["reasons"]) or "no kernel for this device"
             out.append(f"{c['variant']}: {why}")
     if chosen is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,35 +110,31 @@ def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
 
 
 def _from_plan(plan_path: Path, candidate: int | None, model: str | None) -> tuple[str, str]:
-    try:
-        plan = json.loads(Path(plan_path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserInputError(f"cannot read plan {plan_path} ({err}): expected the output of `compress plan --format json`") from None
-    if plan.get("schema") != "compress.plan/1":
-        raise UserInputError(f"{plan_path} is not a plan: expected schema 'compress.plan/1', got {plan.get('schema')!r}")
-    ranked = sorted((c for c in plan["candidates"] if c.get("rank")), key=lambda c: c["rank"])
+    from compress.planner.document import read_plan
+
+    plan = read_plan(plan_path)
+    ranked = plan.ranked()
     if candidate is not None:
         if not 1 <= candidate <= len(ranked):
             raise UserInputError(f"--candidate must be between 1 and {len(ranked)} (ranked candidates), got {candidate}")
-        chosen = ranked[candidate - 1]["variant"]
-    elif plan.get("recommended"):
-        chosen = plan["recommended"]
+        chosen = ranked[candidate - 1].variant
+    elif plan.recommended:
+        chosen = plan.recommended
     else:
         raise UserInputError(f"{plan_path} recommends nothing (nothing fits): pick one with --candidate N")
-    return _plan_model(plan, plan_path, model), chosen
+    return _plan_model(plan.model, plan_path, model), chosen
 
 
 #: Architecture numbers that tell two models apart (a plan's model against --model).
 _SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "vocab")
 
 
-def _plan_model(plan: dict[str, Any], plan_path: Path, model: str | None) -> str:
-    """The model to compress for a plan: ``model`` when it is the plan's model (same
+def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> str:
+    """The model to compress for a plan: ``model`` when it is the plan's model ``planned`` (same
     architecture), else the plan's own model where it can be found; one clear line otherwise."""
     from compress import sources
     from compress.planner.spec import load_model_spec
 
-    planned = plan.get("model") or {}
     name = planned.get("name", "?")
     if model is None:
         path = planned.get("path")

@@ -16,6 +16,7 @@ from typing import Any
 from compress import variants
 from compress.errors import UserInputError
 from compress.planner import formats, memory, profiles, quality, roofline
+from compress.planner.document import Reason
 from compress.planner.hardware import GpuProfile, kernel_rules, kernel_support
 from compress.planner.spec import ModelSpec
 
@@ -31,7 +32,7 @@ class KernelChoice:
     speed_key: str
     supported: bool
     compute_dtype: str
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     sparse_kernels: bool = False
 
 
@@ -166,26 +167,26 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     supported, kernel, speed, dtype, sparse = True, "dense", "dense", "fp16", False
     served = engines_for(variant, gpu)
     if rt not in served:
         where = "the CPU" if cpu else "a GPU"
-        reasons.append(f"{rt} does not serve {variants.step_name(step)} artifacts on {where}"
-                       + (f"; {', '.join(served)} does" if served else ""))
+        reasons.append(Reason("engine_unsupported", f"{rt} does not serve {variants.step_name(step)} artifacts on {where}"
+                              + (f"; {', '.join(served)} does" if served else "")))
         supported = False
 
     def need(rule: str) -> bool:
         ok, why = kernel_support(gpu, rule)
         if not ok:
-            reasons.append(why)
+            reasons.append(Reason("kernel_missing", why))
         return ok
 
     if cpu:
         dtype = "fp32"
         if getattr(step.descriptor, "planned_only", False):
             supported = False
-            reasons.append(f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU")
+            reasons.append(Reason("kernel_missing", f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU"))
         found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
         if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
             kernel, speed = found, kernel_rules()[found].get("speed", found)
@@ -195,38 +196,42 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
             # GPTQ/AWQ/bnb CPU paths dequantize each block before the matmul
             kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         if prune and prune.config.get("pattern") == "2:4":
-            reasons.append("no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved")
+            reasons.append(Reason("sparsity_no_gain", "no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved"))
     elif step.method == "baseline":
         dtype = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[c["dtype"]]
         if dtype == "bf16" and not need("bf16"):
             supported = False
-            reasons.append("use fp16 instead (bf16 would be emulated, slowly)")
+            reasons.append(Reason("dtype_emulated", "use fp16 instead (bf16 would be emulated, slowly)"))
     elif _matmul_kernels(step):
         found, why_chosen, why_not = pick_kernel(gpu, rt, step, device="metal" if gpu.backend == "metal" else "cuda")
         if found is None:
             supported = False
             kernel = _matmul_kernels(step)[0]  # the kernel the format needs
-            reasons.append(why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}")
+            reasons.append(Reason("kernel_missing",
+                                  why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}"))
         else:
             rule = kernel_rules()[found]
             kernel, speed = found, rule.get("speed", found)
             dtype = rule.get("compute", dtype)
-            reasons += why_chosen
+            reasons += [Reason("kernel_fallback", why) for why in why_chosen]
     if not cpu and getattr(step.descriptor, "planned_only", False):
-        reasons.append(f"{variants.step_name(step)}: planned only, `compress apply` cannot write it yet")
+        reasons.append(Reason("planned_only", f"{variants.step_name(step)}: planned only, `compress apply` cannot write it yet"))
     if not cpu and rt == "vllm":
         supported = need("vllm") and supported
     if prune is not None and not cpu:
         if prune.config.get("pattern") == "2:4":
             sparse = rt == "vllm" and need("sparse_2_4") and step.method == "prune"
             if sparse:
-                reasons.append("2:4 sparse kernels (sm80+): linear layers stored compressed (9 bits/weight) and ~1.2x faster")
+                reasons.append(Reason("sparse_kernels", "2:4 sparse kernels (sm80+): linear layers stored compressed "
+                                      "(9 bits/weight) and ~1.2x faster"))
             elif step.method != "prune":
-                reasons.append("2:4 sparsity under a quantized format: the kernels are dense, no extra saving")
+                reasons.append(Reason("sparsity_no_gain", "2:4 sparsity under a quantized format: the kernels are dense, "
+                                      "no extra saving"))
             elif rt != "vllm":
-                reasons.append("stored dense: no memory saved, no speedup")
+                reasons.append(Reason("sparsity_no_gain", "stored dense: no memory saved, no speedup"))
         else:
-            reasons.append("unstructured sparsity saves nothing in dense kernels: same memory and speed as the dense model")
+            reasons.append(Reason("sparsity_no_gain", "unstructured sparsity saves nothing in dense kernels: "
+                                  "same memory and speed as the dense model"))
     if dtype == "fp16" and not cpu and step.method != "baseline" and kernel_support(gpu, "bf16")[0]:
         dtype = "bf16" if "bf16" in gpu.tflops else "fp16"
     return KernelChoice(rt, kernel, speed, supported, dtype, tuple(reasons), sparse)
@@ -421,15 +426,16 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     reasons = list(choice.reasons)
     fits = margin >= 0
     if devices > 1 and not tensor_parallel:
-        reasons.append(f"{choice.runtime} splits layers across the {devices} GPUs: memory is shared out, "
-                       "but one GPU works at a time (no tensor parallelism)")
+        reasons.append(Reason("no_tensor_parallel", f"{choice.runtime} splits layers across the {devices} GPUs: "
+                              "memory is shared out, but one GPU works at a time (no tensor parallelism)"))
     if not fits:
-        reasons.insert(0, f"too big: needs {mem.total_gib:.1f} GiB per device, {usable:.1f} GiB usable "
-                          f"({-margin:.1f} GiB short)")
+        reasons.insert(0, Reason("too_big", f"too big: needs {mem.total_gib:.1f} GiB per device, "
+                                 f"{usable:.1f} GiB usable ({-margin:.1f} GiB short)"))
     if model is not spec and model.name != spec.name:
-        reasons.append(f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)")
+        reasons.append(Reason("model_changes",
+                              f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
     if v.method == "distill" or any(s.method == "distill" for s in v.steps):
-        reasons.append("needs a distillation (training) run before it can be served")
+        reasons.append(Reason("needs_training", "needs a distillation (training) run before it can be served"))
     return {
         "variant": v.name,
         "method": v.method,
@@ -439,7 +445,8 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         "supported": choice.supported,
         "fits": bool(fits and choice.supported),
         "margin_gib": round(margin, 3),
-        "reasons": reasons,
+        "reasons": [r.text for r in reasons],
+        "reason_codes": [r.code for r in reasons],
         "memory": mem.to_dict(),
         "predicted": {
             "artifact_gib": round(artifact / GIB, 3),
