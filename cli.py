@@ -32,8 +32,19 @@ measuring.register(app)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars on stderr (they are off when stderr is not a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Keep other libraries' warnings that are hidden by default."),
+) -> None:
     """Plan, apply and measure LLM compression for a model on a GPU or CPU."""
+    from compress import progress
+
+    # Environment variables, so that the measuring processes bench starts inherit them.
+    if quiet:
+        os.environ[progress.QUIET_ENV] = "1"
+    if verbose:
+        os.environ[progress.VERBOSE_ENV] = "1"
+    progress.quiet_third_party()
 
 
 def main() -> None:

@@ -19,12 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from compress.dtypes import DTYPES, torch_dtype
 from compress.errors import UnsupportedError, UserInputError
 from compress.fsutil import atomic_dir
 from compress.paths import cache_dir
 from compress.sources import Source
 
-DTYPES = ("float32", "float16", "bfloat16")
+# DTYPES and torch_dtype live in compress.dtypes (a leaf module, so synthetic can use them
+# without importing this module, which imports sources, which imports synthetic).
+
+
 _TRUST_REMOTE_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("trust_remote_code", default=False)
 
 
@@ -45,11 +49,15 @@ def trust_remote_code() -> bool:
 
 def quiet_libraries() -> None:
     """Keep library chatter (progress bars of weight loading, advisory warnings) off the terminal."""
+    from compress.progress import quiet_third_party, verbose
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # torchao (pulled in by transformers' quantizer checks) reports its optional CUDA
-    # extensions missing on a CPU build, and torch warns about its enum registrations.
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # extensions missing on a CPU build, torch warns about its enum registrations, and
+    # bitsandbytes about an optional kernel package: compress.progress.NOISY_LOGGERS.
+    quiet_third_party()
+    if verbose():
+        return
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -68,14 +76,6 @@ def pick_device(requested: str = "auto") -> str:
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise UnsupportedError(f"device {requested!r} asked for, but torch sees no CUDA device: use --device cpu")
     return requested
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    if name not in DTYPES:
-        raise UserInputError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
-    return getattr(torch, name)
 
 
 def _dequantized_dir(source: Source) -> Path:
@@ -101,11 +101,14 @@ def hf_checkpoint(source: Source) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from compress.progress import waiting
+
     folder, name = str(source.path.parent), source.path.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
-                                                     trust_remote_code=False)
+        with waiting(f"dequantizing {name} to float32 (once; cached for later runs)"):
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
+                                                         trust_remote_code=False)
     except (ValueError, KeyError) as err:
         raise UnsupportedError(
             f"transformers cannot dequantize {source.path} ({err}): expected a GGUF of an architecture transformers reads"

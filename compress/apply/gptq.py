@@ -100,6 +100,10 @@ def layer_progress(terminal: Any, description: str, total: int) -> tuple[Callabl
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from compress import progress as progress_module
+
+    if not progress_module.enabled():  # --quiet, or stderr is not a terminal
+        return (lambda *_, **__: None), (lambda: None)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=Console(file=terminal), transient=True)
     task = progress.add_task(description, total=total)

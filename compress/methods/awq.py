@@ -33,7 +33,7 @@ class Awq(Method):
     suffixes = (Suffix("zero_point", "zp", bool, True),)
     apply = "compress.apply.gptq:apply_awq"
     candidates: ClassVar[dict[str, tuple[str, ...]]] = {"gpu": ("awq-4-g128",), "cpu": ("awq-4-g128",)}
-    kernels = ("marlin", "awq_gemm")
+    kernels = ("awq_marlin", "awq_gemm")
     grammar = "awq-4[-g<group>]                        AWQ 4-bit, group 128 by default"
 
     @classmethod
@@ -49,6 +49,10 @@ class Awq(Method):
     @classmethod
     def core_name(cls, config: AwqConfig) -> str:
         return f"awq-{config.bits}-g{config.group_size}"
+
+    @classmethod
+    def weight_bits(cls, config: AwqConfig) -> int:
+        return config.bits
 
     @classmethod
     def tensor_bytes(cls, t: Any, config: AwqConfig, spec: Any, fmt: dict[str, Any], *,

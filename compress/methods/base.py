@@ -10,7 +10,7 @@ that answers everything the rest of the system asks about it:
   (``nf4-nodq``), so a name keeps every setting that changes the artifact;
 - its storage layout for the planner: :meth:`Method.tensor_bytes`, from ``profiles/formats.toml``;
 - its kernels: :attr:`Method.kernels`, rows of ``profiles/kernels.toml``, and the key of its
-  row in ``runtimes.toml``'s ``method_runtime`` tables (:meth:`Method.runtime_key`);
+  row in ``runtimes.toml``'s ``engines`` tables (:meth:`Method.runtime_key`);
 - where its expected quality comes from: :meth:`Method.quality_source`;
 - how it is applied: :attr:`Method.apply`, a lazy ``"module:function"`` string.
 
@@ -133,7 +133,8 @@ class Method:
     suffixes: ClassVar[tuple[Suffix, ...]] = ()
     #: ``"module:function"`` taking a :class:`compress.apply.Job`; imported only when applied.
     apply: ClassVar[str] = ""
-    #: Rows of ``profiles/kernels.toml`` this method's artifacts can run on, fastest first.
+    #: Rows of ``profiles/kernels.toml`` this method's artifacts can run on, fastest first; the
+    #: planner takes, per engine, the first one the device runs (compress.planner.predict).
     kernels: ClassVar[tuple[str, ...]] = ()
     #: True for steps that may come before another step (pruning, layer dropping, distillation).
     may_precede: ClassVar[bool] = False
@@ -187,13 +188,19 @@ class Method:
         return 0
 
     @classmethod
+    def weight_bits(cls, config: MethodConfig) -> int | None:
+        """Stored width of the quantized weights (the planner matches it against a kernel's
+        ``weight_bits``), or None for formats without one width."""
+        return None
+
+    @classmethod
     def model_spec(cls, config: MethodConfig, spec: ModelSpec) -> ModelSpec:
         """The architecture after this step (layer dropping and distillation change it)."""
         return spec
 
     @classmethod
     def runtime_key(cls, config: MethodConfig) -> str:
-        """The key of this method in ``runtimes.toml``'s ``method_runtime`` tables."""
+        """The key of this method in ``runtimes.toml``'s ``[engines.gpu]`` / ``[engines.cpu]`` tables."""
         return cls.name
 
     @classmethod

@@ -35,7 +35,7 @@ class Gguf(Method):
     apply = "compress.apply.gguf:apply"
     candidates: ClassVar[dict[str, tuple[str, ...]]] = {
         kind: ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k") for kind in ("gpu", "cpu")}
-    kernels = ("llama_cpp_cuda",)
+    kernels = ("llama_cpp_cuda", "llama_cpp_metal")
     grammar = "q8_0 | q6_k | q4_k_m | ... | gguf-f16   a llama.cpp GGUF type [-imatrix]"
 
     @classmethod

@@ -38,7 +38,7 @@ class Gptq(Method):
     apply = "compress.apply.gptq:apply_gptq"
     candidates: ClassVar[dict[str, tuple[str, ...]]] = {"gpu": ("gptq-8-g128", "gptq-4-g128", "gptq-3-g128"),
                                                         "cpu": ("gptq-4-g128",)}
-    kernels = ("marlin", "gptq_exllamav2", "gptq_cuda")
+    kernels = ("machete", "marlin", "gptq_exllamav2", "gptq_cuda")
     grammar = "gptq-<bits>[-g<group>][-act]            GPTQ, bits in {2,3,4,8}, group 128 by default, g-1 per channel"
 
     @classmethod
@@ -55,6 +55,10 @@ class Gptq(Method):
     @classmethod
     def core_name(cls, config: GptqConfig) -> str:
         return f"gptq-{config.bits}-g{config.group_size}" + ("-act" if config.desc_act else "")
+
+    @classmethod
+    def weight_bits(cls, config: GptqConfig) -> int:
+        return config.bits
 
     @classmethod
     def tensor_bytes(cls, t: Any, config: GptqConfig, spec: Any, fmt: dict[str, Any], *,

@@ -22,6 +22,7 @@ class Onnx(Method):
     Config = OnnxConfig
     aliases: ClassVar[dict[str, str]] = {"onnx": "onnx-int8"}
     apply = "compress.apply.onnx:apply"
+    kernels = ("ort_int8",)
     grammar = "onnx-int8                               ONNX export, dynamic INT8 quantization"
 
     @classmethod
