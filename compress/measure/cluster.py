@@ -78,7 +78,8 @@ def parse_resources(text: str | None) -> dict[str, float]:
                 raise ValueError
             out[name.strip()] = float(amount)
         except ValueError:
-            raise UserInputError(f"--resources takes NAME=AMOUNT pairs such as CPU=2,GPU=1, got {part.strip()!r}") from None
+            raise UserInputError(f"--resources takes NAME=AMOUNT pairs such as CPU=2,GPU=1, "
+                                 f"got {part.strip()!r}") from None
     return out
 
 
@@ -265,7 +266,7 @@ def _all_done(source: Source, variant: variants.Variant, settings: BenchSettings
         return False  # the task knows its threads only on its node; it filters there
     from compress import apply
 
-    key = apply.artifact_key(source, variant, options)
+    key = apply.artifact_key(source, variant, options, settings.device)
     fingerprint = source.fingerprint()
     if all((fingerprint, key, t, p["settings_key"]) in done for t, p in plan_tests(settings, settings.threads).items()):
         log(f"  {variant.name}: every test already recorded for artifact {key}: skipped (--resume)")
@@ -308,7 +309,8 @@ def _failure(source: Source, variant: variants.Variant, settings: BenchSettings,
 
     return results.record(
         model=source.name, model_fingerprint=source.fingerprint(), variant=variant.name, method=variant.method,
-        config=dict(variant.steps[-1].config), artifact_key=apply.artifact_key(source, variant, options),
+        config=dict(variant.steps[-1].config),
+        artifact_key=apply.artifact_key(source, variant, options, settings.device),
         device=settings.device, threads=settings.threads, bench_settings=settings.to_dict(),
         driver_host=socket.gethostname(), cluster="ray", node_id=None, node_ip=None, attempt=attempt,
         test="load", params={"settings_key": None}, metric=None, unit=None, higher_is_better=None, value=None,

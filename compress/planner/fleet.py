@@ -53,8 +53,9 @@ def fleet_row(plan: dict[str, Any]) -> dict[str, Any]:
     p = shown["predicted"] if shown else {}
     return {"model": plan["model"]["name"], "gpu": gpu["name"], "display_name": gpu["display_name"],
             "usable_memory_gib": gpu["usable_memory_gib"], "fits": best is not None,
-            "variant": shown["variant"] if shown else None, "method": shown["method"] if shown else None, "peak_memory_gib": p.get("peak_memory_gib"),
-            "margin_gib": shown["margin_gib"] if shown else None, "decode_tok_s": p.get("decode_tok_s") if best else None,
+            "variant": shown["variant"] if shown else None, "method": shown["method"] if shown else None,
+            "peak_memory_gib": p.get("peak_memory_gib"), "margin_gib": shown["margin_gib"] if shown else None,
+            "decode_tok_s": p.get("decode_tok_s") if best else None,
             "ppl_delta_pct": p.get("ppl_delta_pct"), "fitting_options": sum(1 for c in cands if c["fits"])}
 
 

@@ -29,8 +29,8 @@ OPTIONS = apply.Options(device="cpu", calib_samples=4, calib_seq_len=64)
 VOLATILE = {"timestamp", "run_id", "test_id", "value", "stats", "samples", "prediction_error_pct", "host",
             "cluster", "node_id", "node_ip", "attempt"}
 #: ``process``: the local reference measures both variants in one process to save a start-up.
-VOLATILE_PARAMS = {"process", "load_avg_1m", "window_s", "peak_rss_bytes", "baseline_rss_bytes", "added_rss_bytes", "achieved_gbs",
-                   "achieved_tflops"}
+VOLATILE_PARAMS = {"process", "load_avg_1m", "window_s", "peak_rss_bytes", "baseline_rss_bytes", "added_rss_bytes",
+                   "achieved_gbs", "achieved_tflops"}
 #: Figures that do not depend on timing: they must match to the last digit.
 EXACT = {"perplexity", "artifact_bytes"}
 SWEEP_LIMIT_S = 240  # a sweep that takes longer on the shared 2-core machine is interrupted like Ctrl-C
