@@ -15,7 +15,7 @@ from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
 from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
-from compress.planner.rank import OBJECTIVES, rank
+from compress.planner.rank import OBJECTIVES, STRUCTURAL, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
 
@@ -112,9 +112,6 @@ def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dic
                              runtime=None if options.engine == ANY_ENGINE else options.engine)
              for name in names]
     return rank(found, options.objective)
-
-
-STRUCTURAL = ("layerdrop", "distill")
 
 
 def _best(ranked: list[dict[str, Any]], *, direct: bool = False) -> dict[str, Any] | None:
