@@ -139,6 +139,11 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
     from compress.peakmem import PeakMemory
     from compress.provenance import device_name, git_sha, library_versions
 
+    planned_only = [step for step in variant.steps if getattr(step.descriptor, "planned_only", False)]
+    if planned_only:
+        raise UserInputError(f"{variant.name} is planned only: `compress plan` sizes it for the GPUs that run it, "
+                             "but `compress apply` cannot write it yet; use another variant (e.g. q4_k_m or "
+                             "gptq-4-g128) or an external tool such as llm-compressor")
     functions = [lookup({step.method: step.descriptor.apply}, step.method, "method") for step in variant.steps]
     check_output_dir(Path(out), options.force, source=source.path)  # before minutes of work, not after
     device = pick_device(options.device)

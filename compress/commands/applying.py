@@ -22,7 +22,7 @@ _TRUST_HELP = ("Run Python code that comes with the model folder (its config's a
 
 
 def apply_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default' (the default when no --plan names a model), or random:<catalog name> (random weights: speed and memory only).")] = None,
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,
@@ -67,6 +67,7 @@ def apply_command(
         raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
     else:
         variant_name = method
+    model = model or "default"
     variant = variants.parse(variant_name)
     variant = _with_overrides(variant, overrides)
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
@@ -108,7 +109,7 @@ def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
     return variants.Variant(name=variants.canonical(steps), steps=steps)
 
 
-def _from_plan(plan_path: Path, candidate: int | None, model: str) -> tuple[str, str]:
+def _from_plan(plan_path: Path, candidate: int | None, model: str | None) -> tuple[str, str]:
     from compress.planner.document import read_plan
 
     plan = read_plan(plan_path)
@@ -121,9 +122,38 @@ def _from_plan(plan_path: Path, candidate: int | None, model: str) -> tuple[str,
         chosen = plan.recommended
     else:
         raise UserInputError(f"{plan_path} recommends nothing (nothing fits): pick one with --candidate N")
-    if model == "default" and plan.model.get("path"):
-        model = plan.model["path"]
-    return model, chosen
+    return _plan_model(plan.model, plan_path, model), chosen
+
+
+#: Architecture numbers that tell two models apart (a plan's model against --model).
+_SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "vocab")
+
+
+def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> str:
+    """The model to compress for a plan: ``model`` when it is the plan's model ``planned`` (same
+    architecture), else the plan's own model where it can be found; one clear line otherwise."""
+    from compress import sources
+    from compress.planner.spec import load_model_spec
+
+    name = planned.get("name", "?")
+    if model is None:
+        path = planned.get("path")
+        if path and Path(path).exists():
+            return str(Path(path).parent if Path(path).name == "config.json" else path)
+        if planned.get("origin") == "catalog" and name == sources.DEFAULT_CATALOG_NAME:
+            return sources.DEFAULT_MODEL
+        raise UserInputError(f"{plan_path} was made for {name}, which is not on this machine: pass --model with "
+                             "a local folder or .gguf of that model")
+    try:
+        given = load_model_spec(model.removeprefix("random:")).to_dict()
+    except UserInputError:
+        return model  # a model the planner cannot read: apply reports what is wrong with it
+    differ = [k for k in _SHAPE_KEYS if k in planned and given.get(k) != planned.get(k)]
+    if differ:
+        shape = ", ".join(f"{k} {planned.get(k)} vs {given.get(k)}" for k in differ)
+        raise UserInputError(f"{plan_path} was made for {name}, not for --model {model} ({shape}): pass the plan's "
+                             f"model, or make a plan for this one with `compress plan --model {model}`")
+    return model
 
 
 def _summary(manifest: dict[str, Any], out: Path) -> None:

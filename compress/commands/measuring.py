@@ -77,7 +77,9 @@ def probe_command(
     size_mib: Annotated[int, typer.Option(help="Size of the copied array in MiB.")] = 256,
     matmul_n: Annotated[int, typer.Option(help="Matrix side of the square matmul.")] = 2048,
     repeats: Annotated[int, typer.Option(help="Runs of each measurement; the best is kept.")] = 5,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write (default: results/probe.json).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write (default: probe.json in the compress cache, ~/.cache/compress).")] = None,
+    runs: Annotated[int, typer.Option(help="Repetitions of the whole probe; each figure is their median.")] = 3,
+    accept_busy: Annotated[bool, typer.Option("--accept-busy", help="Keep this probe even if the machine was busy (it replaces an earlier quiet one).")] = False,
     fmt: _FORMAT = "table",
     out: _OUT_ALIAS = None,
 ) -> None:
@@ -88,7 +90,8 @@ def probe_command(
     out = output or out
     if out is not None:
         check_output_file(out, "--output")
-    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out)
+    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out, runs=runs,
+                       accept_busy=accept_busy)
     emit([probe_table(data, path)], data, fmt)
 
 

@@ -106,8 +106,9 @@ class BenchEnvironment:
                 # What the model takes: weights, KV cache and activations, without the runtime's
                 # fixed overhead, which the measurement leaves out too (see sweep._bench_variant).
                 peak_gib = max(_model_memory_gib(predict_variant(self.spec, self.gpu, variant.name, context=tokens,
-                                                                 batch=batch, prompt_tokens=min(tokens, s.pp_tokens)))
-                               for batch, tokens in self._memory_shapes())
+                                                                 batch=batch, prompt_tokens=min(tokens, s.pp_tokens),
+                                                                 logits_positions=logits))
+                               for batch, tokens, logits in self._memory_shapes())
                 out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB,
                        "peak_memory_bytes": peak_gib * GIB,
                        "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
@@ -119,13 +120,16 @@ class BenchEnvironment:
         self._predicted[variant.name] = out  # quality does not depend on the engine (predicted_ppl)
         return dict(out)
 
-    def _memory_shapes(self) -> list[tuple[int, int]]:
-        """(batch, tokens held) of every test this sweep runs."""
+    def _memory_shapes(self) -> list[tuple[int, int, int | None]]:
+        """(batch, tokens held, logits kept) of every test this sweep runs: perplexity keeps the
+        logits of every position of its window, generation one a sequence (None)."""
         s = self.settings
         decode_tokens = s.tg_prompt_tokens + s.tg_tokens
-        shapes = [(1, s.ppl_context), (1, s.pp_tokens), (1, decode_tokens)]
+        shapes: list[tuple[int, int, int | None]] = [(1, s.pp_tokens, None), (1, decode_tokens, None)]
+        if "ppl" in s.tests:
+            shapes.append((1, s.ppl_context, s.ppl_context))
         if "batch" in s.tests:
-            shapes += [(b, decode_tokens) for b in s.batch_sizes]
+            shapes += [(b, decode_tokens, None) for b in s.batch_sizes]
         return shapes
 
     def predicted_ppl(self, variant_name: str, settings_key: str, this_run: Sequence[dict[str, Any]]) -> float | None:

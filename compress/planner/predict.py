@@ -46,13 +46,14 @@ def default_context(spec: ModelSpec) -> int:
 
 #: The engines a plan can restrict itself to (``--engine``); "any" lets each candidate take
 #: the first engine of its format in ``runtimes.toml [engines]`` whose kernels run on the device.
-ENGINES = ("vllm", "llama.cpp", "transformers", "onnxruntime")
+ENGINES = ("vllm", "llama.cpp", "transformers", "onnxruntime", "mlx")
 ANY_ENGINE = "any"
 
 
 def engines_for(variant: variants.Variant, gpu: GpuProfile) -> list[str]:
     """Engines that serve ``variant``'s artifact on this kind of device, most deployable first."""
-    table = runtimes()["engines"]["cpu" if gpu.kind == "cpu" else "gpu"]
+    tables = runtimes()["engines"]
+    table = tables["cpu" if gpu.kind == "cpu" else gpu.backend if gpu.backend in tables else "gpu"]
     step = formats.storage_step(variant)
     return list(table.get(step.descriptor.runtime_key(step.settings), []))
 
@@ -183,6 +184,9 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
 
     if cpu:
         dtype = "fp32"
+        if getattr(step.descriptor, "planned_only", False):
+            supported = False
+            reasons.append(Reason("kernel_missing", f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU"))
         found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
         if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
             kernel, speed = found, kernel_rules()[found].get("speed", found)
@@ -199,7 +203,7 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
             supported = False
             reasons.append(Reason("dtype_emulated", "use fp16 instead (bf16 would be emulated, slowly)"))
     elif _matmul_kernels(step):
-        found, why_chosen, why_not = pick_kernel(gpu, rt, step)
+        found, why_chosen, why_not = pick_kernel(gpu, rt, step, device="metal" if gpu.backend == "metal" else "cuda")
         if found is None:
             supported = False
             kernel = _matmul_kernels(step)[0]  # the kernel the format needs
@@ -210,6 +214,8 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
             kernel, speed = found, rule.get("speed", found)
             dtype = rule.get("compute", dtype)
             reasons += [Reason("kernel_fallback", why) for why in why_chosen]
+    if not cpu and getattr(step.descriptor, "planned_only", False):
+        reasons.append(Reason("planned_only", f"{variants.step_name(step)}: planned only, `compress apply` cannot write it yet"))
     if not cpu and rt == "vllm":
         supported = need("vllm") and supported
     if prune is not None and not cpu:
@@ -256,10 +262,91 @@ def _read_bytes(spec: ModelSpec, weight_bytes: int, batch: int) -> float:
     return read
 
 
+def prefill_tokens_per_pass(rt: dict[str, Any], prompt_tokens: int, batch: int) -> int:
+    """Tokens one prefill forward pass holds: the runtime's ``prefill_chunk_tokens`` over the
+    whole batch, or every prompt token of the batch where it is 0 (transformers)."""
+    chunk = int(rt.get("prefill_chunk_tokens", 0))
+    total = prompt_tokens * batch
+    return total if chunk <= 0 else min(total, chunk)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What memory depends on for one variant on one device, to size it at any context and batch."""
+
+    model: ModelSpec
+    choice: KernelChoice
+    rt: dict[str, Any]
+    cpu: bool
+    devices: int
+    kv_elem: float
+    resident_bytes: int
+    method: str
+
+    def breakdown_at(self, context: int, batch: int, logits_positions: int | None = None) -> memory.MemoryBreakdown:
+        model, rt = self.model, self.rt
+        kv = memory.kv_cache_bytes(model, context, batch, self.kv_elem)
+        act_elem = 4 if self.choice.compute_dtype == "fp32" else 2
+        act = memory.prefill_activation_bytes(model, prefill_tokens_per_pass(rt, context, batch), act_elem)
+        positions = batch if logits_positions is None else logits_positions
+        act += memory.logits_bytes(model, positions)
+        buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch)) \
+            if self.cpu else 0
+        overhead = rt["cpu_overhead_gib" if self.cpu else "overhead_gib"]
+        return memory.breakdown(self.resident_bytes, kv, act, overhead, self.devices,
+                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers)
+
+    def capacity(self, usable_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
+        """Largest context at ``batch`` and largest batch at ``context`` that fit ``usable_gib``
+        (0 where none does). Memory grows with both, so a binary search finds each."""
+        def fits(c: int, b: int) -> bool:
+            return self.breakdown_at(c, b).total_gib <= usable_gib
+
+        return {"max_context": _largest(lambda c: fits(c, batch), model_max_context),
+                "max_batch": _largest(lambda b: fits(context, b), MAX_BATCH_SEARCHED)}
+
+
+#: The largest batch the capacity search tries.
+MAX_BATCH_SEARCHED = 65536
+
+
+def _largest(ok: Any, upper: int) -> int:
+    """The largest n in 1..upper with ok(n), for ok true up to some n and false after; 0 if none."""
+    if not ok(1):
+        return 0
+    if ok(upper):
+        return upper
+    lo, hi = 1, upper  # ok(lo), not ok(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def host_buffer_bytes(rt: dict[str, Any], method: str, model: ModelSpec, logits_positions: int,
+                      tokens_per_pass: int) -> int:
+    """What a runtime allocates on the host besides weights, KV cache and activations: its
+    fixed cost once loaded (``cpu_buffers_fixed_bytes``, plus ``cpu_method_bytes`` of the
+    method's library), copies of the kept logits beyond the one counted with the activations
+    (``cpu_logits_copies`` x positions x vocab x 4 bytes) and a compute buffer holding the
+    logits one pass outputs (``cpu_pass_logits`` x min(positions, tokens per pass) x vocab x 4).
+    The constants are in profiles/runtimes.toml with their sources."""
+    fixed = rt.get("cpu_buffers_fixed_bytes", 0) + rt.get("cpu_method_bytes", {}).get(method, 0)
+    logits = rt.get("cpu_logits_copies", 0) * logits_positions * model.vocab * 4
+    compute = rt.get("cpu_pass_logits", 0) * min(logits_positions, tokens_per_pass) * model.vocab * 4
+    return int(fixed + logits + compute)
+
+
 def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context: int | None = None, batch: int = 1, *,
                     gpus: int = 1, kv_dtype: str = "fp16", runtime: str | None = None, headroom_gib: float = 0.0,
-                    prompt_tokens: int | None = None) -> dict[str, Any]:
-    """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``)."""
+                    prompt_tokens: int | None = None, logits_positions: int | None = None) -> dict[str, Any]:
+    """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``).
+
+    Memory is held at ``context`` tokens for each of ``batch`` sequences, with the prefill in
+    passes of the runtime's chunk. Decode speed is at a cache of ``context`` tokens, or of
+    ``prompt_tokens`` where given. ``logits_positions``: positions whose logits are kept
+    (default one a sequence; perplexity keeps every position of a window).
+    """
     v = variants.parse(variant_name)
     rt_data = runtimes()
     context = context or default_context(spec)
@@ -278,12 +365,17 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
 
     artifact = formats.weight_bytes(spec, v)
     resident = formats.weight_bytes(spec, v, sparse_storage=choice.sparse_kernels)
+    stored = formats.storage_step(v)
+    if cpu and stored.method in rt.get("cpu_unquantized_fp32_methods", ()):
+        # The loader keeps the tensors a quantizer leaves alone (embeddings, norms) in float32
+        # on the CPU, where the artifact stores them in 16 bits.
+        resident += 2 * sum(t.numel for t in formats.tensors(model) if not t.is_linear)
+    elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
+        resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
-    kv = memory.kv_cache_bytes(model, context, batch, kv_elem)
-    chunk = min(context, rt_data["defaults"]["prefill_chunk_tokens"])
-    act = memory.activation_bytes(model, chunk, batch, 4 if choice.compute_dtype == "fp32" else 2)
-    overhead = rt["cpu_overhead_gib" if cpu else "overhead_gib"]
-    mem = memory.breakdown(resident, kv, act, overhead, devices, kv_shards=min(devices, model.kv_heads))
+    shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
+                   resident_bytes=resident, method=formats.storage_step(v).method)
+    mem = shape.breakdown_at(context, batch, logits_positions)
     usable = gpu.usable_memory_gib - headroom_gib
     margin = usable - mem.total_gib
 
@@ -302,9 +394,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     )
     speedup = rt_data["sparse_2_4"]["linear_speedup"] if choice.sparse_kernels else 1.0
     prompt = min(prompt_tokens or rt_data["defaults"]["prompt_tokens"], context)
-    kv_prompt = memory.kv_cache_bytes(model, prompt, batch, kv_elem)
-    read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
-    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
+    # Decode is predicted with the cache as deep as the plan allows (the whole context) unless
+    # the caller names the depth (bench: its decode test's prompt + half the generated tokens).
+    depth = min(prompt_tokens, context) if prompt_tokens else context
+    weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
+    read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
+    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, depth)
     flops = roofline.decode_flops(model.matmul_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
@@ -316,8 +411,16 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
                                         bandwidth_efficiency=device.bandwidth_efficiency
                                         * batch_factor(choice.runtime, batch))
     tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
-    pf = roofline.prefill_flops(model.matmul_params, prompt, batch, model.layers, model.heads, model.head_dim)
-    ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
+
+    def ttft(requests: int) -> float:
+        """Prefill of ``requests`` prompts sent together, in passes of the runtime's chunk."""
+        passes = math.ceil(requests * prompt / prefill_tokens_per_pass(rt, prompt, requests))
+        kv_prompt = memory.kv_cache_bytes(model, prompt, requests, kv_elem)
+        pf = roofline.prefill_flops(model.matmul_params, prompt, requests, model.layers, model.heads, model.head_dim)
+        return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
+
+    ttft_batch, ttft_one = ttft(batch), ttft(1)
+    capacity = shape.capacity(usable, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
     reasons = list(choice.reasons)
@@ -351,11 +454,24 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "bits_per_weight": round(8 * artifact / model.params, 3),
             "peak_memory_gib": round(mem.total_gib, 3),
             "decode_tok_s": round(tok_s, 2),
-            "ttft_ms": round(ttft, 1),
+            "decode_cache_tokens": depth,
+            "ttft_ms": _ms(ttft_batch),
+            "ttft_single_ms": _ms(ttft_one),
+            "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
+                               f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
+                               f"one prompt of {prompt} tokens"),
+            "prefill_chunk_tokens": prefill_tokens_per_pass(rt, context, batch),
             "prompt_tokens": prompt,
+            "max_context": capacity["max_context"],
+            "max_batch": capacity["max_batch"],
             **q.to_dict(),
         },
     }
+
+
+def _ms(value: float) -> float | None:
+    """Milliseconds to one decimal; None where the device gives no FLOPs to predict from."""
+    return round(value, 1) if math.isfinite(value) else None
 
 
 def artifact_bytes(spec: ModelSpec, variant_name: str) -> int:

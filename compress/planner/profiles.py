@@ -4,8 +4,8 @@ Every hardware, format, runtime and quality number the planner uses is in ``prof
 (TOML, read with the standard library). In a source checkout that is the top-level
 ``profiles/`` folder; an installed wheel carries the same files as the package data
 ``compress.profiles`` (pyproject.toml maps the folder into the wheel), found through
-``importlib.resources``. ``COMPRESS_PROFILES`` points at another folder. Results
-(``probe.json``) are found by :func:`compress.paths.results_dir`.
+``importlib.resources``. ``COMPRESS_PROFILES`` points at another folder. ``compress
+probe``'s ``probe.json`` is found by :func:`compress.paths.probe_file` (the compress cache).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
+from compress.paths import probe_file as probe_path
 from compress.paths import results_dir
 
-__all__ = ["load", "load_folder", "profiles_dir", "results_dir"]
+__all__ = ["load", "load_folder", "probe_path", "profiles_dir", "read_file", "results_dir"]
 
 
 #: The profiles folder of a source checkout, beside the ``compress`` package.
@@ -60,6 +61,11 @@ def _read(path: Path) -> dict[str, Any]:
         raise UserInputError(f"missing profile file {path}; set COMPRESS_PROFILES to the profiles folder") from None
     except tomllib.TOMLDecodeError as err:
         raise UserInputError(f"profile file {path} is not valid TOML: {err}") from None
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Any TOML file (a user's GPU profile), read once per process like the profiles."""
+    return _read(Path(path).resolve())
 
 
 def load(name: str) -> dict[str, Any]:
@@ -101,8 +107,15 @@ def _citations(path: Path) -> dict[str, str]:
         lines = path.read_text().splitlines()
     except OSError:
         return found
+    tag = None
     for line in lines:
         m = re.match(r"#\s*\[([^\]]+)\]\s*(.+)", line.strip())
         if m:
-            found.setdefault(m.group(1), m.group(2).strip())
+            tag = m.group(1) if m.group(1) not in found else None
+            if tag:
+                found[tag] = m.group(2).strip()
+        elif tag and re.match(r"#\s{2,}\S", line):  # an indented comment line continues the citation
+            found[tag] += " " + line.lstrip("#").strip()
+        else:
+            tag = None
     return found

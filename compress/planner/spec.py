@@ -1,8 +1,8 @@
 """Model specs: the architecture numbers that decide memory and speed.
 
 A spec comes from the catalog in ``profiles/models/*.toml`` (by name or alias), from a local
-Hugging Face folder (``config.json``), from a local ``.gguf`` file (its metadata, read with
-the numpy-only ``gguf`` reader), or from a Hugging Face model id (``config.json`` fetched with
+Hugging Face folder (``config.json``), from a local ``.gguf`` file (its header's metadata and
+tensor shapes, :mod:`compress.planner.gguf_header`), or from a Hugging Face model id (``config.json`` fetched with
 ``huggingface_hub``, only when a network is there). Parameter counts are computed from the
 architecture (:func:`param_count`); the catalog's published counts check that arithmetic.
 """
@@ -245,29 +245,21 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
 
 
 def spec_from_gguf(path: Path) -> ModelSpec:
-    """A spec from a GGUF file's metadata and tensor shapes (``gguf`` reader, numpy only)."""
+    """A spec from a GGUF file's metadata and tensor shapes, read from its header only
+    (:mod:`compress.planner.gguf_header`: the tokenizer arrays are skipped, the weights never read)."""
+    from compress.planner.gguf_header import GGUFHeaderError, read_header
+
     try:
-        from gguf import GGUFReader
-    except ImportError:
-        raise UserInputError("reading a .gguf needs the `gguf` package (pip install gguf)") from None
-    try:
-        reader = GGUFReader(str(path))
-    except Exception as err:  # the reader raises ValueError/struct errors on a damaged file
+        header = read_header(path)
+    except (GGUFHeaderError, OSError) as err:
         raise UserInputError(f"{path} is not a readable GGUF file: {err}") from None
 
     def field_value(key: str) -> Any:
-        f = reader.fields.get(key)
-        if f is None:
-            return None
-        try:
-            return f.contents()
-        except Exception:
-            part = f.parts[f.data[0]] if f.data else None
-            return part.tolist()[0] if part is not None and len(part) == 1 else None
+        return header.metadata.get(key)
 
     arch = field_value("general.architecture") or "llama"
     meta = lambda key: field_value(f"{arch}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
-    shapes = {t.name: [int(n) for n in t.shape] for t in reader.tensors}
+    shapes = {name: dims for name, (dims, _) in header.tensors.items()}
     embd = shapes.get("token_embd.weight")
     try:
         hidden = int(meta("embedding_length") or (embd[0] if embd else 0))

@@ -83,6 +83,6 @@ def test_bench_builds_a_new_artifact_after_a_byte_changes(tmp_path, cache):
     folder = tmp_path / "model"
     file = _weights(folder)
     variant, options = variants.parse("fp16"), apply.Options()
-    before = apply.artifact_key(Source("hf", folder, "m"), variant, options)
+    before = apply.artifact_key(Source("hf", folder, "m"), variant, options, "cpu")
     _flip_middle_byte(file)
-    assert apply.artifact_key(Source("hf", folder, "m"), variant, options) != before
+    assert apply.artifact_key(Source("hf", folder, "m"), variant, options, "cpu") != before

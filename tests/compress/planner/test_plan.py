@@ -21,8 +21,11 @@ def test_plan_json_schema(t4_plan):
     assert d["gpu"]["name"] == "t4"
     assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype", "engine"}
     for c in d["candidates"]:
-        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "total_gib"}
-        assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source"} <= set(c["predicted"])
+        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "buffers_gib",
+                                    "total_gib"}
+        assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source",
+                "max_context", "max_batch", "decode_cache_tokens", "ttft_single_ms", "prefill_chunk_tokens"} \
+            <= set(c["predicted"])
         assert variants.parse(c["variant"]).name == c["variant"]  # names round-trip
     assert d["recommended"] == d["candidates"][0]["variant"]
 
@@ -95,10 +98,18 @@ def test_kv_dtype_and_headroom():
 
 
 @pytest.mark.parametrize("kwargs", [{"context": 100_000}, {"batch": 0}, {"gpus": 0}, {"objective": "fastest"},
-                                    {"kv_dtype": "fp4"}, {"headroom_gib": -1}])
+                                    {"kv_dtype": "fp4"}, {"headroom_gib": -1}, {"batch": 100_000_000}])
 def test_impossible_options_are_user_errors(kwargs):
     with pytest.raises(UserInputError):
         make_plan("llama-2-7b", "t4", **kwargs)
+
+
+@pytest.mark.parametrize("numbers", [(24, 1000, float("nan")), (24, float("inf"), None), (float("nan"), 1000, None)])
+def test_a_custom_device_needs_finite_positive_numbers(numbers):
+    from compress.planner.hardware import custom_gpu
+
+    with pytest.raises(UserInputError):
+        custom_gpu(*numbers)
 
 
 def test_predict_variant_on_the_host():
