@@ -220,8 +220,8 @@ def _run_test(test: str, ctx: suite.RunContext, env: BenchEnvironment, writer: _
         else:
             batch = writer.plan[test]["batch"]
             if ctx.runtime.max_batch is not None and batch > ctx.runtime.max_batch:
-                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once "
-                                       f"(llama-cpp-python evaluates one sequence per context); batch {batch} not measured")
+                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once; "
+                                       f"batch {batch} not measured")
             figures = suite.run_batch(ctx, batch)
     except UnsupportedError as err:
         log(f"  {test}: skipped ({err})")
