@@ -33,6 +33,7 @@ ADAPTERS = {
     "transformers": "compress.measure.runtimes:TransformersRuntime",
     "llama.cpp": "compress.measure.runtimes:LlamaCppRuntime",
     "onnxruntime": "compress.measure.runtimes:OnnxRuntime",
+    "vllm": "compress.measure.vllm_runtime:VllmRuntime",
 }
 
 
@@ -43,9 +44,10 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
 
-def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> Any:
-    """The adapter for an artifact folder, by its manifest's ``runtime``."""
-    cls = lookup(ADAPTERS, manifest.get("runtime", "transformers"), "runtime")
+def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int,
+                 runtime: str | None = None) -> Any:
+    """The adapter for an artifact folder: ``runtime`` where given, else its manifest's ``runtime``."""
+    cls = lookup(ADAPTERS, runtime or manifest.get("runtime", "transformers"), "runtime")
     return cls(Path(folder), manifest, device=device, threads=threads, n_ctx=n_ctx)
 
 
