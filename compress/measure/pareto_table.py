@@ -93,9 +93,11 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
              pct(r.get("memory_error_pct")), "failed: " + "; ".join(r["failures"]) if r["failures"] else "ok"]
             for r in rows]
     columns = list(COLUMNS)
+    compact = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto"]
     if len(models) > 1:
         columns.insert(0, "model")
         body = [[r["model"], *row] for r, row in zip(rows, body)]
+        compact = ["model", *(c for c in compact if c not in ("runtime", "size MiB"))]
     return Table(
         title=f"Measured variants of {', '.join(models) or 'no model'} "
               "(Pareto: perplexity x decode tok/s x peak memory)",
@@ -104,4 +106,6 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
         notes=["pareto * = no other variant of the model on that device has lower perplexity, higher decode "
                "tok/s and lower peak memory at once.",
                "err% = (measured - predicted) / predicted; the prediction is the planner's for this device profile."],
+        name="pareto",
+        compact=compact,
     )

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from compress.measure.metrics import perplexity
+from compress.progress import steps
 
 
 @dataclass(frozen=True)
@@ -97,20 +98,23 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
     scored = 0
     per_window_ppl: list[float] = []
     per_window_s: list[float] = []
-    for w in windows(len(ids), context, stride):
-        chunk = list(ids[w.begin : w.end])
-        started = time.perf_counter()
-        if hasattr(runtime, "prompt_logprobs"):  # an engine that returns log-probabilities, not logits
-            logprobs = runtime.prompt_logprobs(chunk)
-            per_window_s.append(time.perf_counter() - started)
-            nll, count = logprob_nll_nats(logprobs, w.score_from)
-        else:
-            logits = runtime.logits(chunk)
-            per_window_s.append(time.perf_counter() - started)
-            nll, count = window_nll_nats(logits, chunk, w.score_from)
-        nll_total += nll
-        scored += count
-        per_window_ppl.append(perplexity(nll, count))
+    spans = list(windows(len(ids), context, stride))
+    with steps(f"perplexity, {context}-token windows", len(spans)) as done:
+        for w in spans:
+            chunk = list(ids[w.begin : w.end])
+            started = time.perf_counter()
+            if hasattr(runtime, "prompt_logprobs"):  # an engine that returns log-probabilities, not logits
+                logprobs = runtime.prompt_logprobs(chunk)
+                per_window_s.append(time.perf_counter() - started)
+                nll, count = logprob_nll_nats(logprobs, w.score_from)
+            else:
+                logits = runtime.logits(chunk)
+                per_window_s.append(time.perf_counter() - started)
+                nll, count = window_nll_nats(logits, chunk, w.score_from)
+            nll_total += nll
+            scored += count
+            per_window_ppl.append(perplexity(nll, count))
+            done()
     return {"ppl": perplexity(nll_total, scored), "nll_sum_nats": nll_total, "scored_tokens": scored,
             "windows": len(per_window_ppl), "window_ppl": per_window_ppl, "window_s": per_window_s}
 

@@ -42,18 +42,15 @@ def _describe(e: dict[str, Any], note: str = "") -> str:
 def _step_estimate(step: variants.Step, spec: ModelSpec) -> tuple[float | None, str]:
     """(ppl ratio, source) for one step; ratio None when nothing is published."""
     c = step.config
-    if step.method == "baseline" or (step.method == "gguf" and c["qtype"] in ("F32", "F16", "BF16")):
+    where = step.descriptor.quality_source(step.settings)
+    if where.kind == "reference":
         return 1.0, "reference precision (no change)"
-    if step.method == "layerdrop":
+    if where.kind == "layerdrop":
         return _layerdrop_ratio(c["drop_layers"] / spec.layers, spec)
-    if step.method == "distill":
-        return None, ("no published perplexity for this teacher/student pair: quality is the student's, "
-                      "after a distillation run (compare the student's own model card scores)")
+    if where.kind == "none":
+        return None, where.note
     name = variants.step_name(step)
-    keys = [name]
-    if step.method in ("gptq", "awq"):
-        keys += [f"{step.method}-{c['bits']}-g128"]
-    for i, key in enumerate(keys):
+    for i, key in enumerate(where.keys):
         entry = _closest(_entries(key), spec.params)
         if entry:
             note = "" if i == 0 else f"; group size {c['group_size']} / act-order not tabulated, g128 figure used"
