@@ -63,16 +63,10 @@ def bench_command(
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
-<<<<<<< HEAD
                                batch=batch, reps=reps, warmup=warmup, tests=tests, runtime=runtime, endpoint=endpoint,
                                slo=slo, concurrency=concurrency, rate=rate, serve_requests=serve_requests,
-                               calib_samples=calib_samples,
-                               calib_seq_len=calib_seq_len, seed=seed, log=lambda line: typer.echo(line, err=True))
-=======
-                               batch=batch, reps=reps, warmup=warmup, tests=tests, calib_samples=calib_samples,
-                               calib_seq_len=calib_seq_len, seed=seed, trust_remote_code=trust_remote_code,
-                               log=lambda line: typer.echo(line, err=True))
->>>>>>> main
+                               calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
+                               trust_remote_code=trust_remote_code, log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)

@@ -22,13 +22,9 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
           results_path: Path = Path("results/bench.jsonl"), artifacts: Path | None = None, resume: bool = False,
           device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
           calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
-<<<<<<< HEAD
           runtime: str | None = None, endpoint: str | None = None, slo: str | None = None,
           concurrency: str | None = None, rate: float | None = None, serve_requests: int | None = None,
-          **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
-=======
           trust_remote_code: bool = False, **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
->>>>>>> main
     """Resolve the model and the variants, run the sweep, and return (records written, Pareto table).
 
     ``sizes`` are :class:`BenchSettings` overrides by CLI name (``pp``, ``tg``, ``ppl_tokens``...);

@@ -69,7 +69,10 @@ class VllmServer:
         self.proc = childproc.start_group(self.command(), env=vllm_env(self.threads), stdin=subprocess.DEVNULL,
                                           stdout=self._log, stderr=self._log)
         try:
-            self._wait_healthy()
+            from compress.progress import waiting
+
+            with waiting("starting vllm serve (graph compilation: about a minute on 2 cores)"):
+                self._wait_healthy()
         except BaseException:  # a failed start, Ctrl-C while waiting: nothing is left running
             self.stop()
             raise

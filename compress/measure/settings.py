@@ -80,7 +80,8 @@ class BenchSettings:
         """CPU defaults, or llama-bench's pp512/tg128 with 5 repetitions on a GPU."""
         base = cls(device=device)
         if device.startswith("cuda"):
-            base = replace(base, pp_tokens=512, tg_tokens=128, reps=5, batch_sizes=(4, 16, 64))
+            base = replace(base, pp_tokens=512, tg_tokens=128, reps=5, batch_sizes=(4, 16, 64),
+                           serve_concurrency=(1, 2, 4, 8, 16), serve_requests=64, serve_rate_per_s=8.0)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:

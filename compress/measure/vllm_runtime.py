@@ -112,8 +112,11 @@ class VllmRuntime:
         self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
         self._sampler.start()
         try:
-            info = self._call("load", timeout_s=LOAD_TIMEOUT_S, model=str(folder), dtype=self.dtype,
-                              max_model_len=n_ctx, seed=0, enforce_eager=enforce_eager)
+            from compress.progress import waiting
+
+            with waiting("loading the artifact into vLLM (graph compilation: about a minute on 2 cores)"):
+                info = self._call("load", timeout_s=LOAD_TIMEOUT_S, model=str(folder), dtype=self.dtype,
+                                  max_model_len=n_ctx, seed=0, enforce_eager=enforce_eager)
         except BaseException:
             self.close()
             raise
