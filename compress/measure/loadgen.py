@@ -37,6 +37,7 @@ class RequestResult:
     e2e_s: float | None = None
     chunk_times_s: list[float] = field(default_factory=list)  # arrival of each streamed chunk, from sent_s
     output_tokens: int = 0
+    due_s: float | None = None  # open loop: perf_counter of the arrival time it was scheduled for
 
     @property
     def itl_s(self) -> list[float]:
@@ -207,8 +208,9 @@ def open_loop(url: str, model: str, prompts: Sequence[str | list[int]], rate_per
     results: list[RequestResult] = []
     lock = threading.Lock()
 
-    def send(prompt: str | list[int]) -> None:
+    def send(prompt: str | list[int], due_s: float) -> None:
         r = stream_completion(url, model, prompt, max_tokens, timeout_s)
+        r.due_s = due_s
         with lock:
             results.append(r)
 
@@ -218,7 +220,7 @@ def open_loop(url: str, model: str, prompts: Sequence[str | list[int]], rate_per
         delay = started + at_s - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        t = threading.Thread(target=send, args=(prompt,), daemon=True)
+        t = threading.Thread(target=send, args=(prompt, started + at_s), daemon=True)
         t.start()
         threads.append(t)
     for t in threads:

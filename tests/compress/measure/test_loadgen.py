@@ -1,75 +1,15 @@
-"""The load generator: SLO parsing, Poisson arrivals, statistics, and streaming against a loopback server.
-
-The server here is a small stdlib HTTP server that streams server-sent events the way an
-OpenAI-compatible server does (chunked transfer, ``data:`` lines, a usage event, ``[DONE]``),
-with known delays, so the client's timings can be checked against them.
-"""
+"""The load generator: SLO parsing, Poisson arrivals, statistics, and streaming against the
+loopback server of conftest.py (known delays, so the client's timings can be checked)."""
 
 from __future__ import annotations
 
-import json
 import statistics
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from compress.errors import RuntimeFailure, UserInputError
 from compress.measure import loadgen
 from compress.measure.loadgen import RequestResult, Slo
-
-FIRST_S = 0.15  # the server's delay before the first token
-GAP_S = 0.05  # and between tokens
-
-
-class _Streaming(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        body = json.dumps({"data": [{"id": "tiny"}]}).encode()
-        self.send_response(200 if self.path == "/v1/models" else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def do_POST(self):
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if request.get("model") != "tiny":
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        time.sleep(FIRST_S)
-        for i in range(request["max_tokens"]):
-            if i:
-                time.sleep(GAP_S)
-            self._chunk(b"data: " + json.dumps({"choices": [{"index": 0, "text": f"t{i}"}]}).encode() + b"\n\n")
-        usage = {"choices": [], "usage": {"completion_tokens": request["max_tokens"]}}
-        self._chunk(b"data: " + json.dumps(usage).encode() + b"\n\n")
-        self._chunk(b"data: [DONE]\n\n")
-        self._chunk(b"")
-
-
-@pytest.fixture(scope="module")
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Streaming)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def test_slo_parses_and_rejects_bad_text():
@@ -112,17 +52,19 @@ def test_summary_counts_goodput_against_the_slo():
         loadgen.summarize([RequestResult(sent_s=0, error="refused")], 1.0, Slo(1, 1))
 
 
-def test_a_streamed_request_is_timed_token_by_token(server):
+def test_a_streamed_request_is_timed_token_by_token(sse_server):
+    server, first_s, gap_s = sse_server.url, sse_server.first_s, sse_server.gap_s
     assert loadgen.served_model(server) == "tiny"
     r = loadgen.stream_completion(server, "tiny", [1, 2, 3], max_tokens=4)
     assert r.ok and r.output_tokens == 4 and len(r.chunk_times_s) == 4
-    assert FIRST_S <= r.ttft_s < FIRST_S + 0.5
-    assert all(GAP_S * 0.8 <= gap < GAP_S + 0.5 for gap in r.itl_s)
+    assert first_s <= r.ttft_s < first_s + 0.5
+    assert all(gap_s * 0.8 <= gap < gap_s + 0.5 for gap in r.itl_s)
     assert loadgen.stream_completion(server, "other", "x", 2).error.startswith("HTTP 404")
 
 
-def test_closed_loop_runs_requests_concurrently(server):
-    one = FIRST_S + 3 * GAP_S  # one request of 4 tokens
+def test_closed_loop_runs_requests_concurrently(sse_server):
+    server, first_s, gap_s = sse_server.url, sse_server.first_s, sse_server.gap_s
+    one = first_s + 3 * gap_s  # one request of 4 tokens
     results, wall = loadgen.closed_loop(server, "tiny", [[1]] * 4, concurrency=4, max_tokens=4)
     assert len(results) == 4 and all(r.ok for r in results)
     assert one <= wall < 2 * one + 0.3  # together, not one after another (4 x one)
@@ -130,12 +72,30 @@ def test_closed_loop_runs_requests_concurrently(server):
     assert serial >= 2 * one
 
 
-def test_open_loop_sends_at_the_arrival_times(server):
+def test_open_loop_sends_at_the_arrival_times(sse_server):
+    server, first_s = sse_server.url, sse_server.first_s
     results, wall = loadgen.open_loop(server, "tiny", [[1]] * 3, rate_per_s=20.0, max_tokens=2, seed=0)
     arrivals = loadgen.poisson_arrivals_s(3, 20.0, seed=0)
     assert len(results) == 3 and all(r.ok for r in results)
-    sent = sorted(r.sent_s for r in results)
-    offsets = [t - sent[0] for t in sent]
-    expected = [a - arrivals[0] for a in arrivals]
-    assert offsets == pytest.approx(expected, abs=0.05)
-    assert wall >= arrivals[-1] + FIRST_S
+    due = sorted(r.due_s for r in results)
+    assert [d - due[0] for d in due] == pytest.approx([a - arrivals[0] for a in arrivals], abs=1e-9)
+    # never sent before its arrival time (a loaded machine may send it later)
+    assert all(r.sent_s >= r.due_s for r in results)
+    assert wall >= arrivals[-1] + first_s
+
+
+def test_bench_measures_a_running_endpoint(sse_server, tiny_llama, tmp_path):
+    from compress import results
+    from compress.measure import bench
+
+    path = tmp_path / "endpoint.jsonl"
+    bench(model=str(tiny_llama), endpoint=sse_server.url + "/v1", results_path=path, concurrency="1,2", rate=20.0,
+          serve_requests=3, pp=16, tg=4, slo="ttft_ms=100,itl_ms=1000", log=lambda line: None)
+    stored = results.load(path)
+    assert {r["test"] for r in stored} == {"serve-c1", "serve-c2", "serve-rate20"}
+    assert {r["runtime"] for r in stored} == {"openai-endpoint"} and {r["status"] for r in stored} == {"ok"}
+    goodput = [r for r in stored if r["metric"] == "goodput_req_s"]
+    # the server's first token comes after 150 ms: no request meets a 100 ms TTFT
+    assert [r["value"] for r in goodput] == [0.0, 0.0, 0.0]
+    ttft = [r for r in stored if r["metric"] == "ttft_ms"]
+    assert all(r["stats"]["n"] == 3 and r["stats"]["min"] >= sse_server.first_s * 1000 for r in ttft)
