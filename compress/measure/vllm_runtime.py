@@ -80,10 +80,10 @@ def check_servable(manifest: dict[str, Any]) -> None:
 
 def artifact_dtype(manifest: dict[str, Any]) -> str:
     """The activation dtype to run an artifact in: its own for a plain checkpoint, bfloat16 for a
-    quantized one (vLLM's CPU kernels for GPTQ/AWQ take bfloat16 activations)."""
+    quantized one (GPTQ/AWQ, compressed-tensors W8A8: vLLM's CPU kernels take bfloat16 activations)."""
     steps = manifest.get("steps") or [{}]
     last = steps[-1]
-    if last.get("bits") is not None or last.get("quant_type") is not None:
+    if any(last.get(k) is not None for k in ("bits", "quant_type", "quant_method")):
         return "bfloat16"
     return {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
             "fp16": "float16", "float16": "float16"}.get(str(last.get("dtype", "")), "auto")
