@@ -10,7 +10,7 @@ alternate (ours, bare, ours, ...) so that drift in machine load hits both alike.
 goodput at the SLO.
 
     python bench/vllm_overhead.py [--model default] [--method fp32] [--tokens 32] [--reps 5]
-                                  [--concurrency 4] [--slo ttft_ms=1000,itl_ms=200]
+                                  [--concurrency 4] [--slo ttft_ms=1000,itl_ms=200] [--artifacts DIR]
 """
 
 from __future__ import annotations
@@ -59,13 +59,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="closed-loop concurrency of the served run")
     parser.add_argument("--requests", type=int, default=16, help="requests of the served run")
     parser.add_argument("--slo", default="ttft_ms=1000,itl_ms=200")
+    parser.add_argument("--artifacts", type=Path, default=None, help="artifact cache folder (as bench --artifacts)")
     args = parser.parse_args()
 
     source = sources.resolve(args.model)
     variant = variants.parse(args.method)
     options = apply.Options(device="cpu")
     key = apply.artifact_key(source, variant, options)
-    folder = artifact_folder(cache_dir("artifacts"), source, variant, key)
+    folder = artifact_folder(args.artifacts or cache_dir("artifacts"), source, variant, key)
     manifest = _ensure_artifact(source, variant, folder, options, lambda line: print(line, file=sys.stderr))
     # The bench's context length: vLLM's compiled graphs are cached per configuration, so a run
     # after `compress bench --runtime vllm` starts faster.
