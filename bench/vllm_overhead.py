@@ -10,7 +10,7 @@ alternate (ours, bare, ours, ...) so that drift in machine load hits both alike.
 goodput at the SLO.
 
     python bench/vllm_overhead.py [--model default] [--method fp32] [--tokens 32] [--reps 5]
-                                  [--concurrency 4] [--slo ttft_ms=1000,itl_ms=200] [--artifacts DIR]
+                                  [--concurrency 4] [--slo ttft_ms=1000,itl_ms=200] [--artifacts DIR] [--eager]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ BARE = textwrap.dedent("""
         answers = os.fdopen(os.dup(1), "w", buffering=1)  # vLLM logs to stdout: answers get their own pipe
         os.dup2(2, 1)
         model, dtype, n_ctx, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        llm = LLM(model=model, dtype=dtype, max_model_len=n_ctx, seed=0, trust_remote_code=False)
+        eager = sys.argv[5] == "eager"
+        llm = LLM(model=model, dtype=dtype, max_model_len=n_ctx, seed=0, enforce_eager=eager, trust_remote_code=False)
         params = SamplingParams(max_tokens=tokens, temperature=0.0, ignore_eos=True)
         prompt = {"prompt_token_ids": [1, 2, 3, 4]}
         print("ready", file=answers)
@@ -60,6 +61,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16, help="requests of the served run")
     parser.add_argument("--slo", default="ttft_ms=1000,itl_ms=200")
     parser.add_argument("--artifacts", type=Path, default=None, help="artifact cache folder (as bench --artifacts)")
+    parser.add_argument("--eager", action="store_true",
+                        help="all three engines without graph compilation (faster start, same on both sides)")
     args = parser.parse_args()
 
     source = sources.resolve(args.model)
@@ -77,12 +80,13 @@ def main() -> None:
     print(f"starting both engines on {folder.name} ({dtype}); about a minute each", file=sys.stderr)
     script = Path(tempfile.mkdtemp(prefix="compress-bare-")) / "bare_vllm.py"
     script.write_text(BARE)  # a file, not -c: vLLM's spawned engine process re-imports the main module
-    bare = childproc.start_group([str(vllm_python()), str(script), str(folder), dtype, str(n_ctx), str(args.tokens)],
+    bare = childproc.start_group([str(vllm_python()), str(script), str(folder), dtype, str(n_ctx), str(args.tokens),
+                                  "eager" if args.eager else "compiled"],
                                  env=vllm_env(threads), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL)
     ours = None
     try:
-        ours = VllmRuntime(folder, manifest, "cpu", threads, n_ctx)
+        ours = VllmRuntime(folder, manifest, "cpu", threads, n_ctx, enforce_eager=args.eager)
         if bare.stdout.readline().strip() != b"ready":
             raise SystemExit("the bare vLLM loop did not start")
 
@@ -108,12 +112,14 @@ def main() -> None:
     for name, runs in (("compress bench (VllmRuntime)", ours_tok_s), ("bare LLM.generate loop", bare_tok_s)):
         print(f"{name:<28}{statistics.median(runs):>14.1f}{min(runs):>10.1f}{max(runs):>10.1f}")
     print(f"harness overhead: {100 * (med_bare - med_ours) / med_bare:+.1f}% of the bare loop's tok/s "
-          f"({args.reps} alternating runs of {args.tokens} tokens, {threads} threads)")
+          f"({args.reps} alternating runs of {args.tokens} tokens, {threads} threads, "
+          f"{'eager' if args.eager else 'compiled graphs'})")
 
     slo = loadgen.Slo.parse(args.slo)
     token_ids = [i % 1000 + 100 for i in range(args.requests * 128)]
     prompts = serving.serve_prompts(token_ids, args.requests, 128)
-    with serving.VllmServer(folder, dtype, n_ctx, threads=threads) as server:
+    with serving.VllmServer(folder, dtype, n_ctx, threads=threads,
+                            extra_args=["--enforce-eager"] if args.eager else []) as server:
         params = {"concurrency": args.concurrency, "output_tokens": args.tokens,
                   "slo_ttft_ms": slo.ttft_ms, "slo_itl_ms": slo.itl_ms}
         figures = {f["metric"]: f for f in serving.run_serve_test("serve", params, server.url,
