@@ -83,12 +83,13 @@ def main() -> None:
     bare = childproc.start_group([str(vllm_python()), str(script), str(folder), dtype, str(n_ctx), str(args.tokens),
                                   "eager" if args.eager else "compiled"],
                                  env=vllm_env(threads), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL)
+                                 stderr=open(script.with_suffix(".log"), "wb"))
     ours = None
     try:
         ours = VllmRuntime(folder, manifest, "cpu", threads, n_ctx, enforce_eager=args.eager)
         if bare.stdout.readline().strip() != b"ready":
-            raise SystemExit("the bare vLLM loop did not start")
+            tail = script.with_suffix(".log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise SystemExit(f"the bare vLLM loop did not start: {' | '.join(tail)}")
 
         def bare_run_s() -> float:
             bare.stdin.write(b"go\n")
