@@ -146,7 +146,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
                    log: Callable[[str], None]) -> list[dict[str, Any]]:
     from compress import apply
 
-    key = apply.artifact_key(env.source, variant, options)
+    key = apply.artifact_key(env.source, variant, options, env.device)
     plan = plan_tests(env.settings, env.threads)
     pending = [t for t, p in plan.items() if (env.fingerprint, key, t, p["settings_key"]) not in done]
     if not pending:
@@ -164,11 +164,11 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         return writer.written
     writer.base.update({"artifact": str(folder), "artifact_bytes": manifest["size_bytes"],
                         "runtime": manifest.get("runtime")})
-    predicted = env.predictions(variant)
+    predicted = env.predictions(variant, env.settings.runtime or manifest.get("runtime"))
     if env.settings.runtime:
-        # The planner predicts speed and memory for each artifact's own runtime, not for the
-        # runtime chosen here: only the size still applies.
-        predicted = {k: v for k, v in predicted.items() if k == "artifact_bytes"}
+        # The measured peak of a chosen runtime covers its whole process tree (vLLM's preallocated
+        # KV cache and compiled graphs included), which the planner's memory model does not.
+        predicted.pop("peak_memory_bytes", None)
     if "size" in pending:
         writer.group("size", [suite.figure("artifact_bytes", value=manifest["size_bytes"],
                                            predicted=predicted.get("artifact_bytes"))])
