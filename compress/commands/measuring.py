@@ -38,7 +38,13 @@ def bench_command(
     batches: Annotated[str | None, typer.Option("--batches", help="Comma-separated batch sizes for throughput ['4,8' CPU, '4,16,64' GPU].")] = None,
     reps: Annotated[int | None, typer.Option(help="Timed repetitions [3 CPU, 5 GPU].")] = None,
     warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs before timing [1].")] = None,
-    tests: Annotated[str | None, typer.Option(help="Which tests: comma-separated of ppl,pp,tg,batch [all].")] = None,
+    tests: Annotated[str | None, typer.Option(help="Which tests: comma-separated of ppl,pp,tg,batch,serve [all; serve with vllm].")] = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", help="Run every artifact in this runtime, e.g. vllm (offline engine and `vllm serve`). Default: each artifact's own.")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Measure a running OpenAI-compatible server at this URL (served tests only; nothing is started).")] = None,
+    slo: Annotated[str | None, typer.Option("--slo", help="Goodput SLO of the served tests: ttft_ms=<ms>,itl_ms=<ms> (default ttft_ms=1000,itl_ms=200).")] = None,
+    concurrency: Annotated[str | None, typer.Option("--concurrency", help="Closed-loop concurrencies of the served tests ['1,2,4,8'].")] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Open-loop Poisson request rate of the served tests, requests/s [2].")] = None,
+    serve_requests: Annotated[int | None, typer.Option("--serve-requests", help="Requests per served load run [16].")] = None,
     calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
     calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
@@ -58,9 +64,10 @@ def bench_command(
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
-                               batch=batch, reps=reps, warmup=warmup, tests=tests, calib_samples=calib_samples,
-                               calib_seq_len=calib_seq_len, seed=seed, trust_remote_code=trust_remote_code,
-                               log=lambda line: typer.echo(line, err=True))
+                               batch=batch, reps=reps, warmup=warmup, tests=tests, runtime=runtime, endpoint=endpoint,
+                               slo=slo, concurrency=concurrency, rate=rate, serve_requests=serve_requests,
+                               calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
+                               trust_remote_code=trust_remote_code, log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)

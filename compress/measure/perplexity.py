@@ -82,6 +82,15 @@ def window_nll_nats(logits: np.ndarray, ids: Sequence[int], score_from: int) -> 
     return math.fsum(terms), int(len(targets))
 
 
+def logprob_nll_nats(logprobs: Sequence[float | None], score_from: int) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of a window's tokens from ``score_from`` on, given the
+    runtime's log-probability of each prompt token (``logprobs[i]`` scores token ``i``)."""
+    terms = list(logprobs[score_from:])
+    if not terms or any(t is None for t in terms):
+        raise ValueError(f"expected a log-probability for every position from {score_from}, got {list(logprobs)[:4]}...")
+    return -math.fsum(terms), len(terms)
+
+
 def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: int) -> dict[str, Any]:
     """Perplexity of ``runtime`` on ``ids``: ``ppl``, ``nll_sum_nats``, ``scored_tokens``,
     ``windows``, and per-window perplexities and seconds as raw samples."""
@@ -94,9 +103,14 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
         for w in spans:
             chunk = list(ids[w.begin : w.end])
             started = time.perf_counter()
-            logits = runtime.logits(chunk)
-            per_window_s.append(time.perf_counter() - started)
-            nll, count = window_nll_nats(logits, chunk, w.score_from)
+            if hasattr(runtime, "prompt_logprobs"):  # an engine that returns log-probabilities, not logits
+                logprobs = runtime.prompt_logprobs(chunk)
+                per_window_s.append(time.perf_counter() - started)
+                nll, count = logprob_nll_nats(logprobs, w.score_from)
+            else:
+                logits = runtime.logits(chunk)
+                per_window_s.append(time.perf_counter() - started)
+                nll, count = window_nll_nats(logits, chunk, w.score_from)
             nll_total += nll
             scored += count
             per_window_ppl.append(perplexity(nll, count))

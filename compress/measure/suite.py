@@ -28,6 +28,9 @@ METRICS: dict[str, tuple[str, bool]] = {
     "tpot_ms": ("ms", False),
     "itl_ms": ("ms", False),
     "throughput_tok_s": ("tok/s", True),
+    "e2e_ms": ("ms", False),
+    "request_throughput_req_s": ("req/s", True),
+    "goodput_req_s": ("req/s", True),
     "mfu_pct": ("%", True),
     "mfu_probe_pct": ("%", True),
     "mbu_pct": ("%", True),
@@ -113,9 +116,11 @@ def run_decode(ctx: RunContext) -> list[dict[str, Any]]:
     with EnergyMeter(getattr(ctx.runtime, "device", "cpu")) as energy:
         res = latency.measure_decode(ctx.runtime, rows, s.tg_tokens, s.reps, s.warmup)
     tok_s = [s.tg_tokens / x for x in res["run_s"]]
-    out = [figure("decode_tok_s", tok_s, predicted=ctx.predicted.get("decode_tok_s")),
-           figure("tpot_ms", [x / s.tg_tokens * 1000 for x in res["run_s"]]),
-           figure("itl_ms", [x * 1000 for x in res["step_s"]])]
+    how = {"timed_as": res["timed_as"]} if "timed_as" in res else {}
+    out = [figure("decode_tok_s", tok_s, predicted=ctx.predicted.get("decode_tok_s"), **how),
+           figure("tpot_ms", [x / s.tg_tokens * 1000 for x in res["run_s"]], **how)]
+    if res["step_s"]:
+        out.append(figure("itl_ms", [x * 1000 for x in res["step_s"]]))
     median_tok_s = metrics.sample_stats(tok_s)["median"]
     if ctx.shape is not None:
         # Step k of M (1-based) attends to prompt + k positions: prompt + (M + 1) / 2 on average.
@@ -140,8 +145,11 @@ def run_batch(ctx: RunContext, batch: int) -> list[dict[str, Any]]:
     s = ctx.settings
     rows = latency.batch_rows(ctx.ids, batch, s.tg_prompt_tokens)
     res = latency.measure_decode(ctx.runtime, rows, s.tg_tokens, s.reps, s.warmup)
-    return [figure("throughput_tok_s", [batch * s.tg_tokens / x for x in res["run_s"]]),
-            figure("itl_ms", [x * 1000 for x in res["step_s"]])]
+    how = {"timed_as": res["timed_as"]} if "timed_as" in res else {}
+    out = [figure("throughput_tok_s", [batch * s.tg_tokens / x for x in res["run_s"]], **how)]
+    if res["step_s"]:
+        out.append(figure("itl_ms", [x * 1000 for x in res["step_s"]]))
+    return out
 
 
 def _mfu(flops_per_s: float, ceilings: list[Ceiling], **params: Any) -> list[dict[str, Any]]:

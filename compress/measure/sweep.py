@@ -164,12 +164,20 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         return writer.written
     writer.base.update({"artifact": str(folder), "artifact_bytes": manifest["size_bytes"],
                         "runtime": manifest.get("runtime")})
-    predicted = env.predictions(variant, manifest.get("runtime"))
+    predicted = env.predictions(variant, env.settings.runtime or manifest.get("runtime"))
+    if env.settings.runtime:
+        # The measured peak of a chosen runtime covers its whole process tree (vLLM's preallocated
+        # KV cache and compiled graphs included), which the planner's memory model does not.
+        predicted.pop("peak_memory_bytes", None)
     if "size" in pending:
         writer.group("size", [suite.figure("artifact_bytes", value=manifest["size_bytes"],
                                            predicted=predicted.get("artifact_bytes"))])
-    tests = [t for t in pending if t not in ("size", "memory")]
+    tests = [t for t in pending if t not in ("size", "memory") and not t.startswith("serve-")]
+    served = [t for t in pending if t.startswith("serve-")]
+    if served:
+        log("  served tests start after the offline tests")
     if not tests and "memory" not in pending:
+        _serve_tests(env, folder, manifest, served, writer, log)
         return writer.written
     from compress.measure.runtimes import open_runtime
     from compress.peakmem import PeakMemory
@@ -184,10 +192,14 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
     runtime = None
     with PeakMemory(env.device) as peak:
         try:
-            runtime = open_runtime(folder, manifest, env.device, env.threads, env.settings.context_tokens())
+            runtime = open_runtime(folder, manifest, env.device, env.threads, env.settings.context_tokens(),
+                                   runtime=env.settings.runtime)
         except Exception as err:  # a runtime that cannot open the artifact
             log(f"  load failed: {failure_reason(err)}")
-            writer.failed("load", err)
+            skipped = isinstance(err, UnsupportedError)
+            writer.failed("load", err, status="skipped" if skipped else "failed")
+            for test in served if skipped else []:
+                writer.failed(test, err, status="skipped")
             return writer.written
         try:
             writer.base.update({"runtime": runtime.name, "runtime_version": runtime.version,
@@ -206,12 +218,90 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         value = memory if memory is not None else peak.rss_bytes - peak.baseline_rss_bytes
         writer.group("memory", [suite.figure(
             "peak_memory_bytes", value=value, predicted=predicted.get("peak_memory_bytes"),
-            measured_as="CUDA peak allocated" if memory is not None
+            measured_as=getattr(runtime, "memory_measured_as", "CUDA peak allocated") if memory is not None
             else "peak process RSS above the RSS before loading, sampled every 20 ms",
             peak_rss_bytes=peak.rss_bytes,
             baseline_rss_bytes=peak.baseline_rss_bytes, added_rss_bytes=peak.rss_bytes - peak.baseline_rss_bytes,
             process="own" if env.isolated else "shared with earlier variants",
             covers=["load", *tests])])
+    _serve_tests(env, folder, manifest, served, writer, log)
+    return writer.written
+
+
+def _serve_tests(env: BenchEnvironment, folder: Path, manifest: dict[str, Any], tests: Sequence[str],
+                 writer: _Writer, log: Callable[[str], None]) -> None:
+    """The served tests of one artifact: one ``vllm serve`` for all of them, always stopped after."""
+    if not tests:
+        return
+    from compress.measure import serving
+    from compress.measure.vllm_runtime import artifact_dtype, check_servable
+
+    try:
+        if env.settings.runtime != "vllm":
+            raise UnsupportedError("served tests run the artifact in `vllm serve`: pass --runtime vllm")
+        check_servable(manifest)
+    except UnsupportedError as err:
+        for test in tests:
+            writer.failed(test, err, status="skipped")
+        log(f"  served tests: skipped ({err})")
+        return
+    prompts = serving.serve_prompts(env.token_ids(), env.settings.serve_requests, env.settings.pp_tokens)
+    remaining = list(tests)
+    try:
+        with serving.VllmServer(folder, artifact_dtype(manifest), env.settings.context_tokens(),
+                                threads=env.threads) as server:
+            log(f"  vllm serve healthy on {server.url} after {server.start_s:.0f} s")
+            while remaining:
+                _run_serve_test(remaining[0], server.url, server.served_name, prompts, writer, log)
+                remaining.pop(0)
+    except Exception as err:  # the server did not start, or died: the tests not run are failures
+        log(f"  served tests: failed ({failure_reason(err)})")
+        for test in remaining:
+            writer.failed(test, err)
+
+
+def _run_serve_test(test: str, url: str, model: str, prompts: Sequence[Any], writer: _Writer,
+                    log: Callable[[str], None]) -> None:
+    from compress.measure import serving
+
+    started = time.perf_counter()
+    try:
+        figures = serving.run_serve_test(test, writer.plan[test], url, model, prompts)
+    except Exception as err:  # a load run that failed: a record, then the next one
+        log(f"  {test}: failed ({failure_reason(err)})")
+        writer.failed(test, err)
+        return
+    writer.group(test, figures)
+    shown = ", ".join(f"{f['metric']} {f['value']:.4g}" for f in figures[:3])
+    log(f"  {test}: {shown} ({time.perf_counter() - started:.1f} s)")
+
+
+def run_endpoint(source: Source, settings: BenchSettings, url: str, results_path: Path,
+                 log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """The served tests against an OpenAI-compatible server that is already running (no server started).
+
+    Prompts are text (the evaluation stream's token windows decoded with the model's tokenizer),
+    since the server's tokenizer is its own.
+    """
+    from compress.loading import hf_checkpoint, load_tokenizer
+    from compress.measure import loadgen, serving
+
+    base_url = loadgen.base_url(url)
+    model = loadgen.served_model(base_url)
+    env = environment(source, settings, results_path)
+    plan = {t: p for t, p in plan_tests(settings, env.threads).items() if t.startswith("serve-")}
+    if not plan:
+        raise UnsupportedError("--endpoint runs the served tests only: drop --tests or include serve")
+    base = {**env.where, "model": env.source.name, "model_fingerprint": env.fingerprint,
+            "variant": f"endpoint:{model}", "method": "endpoint", "config": {"endpoint": base_url, "served_model": model},
+            "artifact_key": None, "runtime": "openai-endpoint", "runtime_version": None, "device": "remote"}
+    writer = _Writer(results_path, base, plan)
+    tokenizer = load_tokenizer(hf_checkpoint(source))
+    prompts = [tokenizer.decode(p) for p in serving.serve_prompts(env.token_ids(), settings.serve_requests,
+                                                                   settings.pp_tokens)]
+    log(f"endpoint {base_url}: model {model}")
+    for test in plan:
+        _run_serve_test(test, base_url, model, prompts, writer, log)
     return writer.written
 
 
@@ -230,8 +320,8 @@ def _run_test(test: str, ctx: suite.RunContext, env: BenchEnvironment, writer: _
         else:
             batch = writer.plan[test]["batch"]
             if ctx.runtime.max_batch is not None and batch > ctx.runtime.max_batch:
-                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once "
-                                       f"(llama-cpp-python evaluates one sequence per context); batch {batch} not measured")
+                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once; "
+                                       f"batch {batch} not measured")
             figures = suite.run_batch(ctx, batch)
     except UnsupportedError as err:
         log(f"  {test}: skipped ({err})")
