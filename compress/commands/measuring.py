@@ -34,6 +34,8 @@ def bench_command(
     reps: Annotated[int | None, typer.Option(help="Timed repetitions [3 CPU, 5 GPU].")] = None,
     warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs before timing [1].")] = None,
     tests: Annotated[str | None, typer.Option(help="Which tests: comma-separated of ppl,pp,tg,batch [all].")] = None,
+    ppl_convention: Annotated[str | None, typer.Option("--ppl-convention", help="Perplexity windows: 'compress' (every token after the first, default) or 'llama.cpp' (llama-perplexity's BOS, chunks and scored second half).")] = None,
+    kld_top_k: Annotated[int | None, typer.Option("--kld-top-k", help="Baseline tokens kept per position for KL divergence [256]; 0 leaves KLD out.")] = None,
     calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
     calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
@@ -46,7 +48,8 @@ def bench_command(
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
-                               batch=batch, reps=reps, warmup=warmup, tests=tests, calib_samples=calib_samples,
+                               batch=batch, reps=reps, warmup=warmup, tests=tests, ppl_convention=ppl_convention,
+                               kld_top_k=kld_top_k, calib_samples=calib_samples,
                                calib_seq_len=calib_seq_len, seed=seed, log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.

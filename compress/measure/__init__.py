@@ -40,7 +40,8 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     overrides = {"threads": sizes.get("threads"), "text": sizes.get("text"), "ppl_tokens": sizes.get("ppl_tokens"),
                  "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
                  "pp_tokens": sizes.get("pp"), "tg_tokens": sizes.get("tg"), "reps": sizes.get("reps"),
-                 "warmup": sizes.get("warmup"),
+                 "warmup": sizes.get("warmup"), "ppl_convention": sizes.get("ppl_convention"),
+                 "kld_top_k": sizes.get("kld_top_k"),
                  "batch_sizes": _int_list(batch, "--batch") if batch else None,
                  "tests": tuple(t.strip() for t in tests.split(",") if t.strip()) if tests else None}
     if overrides["ppl_stride"] is None:
