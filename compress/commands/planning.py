@@ -68,19 +68,31 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime / kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
-                 "TTFT ms", "ppl delta %", "why / notes"],
+                 "TTFT ms", "ppl delta % [band] / measured", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
                f"{c['runtime']} / {c['kernel']}", c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
-               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], c["predicted"]["ppl_delta_pct"],
+               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], quality_cell(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
               + [f"Alternative: {a['text']}" for a in d["alternatives"]]
               + [f"Note: {n}" for n in d["notes"]]
               + ["Speeds are roofline predictions (profiles/runtimes.toml efficiencies), "
                  f"decode at a {cands[0]['predicted']['prompt_tokens'] if cands else 0}-token cache; "
-                 "quality deltas are published figures for a reference model (see --format json, quality_source)."],
+                 "quality deltas are published figures carried to this model's size and family, with the band "
+                 "their spread allows (see --format json, quality_source); after '/' the change bench measured on "
+                 "this device, which the ranking uses where present."],
     )
     return lead, [seed_table, mem_table, rank_table]
+
+
+def quality_cell(candidate: dict[str, Any]) -> str | None:
+    """'+3.5 [1.4, 15] / +7.9': the predicted perplexity change, its band, and the measured change, in %."""
+    predicted = candidate["predicted"]
+    delta = predicted.get("ppl_delta_pct")
+    band = predicted.get("ppl_delta_band_pct")
+    text = "?" if delta is None else f"{delta:+.2g}" + (f" [{band[0]:.2g}, {band[1]:.2g}]" if band else "")
+    measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
+    return text + (f" / {measured:+.2g}" if measured is not None else "")
 
 
 def register(app: typer.Typer) -> None:
@@ -97,15 +109,18 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
+        results_file: Annotated[Path | None, typer.Option("--results", help="Bench records (file or folder) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [results/].")] = Path("results"),
         fmt: FormatOption = "table",
     ) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
+        from compress.planner.measured import load_records
 
         _check_format(fmt)
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
-                         objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction)
+                         objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
+                         records=load_records(results_file))
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(to_json(plan.to_dict()) + "\n")

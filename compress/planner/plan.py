@@ -14,7 +14,7 @@ from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
 from compress.planner.predict import default_context, predict_variant
-from compress.planner.rank import OBJECTIVES, rank
+from compress.planner.rank import OBJECTIVES, quality_delta, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
 
@@ -90,11 +90,16 @@ class Plan:
         raise KeyError(variant)
 
 
-def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dict[str, Any]]:
-    """Every default candidate predicted and ranked."""
+def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
+             measured: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every default candidate predicted and ranked; a variant bench measured on this device
+    carries its ``measured`` quality, which the ranking uses in place of the prediction."""
     found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
                              kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib)
              for name in cands.default_candidates(spec, gpu)]
+    for c in found:
+        if measured and c["variant"] in measured:
+            c["measured"] = measured[c["variant"]]
     return rank(found, options.objective)
 
 
@@ -123,20 +128,24 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
     p = best["predicted"]
     fitting = [c for c in ranked if c["fits"]]
     quality = p["ppl_delta_pct"]
-    quality_text = (f"about {quality:+.2f}% perplexity ({p['quality_source'].split(' (')[0]})"
+    measured = (best.get("measured") or {}).get("ppl_delta_pct")
+    band = p.get("ppl_delta_band_pct")
+    quality_text = (f"about {quality:+.2f}% perplexity" + (f" (band {band[0]:+.1f}% to {band[1]:+.1f}%)" if band else "")
                     if quality is not None else "an unpublished quality change")
+    if measured is not None:
+        quality_text += f", measured {measured:+.2f}% on this device"
     text = (f"Use {best['variant']} ({best['method']}, {best['runtime']}, kernel {best['kernel']}) on {where}. "
             f"It fits with {best['margin_gib']:.1f} GiB to spare (peak {p['peak_memory_gib']:.1f} GiB), "
             f"decodes at a predicted {p['decode_tok_s']:.0f} tok/s with {p['ttft_ms']:.0f} ms to the first token "
             f"of a {p['prompt_tokens']}-token prompt, and costs {quality_text}. "
             f"It ranks first of {len(fitting)} fitting options by the {options.objective} objective"
             f"{' and is on the quality x speed x memory Pareto front' if best['pareto'] else ''}.")
-    best_q = min((c for c in fitting if c["predicted"]["ppl_delta_pct"] is not None),
-                 key=lambda c: (c["predicted"]["ppl_delta_pct"], -c["predicted"]["decode_tok_s"]), default=None)
+    best_q = min((c for c in fitting if quality_delta(c) is not None),
+                 key=lambda c: (quality_delta(c), -c["predicted"]["decode_tok_s"]), default=None)
     fastest = max(fitting, key=lambda c: c["predicted"]["decode_tok_s"])
     if best_q and best_q is not best:
         text += (f" For the least quality loss take {best_q['variant']} "
-                 f"({best_q['predicted']['ppl_delta_pct']:+.1f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
+                 f"({quality_delta(best_q):+.1f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
         text += f"; for speed {fastest['variant']} ({fastest['predicted']['decode_tok_s']:.0f} tok/s)." \
             if fastest is not best else "."
     too_big = [c["variant"] for c in ranked if not c["fits"] and c["margin_gib"] < 0 and c["method"] == "baseline"]
@@ -208,10 +217,12 @@ def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
 
 def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batch: int = 1, gpus: int = 1,
               headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced", kv_dtype: str = "fp16",
-              headroom_fraction: float = 0.0) -> Plan:
+              headroom_fraction: float = 0.0, records: list[dict[str, Any]] | None = None) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, "cpu"/"host" or "auto").
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
+    ``records`` (bench results) put the quality measured for this model on this device
+    beside each prediction, and into the ranking.
     """
     spec = load_model_spec(model)
     device = load_gpu(gpu)
@@ -225,7 +236,12 @@ def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batc
     options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
                           headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
                           objective=objective, kv_dtype=kv_dtype)
-    ranked = evaluate(spec, device, options)
+    measured = None
+    if records:
+        from compress.planner.measured import measured_quality, model_keys
+
+        measured = measured_quality(records, model_keys(model, spec.name, spec.aliases), device.name)
+    ranked = evaluate(spec, device, options, measured)
     best = _best(ranked)
     alts = [] if best else alternatives(spec, device, options)
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),
