@@ -223,6 +223,8 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
     sections.append("<h2>Predicted vs measured</h2><div class=\"plots\">" + "".join(predicted) + "</div>"
                     '<p class="note">Dashed line: prediction = measurement. Points above it beat the planner.</p>')
 
+    sections.append(quality_section(rows))
+
     latest = latest_by_test_and_metric(records)
     strips = []
     for metric, unit in (("ttft_ms", "ms"), ("itl_ms", "ms"), ("decode_tok_s", "tok/s")):
@@ -239,6 +241,22 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
                                    [[r.get("model"), r.get("variant"), r.get("device"), r.get("test"), r.get("status"),
                                      r.get("error")] for r in failed], "failures"))
     return page("compress bench report", "\n".join(sections))
+
+
+def quality_section(rows: Sequence[dict[str, Any]]) -> str:
+    """Predicted vs measured quality per variant: perplexity change and KL divergence from the baseline."""
+    plots = []
+    for label, unit, key, pkey in (("perplexity change", "%", "ppl_delta_pct", "predicted_ppl_delta_pct"),
+                                   ("KL divergence", "nats", "kld_mean", "predicted_kld_mean")):
+        points = [{"x": r.get(pkey), "y": r.get(key), "label": r["variant"]} for r in rows]
+        plots.append(scatter_svg(points, f"{label}: predicted vs measured", f"predicted {unit}", f"measured {unit}",
+                                 log=True, diagonal=True, svg_id=f"pred-{key}"))
+    if not any(plots):
+        return ""
+    return ("<h2>Predicted vs measured quality</h2><div class=\"plots\">" + "".join(plots) + "</div>"
+            '<p class="note">How to read: each dot is a variant, against the float32 baseline on the same tokens; '
+            "on the dashed line the planner predicted the loss exactly, above it the variant lost more than "
+            "predicted (log scales; the baseline itself, at 0, is not drawn).</p>")
 
 
 def write_report(records: Sequence[dict[str, Any]], out: Path, model: str | None = None) -> Path:
