@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The demo's records go to results/local/ (ignored by git): the committed results/ stay as they are.
+DEMO_RESULTS := results/local/bench.jsonl
+
 demo: setup
 	$(BIN)/compress plan --model smollm2-135m --gpu cpu
-	$(BIN)/compress bench --model default --methods fp32,gptq-4-g64,nf4,q8_0,q4_k_m
+	$(BIN)/compress bench --model default --methods fp32,gptq-4-g64,nf4,q8_0,q4_k_m --results $(DEMO_RESULTS)
+	$(BIN)/compress report --results $(DEMO_RESULTS) -o results/local/report.html
 
 test: setup
 	bash scripts/system-deps.sh

@@ -7,6 +7,7 @@ on stderr and a non-zero exit (tracebacks with ``COMPRESS_DEBUG=1``).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -14,6 +15,9 @@ import typer
 
 from compress.commands import applying, measuring, planning
 from compress.errors import CompressError
+
+#: OSErrors that mean "cannot write here", reported as one line rather than a traceback.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 
 app = typer.Typer(
     name="compress",
@@ -28,8 +32,19 @@ measuring.register(app)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars on stderr (they are off when stderr is not a terminal)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Keep other libraries' warnings that are hidden by default."),
+) -> None:
     """Plan, apply and measure LLM compression for a model on a GPU or CPU."""
+    from compress import progress
+
+    # Environment variables, so that the measuring processes bench starts inherit them.
+    if quiet:
+        os.environ[progress.QUIET_ENV] = "1"
+    if verbose:
+        os.environ[progress.VERBOSE_ENV] = "1"
+    progress.quiet_third_party()
 
 
 def main() -> None:
@@ -41,6 +56,15 @@ def main() -> None:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except OSError as err:
+        # A full disk or a read-only place met mid-run: say so in one line (the output was
+        # written atomically, so nothing half-written is left behind).
+        if os.environ.get("COMPRESS_DEBUG") or err.errno not in _WRITE_ERRNOS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror}{where}: expected room and permission to write; free space or pick "
+              "another path, then rerun", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

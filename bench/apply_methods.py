@@ -42,7 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="apply-bench-") as scratch:
         for method in args.methods.split(","):
             out = Path(scratch) / method.replace(":", "_")
-            cmd = [compress, "apply", "--model", args.model, "--method", method, "--out", str(out),
+            cmd = [compress, "apply", "--model", args.model, "--method", method, "--out-dir", str(out),
                    "--calib-samples", str(args.calib_samples), "--calib-seq-len", str(args.calib_seq_len)]
             if method.startswith("distill"):
                 cmd += ["--steps", str(args.distill_steps)]

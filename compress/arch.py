@@ -1,10 +1,12 @@
-"""Architecture knowledge as data: where a causal LM keeps its decoder layers and
-which of their linear layers pruning touches.
+"""Architecture knowledge as data, one table: :data:`TABLE`, one row per model family.
 
-One row per Hugging Face ``model_type``. Methods that walk a model (pruning,
-layer dropping, distillation) read this table instead of testing classes or
-sniffing module names, so supporting another family is a new row. Importing
-this module imports no torch.
+A row says how the family is named (the planner's name, config.json's ``model_type`` and
+``architectures`` class), what the planner's spec needs beyond config.json's numbers (norms
+per layer, bias defaults, alternating sliding windows), where a causal LM keeps its decoder
+layers and which linear layers pruning touches (:class:`Layout`; methods that walk a model
+read it instead of testing classes or sniffing module names), which transformers config
+class builds random weights of it, and which llama.cpp graph the GGUF writer maps it to.
+Supporting another family is a new row. Importing this module imports no torch.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ _LLAMA_LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "s
 
 
 @dataclass(frozen=True)
-class Arch:
-    """How one model family lays out its decoder."""
+class Layout:
+    """How one model family lays out its decoder in transformers."""
 
     layers: str = "model.layers"  # attribute path from the *ForCausalLM to the decoder layers' ModuleList
     linears: tuple[str, ...] = _LLAMA_LINEARS  # paths inside one layer of the linears that pruning may zero
@@ -30,21 +32,73 @@ class Arch:
     per_layer_keys: tuple[str, ...] = ("layer_types",)  # config lists with one entry per layer
 
 
-#: model_type → layout. Phi-3 fuses q/k/v and gate/up into single projections.
-ARCHITECTURES: dict[str, Arch] = {
-    "llama": Arch(),
-    "mistral": Arch(),
-    "qwen2": Arch(),
-    "qwen3": Arch(),
-    "gemma": Arch(),
-    "gemma2": Arch(),
-    "gemma3_text": Arch(),
-    "olmo2": Arch(),
-    "phi3": Arch(linears=("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj")),
-}
+_PHI3_LINEARS = ("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj")
 
 
-def lookup(model_type: str | None) -> Arch:
+@dataclass(frozen=True)
+class GgufGraph:
+    """How a family maps onto a llama.cpp graph in the GGUF writer."""
+
+    name: str  # general.architecture, and the prefix of the hyperparameter keys
+    interleave_rope: bool  # reorder Q/K rows from rotate-half to adjacent-pair rope
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything the code knows about one model family."""
+
+    name: str  # the planner's name (ModelSpec.architecture, the catalog's `architecture`)
+    model_type: str  # config.json model_type
+    hf_class: str  # config.json architectures[0]
+    layout: Layout | None = Layout()  # None: pruning, layer dropping and distillation do not walk it
+    config_class: str | None = None  # transformers config class that builds random weights (dense only)
+    gguf: GgufGraph | None = None  # None: the GGUF writer does not convert it
+    qkv_bias: bool = False  # q/k/v biases when config.json has no attention_bias
+    norms_per_layer: int = 2  # RMSNorm weight vectors per decoder layer
+    alternating_window: bool = False  # the sliding window applies to every other layer
+    window_in_config: bool = False  # a random-weight config carries the sliding window
+
+
+#: The families, in the order error messages list them. Phi-3 fuses q/k/v and gate/up into
+#: single projections; Gemma 2 alternates local (sliding-window) and global layers and has
+#: four norms a layer (pre/post attention and MLP), as Gemma 3 has. llama.cpp runs Mistral's
+#: dense models on its llama graph (the sliding window only matters beyond 4,096 tokens and
+#: llama.cpp's llama graph has none).
+TABLE: tuple[Architecture, ...] = (
+    Architecture("llama", "llama", "LlamaForCausalLM", config_class="LlamaConfig",
+                 gguf=GgufGraph("llama", interleave_rope=True)),
+    Architecture("mistral", "mistral", "MistralForCausalLM", config_class="MistralConfig",
+                 gguf=GgufGraph("llama", interleave_rope=True), window_in_config=True),
+    Architecture("mixtral", "mixtral", "MixtralForCausalLM", layout=None),
+    Architecture("qwen2", "qwen2", "Qwen2ForCausalLM", config_class="Qwen2Config",
+                 gguf=GgufGraph("qwen2", interleave_rope=False), qkv_bias=True),
+    Architecture("qwen2_moe", "qwen2_moe", "Qwen2MoeForCausalLM", layout=None),
+    Architecture("qwen3", "qwen3", "Qwen3ForCausalLM"),
+    Architecture("gemma", "gemma", "GemmaForCausalLM"),
+    Architecture("gemma2", "gemma2", "Gemma2ForCausalLM", norms_per_layer=4, alternating_window=True),
+    Architecture("gemma3", "gemma3_text", "Gemma3ForCausalLM", norms_per_layer=4),
+    Architecture("olmo2", "olmo2", "Olmo2ForCausalLM"),
+    Architecture("phi3", "phi3", "Phi3ForCausalLM", layout=Layout(linears=_PHI3_LINEARS)),
+)
+
+
+def by_model_type(model_type: str | None) -> Architecture | None:
+    return next((a for a in TABLE if a.model_type == model_type), None)
+
+
+def by_hf_class(hf_class: str | None) -> Architecture | None:
+    return next((a for a in TABLE if a.hf_class == hf_class), None)
+
+
+def by_name(name: str | None) -> Architecture | None:
+    return next((a for a in TABLE if a.name == name), None)
+
+
+#: model_type → layout, for the families whose decoder the methods can walk.
+ARCHITECTURES: dict[str, Layout] = {a.model_type: a.layout for a in TABLE if a.layout is not None}
+
+
+def lookup(model_type: str | None) -> Layout:
     """The layout of ``model_type``, or one line naming the supported ones."""
     if model_type not in ARCHITECTURES:
         raise UnsupportedError(
@@ -54,7 +108,7 @@ def lookup(model_type: str | None) -> Arch:
     return ARCHITECTURES[model_type]
 
 
-def lookup_config(config: dict[str, Any]) -> Arch:
+def lookup_config(config: dict[str, Any]) -> Layout:
     """The layout for a ``config.json`` read as a dict."""
     return lookup(config.get("model_type"))
 
@@ -65,17 +119,17 @@ def _attr(root: Any, path: str) -> Any:
     return root
 
 
-def decoder_layers(model: Any, arch: Arch) -> Any:
+def decoder_layers(model: Any, arch: Layout) -> Any:
     """The ``nn.ModuleList`` of decoder layers of a loaded model."""
     return _attr(model, arch.layers)
 
 
-def layer_linears(layer: Any, arch: Arch) -> dict[str, Any]:
+def layer_linears(layer: Any, arch: Layout) -> dict[str, Any]:
     """``{path: nn.Linear}`` of the prunable linears of one decoder layer."""
     return {path: _attr(layer, path) for path in arch.linears}
 
 
-def keep_layers(model: Any, arch: Arch, keep: list[int]) -> None:
+def keep_layers(model: Any, arch: Layout, keep: list[int]) -> None:
     """Keep only the decoder layers at indices ``keep`` (in order), renumbered from 0.
 
     The config's layer count and per-layer lists follow, and each attention

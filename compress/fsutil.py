@@ -1,31 +1,124 @@
 """Writes that never leave half a result behind.
 
 Artifacts are built in a temporary sibling folder and renamed into place when
-complete; record files are appended one whole line at a time under a lock, and
-rewritten files go through a temporary file and ``os.replace``.
+complete; record files are appended one whole line at a time under a lock (a
+short write is cut back off), and rewritten files go through a temporary file and
+``os.replace``. Readers skip a damaged line with a warning rather than fail.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from compress.errors import UserInputError
+from compress.errors import RuntimeFailure, UserInputError
 
 
-def check_output_dir(out: Path, force: bool) -> None:
-    """Refuse to overwrite an existing output unless ``force`` is set."""
-    if out.exists() and not force:
-        raise UserInputError(f"output {out} already exists: expected a new path; pass --force to replace it")
+#: The file that marks a folder as an artifact ``compress apply`` wrote (and so one ``--force`` may replace).
+MANIFEST = "manifest.json"
+
+
+def check_output_dir(out: Path, force: bool, source: Path | None = None, option: str = "output") -> None:
+    """Refuse an output folder before any work: one that exists (unless ``force`` and it is an
+    artifact compress wrote), a file, the current folder or one holding it, the source model
+    or a folder holding it, or a place that cannot be written."""
+    out = Path(out)
+    where = out.resolve()
+    if where == Path.cwd().resolve() or Path.cwd().resolve().is_relative_to(where):
+        raise UserInputError(f"{option} {out} is the current folder or holds it: expected a new folder, "
+                             "e.g. artifacts/NAME")
+    if source is not None and Path(source).resolve().is_relative_to(where):
+        raise UserInputError(f"{option} {out} is the source model or holds it: expected a new folder")
     if out.exists() and not out.is_dir():
-        raise UserInputError(f"output {out} exists and is a file: expected a directory path")
+        raise UserInputError(f"{option} {out} exists and is a file: expected a folder path")
+    if out.exists() and not force:
+        raise UserInputError(f"{option} {out} already exists: expected a new path; pass --force to replace it")
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserInputError(f"{option} {out} holds files but no {MANIFEST}: --force only replaces an artifact "
+                             "written by compress; remove the folder yourself or pick another path")
+    _check_writable_parent(out, option)
+
+
+def check_output_file(path: Path, option: str = "output") -> None:
+    """Refuse an output file before any work: a folder, the current folder, or a place that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(f"{option} {path} is a folder: expected a file path, e.g. {path / 'out'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserInputError(f"{option} {path} is not writable: expected a file you may write; pick another path")
+    _check_writable_parent(path, option)
+
+
+def check_output_folder(path: Path, option: str = "output") -> None:
+    """A folder to write into (a cache): it may exist, but must be a folder and writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"{option} {path} is a file: expected a folder")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise UserInputError(f"{option} {path} is not writable: pick another folder")
+    if not path.exists():
+        _check_writable_parent(path, option)
+
+
+def _check_writable_parent(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a folder this process may create entries in."""
+    parent = Path(os.path.abspath(path)).parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserInputError(f"{option} {path}: {parent} is a file, not a folder; pick another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserInputError(f"{option} {path}: cannot write in {parent} (permission denied); pick another path")
+
+
+def process_start_time() -> float:
+    """When this process started (seconds since the epoch), from /proc; now where /proc is missing."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+def remove_stale_partials(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove ``.NAME.*.partial`` folders (all ``.*.partial`` when ``name`` is None) left in ``folder``
+    by a killed ``compress`` run; returns what was removed.
+
+    Only folders made by :func:`atomic_dir` match, only those older than this process, and
+    never one another process still holds (each run keeps a lock on its folder while it works).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    started = process_start_time() - 1.0  # /proc's clock ticks are coarse
+    removed = []
+    for path in folder.glob(f".{glob.escape(name)}.*.partial" if name else ".*.partial"):
+        try:
+            if not path.is_dir() or path.is_symlink() or path.stat().st_mtime >= started:
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a running compress process is writing it
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -37,7 +130,11 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     out = Path(out)
     check_output_dir(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(out.parent, out.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    # Held while we work: tells remove_stale_partials in other processes that this folder is in use.
+    lock = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the artifact is an ordinary folder
@@ -52,6 +149,8 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -75,42 +174,69 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """Append one record as one line, whole or not at all.
 
     The line is written with a single ``write`` on an ``O_APPEND`` descriptor under
-    an exclusive lock, then fsynced, so concurrent writers never interleave and a
-    crash leaves at most a torn final line, which readers skip.
+    an exclusive lock, then fsynced, so concurrent writers never interleave. A short
+    write (a full disk, a file-size limit) is cut back off the file, which is left
+    as it was, and raised as one line.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        # Start on a fresh line if an earlier writer died mid-line.
         size = os.fstat(fd).st_size
-        if size:
-            with open(path, "rb") as f:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":
-                    line = b"\n" + line
-        os.write(fd, line)
+        # Start on a fresh line if an earlier writer died mid-line.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        try:
+            written = os.write(fd, line)
+        except OSError as err:
+            written, failure = -1, f"{err.strerror or err}"
+        else:
+            failure = None if written == len(line) else f"wrote {written} of {len(line)} bytes"
+        if failure is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise RuntimeFailure(f"could not append a record to {path} ({failure}; is the disk full?): "
+                                 "the file was left as it was; free space and rerun")
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every whole record in ``path``; torn or blank lines are skipped."""
+def read_jsonl(path: Path, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Every whole record in ``path``.
+
+    Blank lines are skipped silently; a line that is not UTF-8, not JSON, or not a
+    JSON object is skipped with a one-line warning on stderr naming the file and line.
+    """
     path = Path(path)
     if not path.exists():
         return []
+    warn = warn or _warn
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            warn(f"warning: {path}:{number}: skipped a line that is not UTF-8 text")
             continue
+        except json.JSONDecodeError as err:
+            warn(f"warning: {path}:{number}: skipped a line that is not valid JSON ({err.msg})")
+            continue
+        if not isinstance(value, dict):
+            warn(f"warning: {path}:{number}: skipped a JSON {type(value).__name__}: expected a record (an object)")
+            continue
+        records.append(value)
     return records
+
+
+def _warn(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
 
 
 def dir_size_bytes(path: Path) -> int:

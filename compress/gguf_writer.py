@@ -27,36 +27,25 @@ from typing import Any
 
 import numpy as np
 
+from compress import arch as arch_table
+from compress.arch import GgufGraph
 from compress.errors import UnsupportedError, UserInputError
 
 
-@dataclass(frozen=True)
-class Arch:
-    """How one Hugging Face architecture maps onto a llama.cpp graph."""
-
-    gguf_name: str  # general.architecture, and the prefix of the hyperparameter keys
-    interleave_rope: bool  # reorder Q/K rows from rotate-half to adjacent-pair rope
-
-
-#: Hugging Face ``architectures`` entry → llama.cpp graph. SmolLM2 ships as LlamaForCausalLM;
-#: llama.cpp runs Mistral's dense models on its llama graph (the sliding window only matters
-#: beyond 4,096 tokens and llama.cpp's llama graph has none).
-ARCHITECTURES = {
-    "LlamaForCausalLM": Arch("llama", interleave_rope=True),
-    "MistralForCausalLM": Arch("llama", interleave_rope=True),
-    "Qwen2ForCausalLM": Arch("qwen2", interleave_rope=False),
-}
+#: Hugging Face ``architectures`` entry → llama.cpp graph, from the architecture table
+#: (:data:`compress.arch.TABLE`). SmolLM2 ships as LlamaForCausalLM.
+ARCHITECTURES: dict[str, GgufGraph] = {a.hf_class: a.gguf for a in arch_table.TABLE if a.gguf is not None}
 DTYPES = ("F32", "F16")
 #: Checkpoint entries that are buffers, not weights; llama.cpp recomputes them.
 _SKIPPED = re.compile(r"rotary_emb\.inv_freq$")
 
 
 def supported() -> str:
-    return ", ".join(f"{name} ({arch.gguf_name})" for name, arch in ARCHITECTURES.items())
+    return ", ".join(f"{name} ({graph.name})" for name, graph in ARCHITECTURES.items())
 
 
-def architecture(config: dict[str, Any]) -> Arch:
-    """The :class:`Arch` of a config.json, or one line saying which ones are supported."""
+def architecture(config: dict[str, Any]) -> GgufGraph:
+    """The llama.cpp graph of a config.json, or one line saying which ones are supported."""
     names = config.get("architectures") or []
     for name in names:
         if name in ARCHITECTURES:
@@ -175,7 +164,7 @@ def gguf_weights(folder: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
             continue
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
-            raise UnsupportedError(f"checkpoint tensor {hf_name!r} has no place in llama.cpp's {arch.gguf_name} graph: "
+            raise UnsupportedError(f"checkpoint tensor {hf_name!r} has no place in llama.cpp's {arch.name} graph: "
                                    "expected a plain Llama-family checkpoint")
         array = tensor.numpy()
         if arch.interleave_rope and ".attn_q." in name:
@@ -190,10 +179,10 @@ def gguf_weights(folder: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
     return {name: out[name] for name in sorted(out, key=_order)}
 
 
-def _gguf_arch(arch: Arch) -> Any:
+def _gguf_arch(arch: GgufGraph) -> Any:
     import gguf
 
-    return next(key for key, value in gguf.MODEL_ARCH_NAMES.items() if value == arch.gguf_name)
+    return next(key for key, value in gguf.MODEL_ARCH_NAMES.items() if value == arch.name)
 
 
 def _write_hyperparameters(writer: Any, hyper: Hyper, dtype: str) -> None:
@@ -238,7 +227,7 @@ def write_gguf(folder: Path, path: Path, dtype: str = "F32", name: str | None = 
     arch, hyper = architecture(config), Hyper.from_config(config)
     vocab = read_vocab(folder, config, hyper.vocab_size)
     weights = gguf_weights(folder, config)
-    writer = gguf.GGUFWriter(str(path), arch.gguf_name)
+    writer = gguf.GGUFWriter(str(path), arch.name)
     writer.add_name(name or folder.name)
     _write_hyperparameters(writer, hyper, dtype)
     write_vocab(writer, vocab)
@@ -249,5 +238,5 @@ def write_gguf(folder: Path, path: Path, dtype: str = "F32", name: str | None = 
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"architecture": arch.gguf_name, "tensors": len(weights), "tokenizer": vocab.model,
+    return {"architecture": arch.name, "tensors": len(weights), "tokenizer": vocab.model,
             "pre_tokenizer": vocab.pre, "tied_embeddings": "output.weight" not in weights}

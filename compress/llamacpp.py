@@ -20,7 +20,7 @@ import numpy as np
 
 from compress.errors import RuntimeFailure, UserInputError
 
-#: Our type names (compress.variants.GGUF_TYPES) → llama.cpp ``llama_ftype`` constant names
+#: Our type names (compress.methods.gguf.GGUF_TYPES) → llama.cpp ``llama_ftype`` constant names
 #: (include/llama.h). Constant names rather than numbers, so a renumbering upstream cannot bite.
 FTYPES = {
     "F32": "LLAMA_FTYPE_ALL_F32",

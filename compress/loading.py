@@ -3,12 +3,19 @@
 Methods that work on Hugging Face weights (GPTQ, AWQ, bitsandbytes, pruning,
 distillation, ONNX) call :func:`hf_checkpoint` to get a folder; a GGUF source is
 dequantized once by transformers and cached as safetensors keyed by its fingerprint.
+
+Every load passes ``trust_remote_code`` explicitly, so transformers never asks on
+the terminal whether to run a folder's code: it is ``False`` unless the command
+runs inside :func:`remote_code` with the user's ``--trust-remote-code``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +25,35 @@ from compress.paths import cache_dir
 from compress.sources import Source
 
 DTYPES = ("float32", "float16", "bfloat16")
+_TRUST_REMOTE_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("trust_remote_code", default=False)
+
+
+@contextlib.contextmanager
+def remote_code(allowed: bool) -> Iterator[None]:
+    """Within this block, loads run a model folder's own code only if ``allowed``."""
+    token = _TRUST_REMOTE_CODE.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _TRUST_REMOTE_CODE.reset(token)
+
+
+def trust_remote_code() -> bool:
+    """The ``trust_remote_code`` value every transformers load passes (False by default)."""
+    return _TRUST_REMOTE_CODE.get()
 
 
 def quiet_libraries() -> None:
     """Keep library chatter (progress bars of weight loading, advisory warnings) off the terminal."""
+    from compress.progress import quiet_third_party, verbose
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # torchao (pulled in by transformers' quantizer checks) reports its optional CUDA
-    # extensions missing on a CPU build, and torch warns about its enum registrations.
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # extensions missing on a CPU build, torch warns about its enum registrations, and
+    # bitsandbytes about an optional kernel package: compress.progress.NOISY_LOGGERS.
+    quiet_third_party()
+    if verbose():
+        return
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
@@ -78,10 +105,14 @@ def hf_checkpoint(source: Source) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from compress.progress import waiting
+
     folder, name = str(source.path.parent), source.path.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        with waiting(f"dequantizing {name} to float32 (once; cached for later runs)"):
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
+                                                         trust_remote_code=False)
     except (ValueError, KeyError) as err:
         raise UnsupportedError(
             f"transformers cannot dequantize {source.path} ({err}): expected a GGUF of an architecture transformers reads"
@@ -106,7 +137,7 @@ def load_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code())
     except (OSError, ValueError) as err:
         raise UserInputError(f"no usable tokenizer in {folder} ({err}): copy the tokenizer files into the folder") from None
 
@@ -116,7 +147,9 @@ def load_causal_lm(folder: Path, dtype: str = "float32", device: str = "cpu", **
     quiet_libraries()
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), **kwargs)
+    trust = kwargs.pop("trust_remote_code", trust_remote_code())
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), trust_remote_code=trust,
+                                                 **kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device)
     return model.eval()

@@ -43,11 +43,12 @@ def _planner_model(model: str) -> str:
 
 
 def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None,
-                batch: int = 1) -> dict[str, Any]:
+                batch: int = 1, gpus: int = 1, engine: str = "any") -> dict[str, Any]:
     from compress.measure.pareto_table import pareto_rows
     from compress.planner import make_plan
 
-    plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch, records=list(records)).to_dict()
+    plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch, gpus=gpus,
+                     engine=engine, records=list(records)).to_dict()
     keys = _model_keys(model) | {plan["model"]["name"]}
     random_weights = f"{plan['model']['name']}-random"  # `--model random:NAME` records
     mine = [r for r in records if r.get("profile") == plan["gpu"]["name"] and (
@@ -55,7 +56,32 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         # random weights of the same architecture: evidence of speed and memory, never of quality
         or (r.get("model") == random_weights and r.get("metric") != "perplexity"))]
     measured = {r["variant"]: r for r in pareto_rows(mine)}
-    return {"plan": plan, "measured": measured, "risks": risks(plan, measured)}
+    return {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan)}
+
+
+def serve_line(plan: dict[str, Any]) -> str | None:
+    """The command that serves the recommended (variant, engine) pair, or None."""
+    from compress.planner.serving import serving_command
+
+    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    if chosen is None:
+        return None
+    o = plan["options"]
+    return serving_command(plan["model"]["name"], chosen, o["context"], o["batch"], o["gpus"],
+                           on_gpu=plan["gpu"]["kind"] == "gpu")
+
+
+def _serve_text(data: dict[str, Any]) -> tuple[str, str | None]:
+    """A sentence introducing the serving command, and the command (None: no server)."""
+    plan = data["plan"]
+    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    if chosen is None:
+        return "Nothing to serve: no candidate fits.", None
+    if data.get("serve"):
+        return (f"Build it with compress apply --method {chosen['variant']}, then serve it with {chosen['runtime']} "
+                f"(kernel {chosen['kernel']}):"), data["serve"]
+    return (f"{chosen['runtime']} has no server of its own: load the artifact with its Python API "
+            "(or re-plan with `--engine vllm` for a served deployment)."), None
 
 
 def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str]:
@@ -133,24 +159,65 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def render_markdown(data: dict[str, Any]) -> str:
-    from compress.output import Table, table_md
+def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
+    """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
+
+    ``text`` renders every string that may carry a name from a file or the command line
+    (``md_escape`` for Markdown; as it is for the terminal); ``code`` renders the serving command."""
+    from compress.output import Table
+    from compress.planner.serving import wrapped
 
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
-    lines = [f"# Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}", "",
-             f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
-             f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.", "",
-             "## Recommendation", "", plan["recommendation"], "", "## Risks", ""]
-    lines += [f"- {r}" for r in data["risks"]] or ["- none found"]
-    lines += ["", "## Plan and measured evidence", "", table_md(Table("Candidates", columns, rows))]
+    parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",
+                        f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
+                        f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.",
+                        "## Recommendation", text(plan["recommendation"])]
+    intro, command = _serve_text(data)
+    parts += ["## Serving", text(intro)] + ([code(wrapped(command))] if command else [])
+    parts += ["## Risks",
+              "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
+              "## Plan and measured evidence",
+              Table("Candidates", columns, rows, name="candidates",
+                    compact=["variant", "fits", "pred mem GiB", "pred tok/s", "pred ppl +%",
+                             "measured tok/s", "measured mem GiB", "measured ppl"])]
     if not data["measured"]:
-        lines += ["No bench records of this model on this device profile: every figure above is a prediction.", ""]
-    lines += ["## Planner notes", ""] + [f"- {n}" for n in plan["notes"]]
-    return "\n".join(lines) + "\n"
+        parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
+    parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]
+    return parts
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    from compress.output import md_escape, table_md
+
+    fence = lambda command: f"```\n{command}\n```"  # noqa: E731 - the serving command as a code block
+    blocks = [p if isinstance(p, str) else table_md(p).rstrip("\n") for p in _parts(data, md_escape, fence) if p]
+    return "\n\n".join(blocks) + "\n"
+
+
+def print_review(data: dict[str, Any], fmt: str = "table", wide: bool = False) -> None:
+    """Print the review: ``md`` (Markdown), ``json`` (the data), or ``table`` (the terminal: text wrapped
+    between words, the candidates table in its 80-column view unless ``wide``)."""
+    from compress.output import console, print_table, to_json
+
+    if fmt == "md":
+        print(render_markdown(data), end="")
+        return
+    if fmt == "json":
+        print(to_json(data))
+        return
+    out = console()
+    for part in _parts(data):
+        if isinstance(part, str):
+            if part.startswith("## "):
+                out.print()
+            out.print(part, markup=False)
+        else:
+            print_table(part if wide else part.narrowed(), out)
 
 
 def render_html(data: dict[str, Any]) -> str:
+    from compress.planner.serving import wrapped
     from compress.report import esc, page, table_html
 
     plan = data["plan"]
@@ -158,7 +225,9 @@ def render_html(data: dict[str, Any]) -> str:
     title = f"Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}"
     body = [f"<h1>{esc(title)}</h1>",
             f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
-            "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>", "<h2>Risks</h2><ul>",
+            "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
+            "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
+            *([f"<pre>{esc(wrapped(data['serve']))}</pre>"] if data.get("serve") else []), "<h2>Risks</h2><ul>",
             *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",
             "<h2>Plan and measured evidence</h2>", table_html(columns, rows, "candidates"),
             "<h2>Planner notes</h2><ul>", *[f"<li>{esc(n)}</li>" for n in plan["notes"]], "</ul>"]
@@ -166,10 +235,19 @@ def render_html(data: dict[str, Any]) -> str:
 
 
 def review(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
-           out: Path | None = None) -> str:
+           out: Path | None = None, gpus: int = 1, engine: str = "any") -> str:
     """The review as Markdown; also written to ``out`` (HTML when it ends in .html)."""
-    data = review_data(model, gpu, records, context=context, batch=batch)
+    data = review_data(model, gpu, records, context=context, batch=batch, gpus=gpus, engine=engine)
     markdown = render_markdown(data)
     if out is not None:
         atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else markdown)
     return markdown
+
+
+def review_to(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
+              out: Path | None = None, gpus: int = 1, engine: str = "any") -> dict[str, Any]:
+    """Like :func:`review`, returning the data (for :func:`print_review`)."""
+    data = review_data(model, gpu, records, context=context, batch=batch, gpus=gpus, engine=engine)
+    if out is not None:
+        atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else render_markdown(data))
+    return data

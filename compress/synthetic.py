@@ -16,13 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from compress import arch
 from compress.errors import UnsupportedError
 from compress.fsutil import atomic_dir
 from compress.paths import cache_dir
 
 PREFIX = "random:"
-#: planner architecture → the transformers config class that builds it.
-CONFIGS = {"llama": "LlamaConfig", "mistral": "MistralConfig", "qwen2": "Qwen2Config"}
+#: planner architecture → the transformers config class that builds it (from compress.arch).
+CONFIGS = {a.name: a.config_class for a in arch.TABLE if a.config_class}
 
 
 def checkpoint(name: str, dtype: str = "float16") -> Path:
@@ -54,7 +55,8 @@ def _config(spec: Any) -> Any:
                   num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
                   head_dim=spec.head_dim, max_position_embeddings=spec.max_context,
                   tie_word_embeddings=spec.tied_embeddings, bos_token_id=256, eos_token_id=256)
-    if spec.architecture == "mistral":
+    family = arch.by_name(spec.architecture)
+    if family is not None and family.window_in_config:
         fields["sliding_window"] = spec.sliding_window
     return getattr(transformers, CONFIGS[spec.architecture])(**fields)
 

@@ -1,5 +1,7 @@
 """`compress plan`, `gpus`, `models` through the real CLI."""
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -32,8 +34,33 @@ def test_plan_json_is_the_plan_file(tmp_path):
 def test_plan_md_and_csv():
     md = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "md", "--headroom", "10%"])
     assert md.exit_code == 0 and "| rank | variant |" in md.output
+    assert md.output.startswith("- **Model** smollm2-135m")  # Markdown from the first line
     csv = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "csv"])
-    assert csv.exit_code == 0 and csv.output.startswith("Q (bits),")
+    assert csv.exit_code == 0 and csv.output.startswith("rank,variant,")
+    seed = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "csv", "--table", "seed"])
+    assert seed.exit_code == 0 and seed.output.startswith("Q (bits),")
+    bad = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "csv", "--table", "memroy"])
+    assert "did you mean 'memory'" in str(bad.exception)  # main() turns it into one line and exit 2
+
+
+def test_plan_csv_is_one_rectangular_table():
+    """Piped into any CSV reader, the plan is one table: every row as wide as the header."""
+    for table in (None, "seed", "memory", "candidates"):
+        args = ["plan", "-m", "llama-2-7b", "-g", "cpu", "-f", "csv"] + (["--table", table] if table else [])
+        result = _run(*args)
+        assert result.returncode == 0, result.stderr
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert len(rows) > 2 and {len(r) for r in rows} == {len(rows[0])}, (table, rows)
+
+
+def test_gpus_carry_their_sources():
+    table = runner.invoke(cli.app, ["gpus", "-f", "csv"])
+    rows = list(csv.DictReader(io.StringIO(table.output)))
+    t4 = next(r for r in rows if r["name"] == "t4")
+    assert "datasheet" in t4["source"] and "https://" in t4["references"]
+    data = {g["name"]: g for g in json.loads(runner.invoke(cli.app, ["gpus", "-f", "json"]).output)}
+    assert data["t4"]["references"]["ds"].startswith("NVIDIA T4 Tensor Core GPU datasheet, https://")
+    assert all(g["source"] for g in data.values())
 
 
 def test_gpus_and_models_commands():
@@ -67,3 +94,12 @@ def test_planning_never_imports_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("TORCH_FREE")
+
+
+def test_plan_engine_option():
+    result = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "vllm", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["options"]["engine"] == "vllm" and {c["runtime"] for c in data["candidates"]} == {"vllm"}
+    bad = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "tgi"])
+    assert bad.exit_code != 0 and "unknown engine 'tgi'" in str(bad.exception)

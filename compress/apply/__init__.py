@@ -4,7 +4,8 @@ The framework here owns what every method shares: resolving the source, seeding,
 calibration text, running the steps of a variant in order (``wanda-50+gptq-4``),
 timing and peak memory, writing into a temporary folder renamed only when
 complete, and the manifest. Each method is a module with one function,
-``apply(job: Job) -> dict``, registered by a lazy string in :data:`METHODS`.
+``apply(job: Job) -> dict``, named by a lazy ``"module:function"`` string in the
+method's descriptor (:attr:`compress.methods.base.Method.apply`).
 """
 
 from __future__ import annotations
@@ -21,22 +22,10 @@ from typing import Any
 
 from compress import variants
 from compress.errors import UserInputError
-from compress.fsutil import atomic_dir, dir_size_bytes
+from compress.fsutil import atomic_dir, check_output_dir, dir_size_bytes
 from compress.registry import lookup
 from compress.sources import Source
 
-#: method name → ``"module:function"``; each function takes a :class:`Job`.
-METHODS = {
-    "baseline": "compress.apply.baseline:apply",
-    "bnb": "compress.apply.bnb:apply",
-    "gptq": "compress.apply.gptq:apply_gptq",
-    "awq": "compress.apply.gptq:apply_awq",
-    "gguf": "compress.apply.gguf:apply",
-    "prune": "compress.apply.prune:apply",
-    "layerdrop": "compress.apply.layerdrop:apply",
-    "distill": "compress.apply.distill:apply",
-    "onnx": "compress.apply.onnx:apply",
-}
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "compress.artifact/1"
 
@@ -51,6 +40,7 @@ class Options:
     calib_seq_len: int = 512
     seed: int = 0
     force: bool = False
+    trust_remote_code: bool = False  # run a source folder's own code (the user's --trust-remote-code)
 
     def __post_init__(self) -> None:
         if self.calib_samples < 1:
@@ -92,10 +82,15 @@ class Job:
                                    seed=self.options.seed)
 
     def track(self, items: Iterable[Any], description: str, total: int | None = None) -> Iterator[Any]:
-        """A progress bar on stderr for a long step."""
+        """A progress bar on stderr for a long step (none with --quiet or when stderr is not a terminal)."""
         from rich.console import Console
         from rich.progress import track
 
+        from compress.progress import enabled
+
+        if not enabled():
+            yield from items
+            return
         yield from track(items, description=description, total=total, console=Console(stderr=True), transient=True)
 
 
@@ -123,23 +118,30 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return json.loads(file.read_text())
 
 
+def drop_code_files(folder: Path) -> None:
+    """Remove Python files from an artifact: a source's own code travels only with --trust-remote-code."""
+    for file in Path(folder).rglob("*.py"):
+        file.unlink()
+
+
 def run(source: Source, variant: variants.Variant, out: Path, options: Options,
         log: Callable[[str], None] = print) -> dict[str, Any]:
     """Apply every step of ``variant`` to ``source`` and write the artifact to ``out``.
 
     Returns the manifest, which is also written to ``out/manifest.json``.
     """
-    from compress.loading import cached_hf_checkpoint, pick_device
+    from compress.loading import cached_hf_checkpoint, pick_device, remote_code
     from compress.peakmem import PeakMemory
     from compress.provenance import device_name, git_sha, library_versions
 
-    functions = [lookup(METHODS, step.method, "method") for step in variant.steps]
+    functions = [lookup({step.method: step.descriptor.apply}, step.method, "method") for step in variant.steps]
+    check_output_dir(Path(out), options.force, source=source.path)  # before minutes of work, not after
     device = pick_device(options.device)
     timings: dict[str, float] = {}
     steps_info = []
     started = time.perf_counter()
     with PeakMemory(device) as peak, atomic_dir(Path(out), force=options.force) as tmp, \
-            tempfile.TemporaryDirectory(prefix="compress-steps-") as scratch:
+            tempfile.TemporaryDirectory(prefix="compress-steps-") as scratch, remote_code(options.trust_remote_code):
         step_source = source
         for index, (step, function) in enumerate(zip(variant.steps, functions)):
             last = index == len(variant.steps) - 1
@@ -154,6 +156,8 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
             steps_info.append({"method": step.method, "config": config, **info})
             step_source = Source("hf" if info.get("format", "hf") == "hf" else info["format"], step_out,
                                  f"{step_source.name}+{variants.step_name(step)}")
+        if not options.trust_remote_code:
+            drop_code_files(tmp)
         final = steps_info[-1]
         manifest = {
             "schema": MANIFEST_SCHEMA,

@@ -192,8 +192,13 @@ def _progress(total: int, done: int) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from compress.progress import enabled
+
     @contextlib.contextmanager
     def bar() -> Any:
+        if not enabled():  # --quiet, or stderr is not a terminal
+            yield lambda loss: None
+            return
         columns = (TextColumn("distilling"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -224,10 +229,10 @@ def _resume_dir(job: Job) -> Path:
 
 def _student_folder(student: str, teacher_tokenizer: Any, teacher_config: dict[str, Any], n_student: int) -> Path:
     """The HF folder of a ``--student`` model, after checking it can learn from this teacher."""
-    from compress.loading import hf_checkpoint, load_tokenizer
+    from compress.loading import hf_checkpoint, load_tokenizer, trust_remote_code
     from compress.sources import resolve
 
-    folder = hf_checkpoint(resolve(student))
+    folder = hf_checkpoint(resolve(student, trust_remote_code=trust_remote_code()))
     config = read_config(folder)
     arch = arch_table.lookup_config(config)
     theirs, ours = load_tokenizer(folder).get_vocab(), teacher_tokenizer.get_vocab()

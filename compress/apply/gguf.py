@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from compress import variants
+from compress.methods.gguf import GGUF_TYPES
 from compress.apply import Job
 from compress.errors import UnsupportedError, UserInputError
 
@@ -28,8 +28,8 @@ _WRITTEN_DIRECTLY = ("F32", "F16")
 
 def qtype_of(config: dict[str, Any]) -> str:
     qtype = str(config.get("qtype", "")).upper()
-    if qtype not in variants.GGUF_TYPES:
-        raise UserInputError(f"GGUF type must be one of {', '.join(variants.GGUF_TYPES)}, got {config.get('qtype')!r}")
+    if qtype not in GGUF_TYPES:
+        raise UserInputError(f"GGUF type must be one of {', '.join(GGUF_TYPES)}, got {config.get('qtype')!r}")
     return qtype
 
 

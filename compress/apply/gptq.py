@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from compress import variants
+from compress.methods import awq as awq_method, gptq as gptq_method
 from compress.apply import Job
 from compress.errors import RuntimeFailure, UnsupportedError, UserInputError
+from compress.methods.groups import check_group_size, config_input_widths
 from compress.paths import cache_dir
 
 #: Checkpoint layouts the runtimes below read (vLLM serves both GPTQ and AWQ GEMM checkpoints).
@@ -34,28 +35,6 @@ LOADS_IN = ["transformers", "vllm"]
 
 
 # --- checks: pure, run before any heavy import -------------------------------------------------
-
-def linear_input_widths(config: dict[str, Any]) -> dict[str, int]:
-    """Input widths of a decoder's linear layers: attention/up/gate take ``hidden_size``,
-    the down projection takes ``intermediate_size``."""
-    widths = {"hidden_size": config.get("hidden_size"), "intermediate_size": config.get("intermediate_size")}
-    return {name: int(width) for name, width in widths.items() if width}
-
-
-def check_group_size(group_size: int, widths: dict[str, int], method: str) -> None:
-    """Group quantization cuts each row into groups of ``group_size`` inputs, so the group
-    size must divide every input width; ``-1`` means one group per row (per channel)."""
-    if group_size == -1:
-        return
-    if group_size < 1:
-        raise UserInputError(f"{method} group size must be a positive integer or -1 (per channel), got {group_size}")
-    uneven = {name: width for name, width in widths.items() if width % group_size}
-    if uneven:
-        shown = ", ".join(f"{name} {width}" for name, width in uneven.items())
-        divisors = sorted(g for g in (32, 64, 128, 256) if all(w % g == 0 for w in widths.values()))
-        hint = f"use --group-size {' or '.join(map(str, divisors))} or -1" if divisors else "use --group-size -1"
-        raise UnsupportedError(f"{method} group size {group_size} does not divide the layer input widths ({shown}): {hint}")
-
 
 def check_bits(bits: int, allowed: tuple[int, ...], method: str) -> None:
     if bits not in allowed:
@@ -121,6 +100,10 @@ def layer_progress(terminal: Any, description: str, total: int) -> tuple[Callabl
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from compress import progress as progress_module
+
+    if not progress_module.enabled():  # --quiet, or stderr is not a terminal
+        return (lambda *_, **__: None), (lambda: None)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=Console(file=terminal), transient=True)
     task = progress.add_task(description, total=total)
@@ -161,13 +144,16 @@ def quantize(job: Job, config_class: str, settings: dict[str, Any], method: str,
         import torch
         from gptqmodel import BACKEND, GPTQModel
 
+        from compress.loading import trust_remote_code
+
         quant_config = getattr(gptqmodel_config, config_class)(**settings)
         layer_complete, close = layer_progress(terminal, f"{method}: quantizing layers", layers)
         try:
             # Half-precision matmuls are emulated on CPUs without AVX512-BF16/FP16 (20x slower
             # than float32 on our 2-core machine), so the CPU quantizes in float32 where it can.
             dtype = {"dtype": torch.float32} if job.device == "cpu" and cpu_float32 else {}
-            model = GPTQModel.load(str(folder), quant_config, device=job.device, **dtype)
+            model = GPTQModel.load(str(folder), quant_config, device=job.device,
+                                   trust_remote_code=trust_remote_code(), **dtype)
             model.layer_callback = layer_complete
             model.quantize(calibration, tokenizer=tokenizer, backend=BACKEND(backend),
                            calibration_data_min_length=1)  # our windows all have the asked length
@@ -225,8 +211,8 @@ def apply_gptq(job: Job) -> dict[str, Any]:
     c = job.config
     bits, group_size = int(c["bits"]), int(c["group_size"])
     desc_act, sym = bool(c.get("desc_act", False)), bool(c.get("sym", True))
-    check_bits(bits, variants.GPTQ_BITS, "GPTQ")
-    check_group_size(group_size, linear_input_widths(read_config(job.hf_dir())), "GPTQ")
+    check_bits(bits, gptq_method.BITS, "GPTQ")
+    check_group_size(group_size, config_input_widths(read_config(job.hf_dir())), "GPTQ")
     damp = c.get("damp_percent")
     if damp is not None and not 0 < damp < 1:
         raise UserInputError(f"GPTQ --damp is a fraction of the Hessian's mean diagonal in (0, 1), got {damp}")
@@ -243,8 +229,8 @@ def apply_awq(job: Job) -> dict[str, Any]:
     c = job.config
     bits, group_size = int(c["bits"]), int(c["group_size"])
     zero_point = bool(c.get("zero_point", True))
-    check_bits(bits, variants.AWQ_BITS, "AWQ")
-    check_group_size(group_size, linear_input_widths(read_config(job.hf_dir())), "AWQ")
+    check_bits(bits, awq_method.BITS, "AWQ")
+    check_group_size(group_size, config_input_widths(read_config(job.hf_dir())), "AWQ")
     # AWQ's zero point is GPTQModel's asymmetric quantization.
     settings = {"bits": bits, "group_size": group_size, "sym": not zero_point}
     # GPTQModel's AWQ kernels other than the torch one need CUDA.

@@ -72,7 +72,7 @@ def check_layer_count(n_drop: int, n_layers: int) -> None:
         )
 
 
-def least_important_layers(model: Any, arch: arch_table.Arch, windows: list[list[int]], n_drop: int,
+def least_important_layers(model: Any, arch: arch_table.Layout, windows: list[list[int]], n_drop: int,
                            job: Job) -> tuple[list[int], list[float]]:
     """``(indices to drop, Block Influence of every layer)`` measured on ``windows``."""
     from compress.algorithms.importance import layers_to_drop
@@ -81,7 +81,7 @@ def least_important_layers(model: Any, arch: arch_table.Arch, windows: list[list
     return layers_to_drop(scores, n_drop), scores
 
 
-def block_influences(model: Any, arch: arch_table.Arch, windows: list[list[int]], job: Job) -> list[float]:
+def block_influences(model: Any, arch: arch_table.Layout, windows: list[list[int]], job: Job) -> list[float]:
     """Block Influence of each decoder layer, hooks capturing each layer's input and output."""
     import torch
 

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UserInputError
+from compress.methods.groups import USUAL_GROUP_SIZES
 
 #: ``quantization_config.quant_method`` values whose layers GPTQModel provides.
 GPTQMODEL_METHODS = ("gptq", "awq")
-#: Group sizes torch's int4 CPU matmul (``_weight_int4pack_mm_cpu``) accepts. GPTQModel picks
-#: that kernel for 4-bit layers on the CPU whatever the group size, and per-channel (-1)
-#: checkpoints then fail at the first forward; its plain torch kernels take any group size.
-ATEN_INT4_GROUP_SIZES = (32, 64, 128, 256)
+#: Group sizes torch's int4 CPU matmul (``_weight_int4pack_mm_cpu``) accepts: the usual ones
+#: (compress.methods.groups). GPTQModel picks that kernel for 4-bit layers on the CPU whatever
+#: the group size, and per-channel (-1) checkpoints then fail at the first forward; its plain
+#: torch kernels take any group size.
+ATEN_INT4_GROUP_SIZES = USUAL_GROUP_SIZES
 #: transformers' backend names for GPTQModel's plain torch kernels.
 TORCH_KERNELS = {"gptq": "gptq_torch", "awq": "torch_awq"}
 
@@ -57,7 +59,7 @@ def load_artifact(folder: Path, device: str = "cpu", dtype: str = "auto") -> tup
     on the CPU, where half-precision matmuls are emulated on CPUs without AVX512-BF16/FP16
     (20x slower here). Quantized layers keep their packed weights either way.
     """
-    from compress.loading import load_tokenizer, quiet_libraries, torch_dtype
+    from compress.loading import load_tokenizer, quiet_libraries, torch_dtype, trust_remote_code
 
     quiet_libraries()
     folder = Path(folder).resolve()
@@ -77,6 +79,7 @@ def load_artifact(folder: Path, device: str = "cpu", dtype: str = "auto") -> tup
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype if dtype == "auto" else torch_dtype(dtype),
-                                                     device_map=device, **kwargs)
+                                                     device_map=device, trust_remote_code=trust_remote_code(),
+                                                     **kwargs)
     return model.eval(), load_tokenizer(folder)
 

@@ -21,7 +21,7 @@ from compress import arch as arch_table
 from compress.apply import Job
 from compress.apply.layerdrop import checkpoint_dtype, heldout_ids, perplexity, read_config
 from compress.errors import UserInputError
-from compress.variants import PRUNE_METHODS
+from compress.methods.prune import ALGORITHMS as PRUNE_METHODS
 
 #: Calibration windows per forward pass of one layer.
 BATCH_WINDOWS = 8
@@ -132,7 +132,7 @@ def first_layer_inputs(model: Any, layers: Any, windows: list[list[int]], device
     return captured
 
 
-def prune_sequentially(model: Any, layers: Any, arch: arch_table.Arch, windows: list[list[int]],
+def prune_sequentially(model: Any, layers: Any, arch: arch_table.Layout, windows: list[list[int]],
                        statistic: Callable[[Any], Any], rule: Callable[[Any, Any], Any], job: Job) -> None:
     """Prune ``layers`` in order, each calibrated on the outputs of the pruned layers before it.
 

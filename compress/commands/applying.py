@@ -17,10 +17,14 @@ _METHOD_HELP = (
 )
 
 
+_TRUST_HELP = ("Run Python code that comes with the model folder (its config's auto_map) and load pickle "
+               "weights. Off by default: read the folder's code first.")
+
+
 def apply_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,
     candidate: Annotated[int | None, typer.Option("--candidate", help="With --plan: apply candidate N (rank, 1-based) instead of the recommendation.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -43,10 +47,13 @@ def apply_command(
     temperature: Annotated[float | None, typer.Option(help="Distillation: softmax temperature.")] = None,
     alpha: Annotated[float | None, typer.Option(help="Distillation: weight of the KL term (1-alpha on cross-entropy).")] = None,
     student: Annotated[str | None, typer.Option(help="Distillation: a local student model (same tokenizer) instead of a layer-dropped copy.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help=_TRUST_HELP)] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", hidden=True)] = None,  # the old spelling of --out-dir
 ) -> None:
     """Compress a model with one variant; the artifact loads in transformers, vLLM or llama.cpp."""
     from compress import apply, sources, variants
 
+    out = out_dir or out
     overrides = {k: v for k, v in {
         "bits": bits, "group_size": group_size, "desc_act": act_order, "damp_percent": damp, "sym": sym,
         "double_quant": double_quant, "compute_dtype": compute_dtype, "imatrix": imatrix, "sparsity": sparsity,
@@ -62,25 +69,28 @@ def apply_command(
         variant_name = method
     variant = variants.parse(variant_name)
     variant = _with_overrides(variant, overrides)
-    source = sources.resolve(model)
+    source = sources.resolve(model, trust_remote_code=trust_remote_code)
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
-                            seed=seed, force=force)
+                            seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
-    manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+    try:
+        manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+    except KeyboardInterrupt:
+        # The artifact is built in a temporary folder that the interruption removed.
+        typer.echo(f"interrupted: nothing was written to {out}", err=True)
+        raise typer.Exit(130) from None
     _summary(manifest, out)
 
 
 def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
-    """Fold the CLI's method options into the last step and check the result still names a valid variant."""
-    from dataclasses import replace
-
+    """Fold the CLI's method options into the last step's config (checked by the method's
+    config class: GPTQ bits 5 fails, --bits on nf4 is refused) and rename the variant after it."""
     from compress import variants
 
     if not overrides:
         return variant
     last = variant.steps[-1]
-    step = replace(last, config={**last.config, **overrides})
-    variants.parse_step(variants.step_name(step))  # the options must still name a valid variant (GPTQ bits 5 fails)
+    step = variants.Step.of(last.method, last.descriptor.config({**last.config, **overrides}))
     steps = variant.steps[:-1] + (step,)
     return variants.Variant(name=variants.canonical(steps), steps=steps)
 
@@ -124,4 +134,5 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("apply")(apply_command)
+    app.command("apply", epilog="Example: compress apply --model default --method q4_k_m --out-dir artifacts/smol-q4km")(
+        apply_command)

@@ -10,7 +10,11 @@ import typer
 from compress.output import FORMATS, emit
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
-_RESULTS = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to append to / read from.")]
+_RESULTS_IN = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to read from.")]
+_RESULTS_OUT = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to append to.")]
+_WIDE = Annotated[bool, typer.Option("--wide", help="Show every column (the default view fits 80 columns).")]
+# Old spellings, kept working but not shown: -o/--output is always a file, --out-dir a folder.
+_OUT_ALIAS = Annotated[Path | None, typer.Option("--out", hidden=True)]
 _METHODS_HELP = ("Comma-separated variants, e.g. fp32,gptq-4-g64,nf4,q8_0,q4_k_m (see `compress apply --help`). "
                  "Default: the planner's Pareto front for this device.")
 
@@ -19,7 +23,7 @@ def bench_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     methods: Annotated[str | None, typer.Option("--methods", help=_METHODS_HELP)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Measure the candidates of a plan written by `compress plan --format json`.")] = None,
-    results_file: _RESULTS = Path("results/bench.jsonl"),
+    results_file: _RESULTS_OUT = Path("results/bench.jsonl"),
     artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Artifact cache folder (default: $COMPRESS_CACHE/artifacts).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip variant+test combinations already recorded whole and OK.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -30,7 +34,7 @@ def bench_command(
     ppl_stride: Annotated[int | None, typer.Option(help="Perplexity window stride [= context: disjoint].")] = None,
     pp: Annotated[int | None, typer.Option("--pp", help="Prompt tokens of the TTFT test [128 on CPU, 512 on GPU].")] = None,
     tg: Annotated[int | None, typer.Option("--tg", help="Generated tokens of the decode test [32 on CPU, 128 on GPU].")] = None,
-    batch: Annotated[str | None, typer.Option("--batch", help="Comma-separated batch sizes for throughput ['4,8' CPU, '4,16,64' GPU].")] = None,
+    batches: Annotated[str | None, typer.Option("--batches", help="Comma-separated batch sizes for throughput ['4,8' CPU, '4,16,64' GPU].")] = None,
     reps: Annotated[int | None, typer.Option(help="Timed repetitions [3 CPU, 5 GPU].")] = None,
     warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs before timing [1].")] = None,
     tests: Annotated[str | None, typer.Option(help="Which tests: comma-separated of ppl,pp,tg,batch [all].")] = None,
@@ -39,10 +43,17 @@ def bench_command(
     calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
     calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help=(
+        "Run Python code that comes with the model folder (its config's auto_map) and load pickle weights. "
+        "Off by default: read the folder's code first."))] = False,
     fmt: _FORMAT = "table",
+    wide: _WIDE = False,
+    batch: Annotated[str | None, typer.Option("--batch", hidden=True)] = None,
 ) -> None:
     """Apply and measure variants: perplexity, TTFT, decode speed, throughput, memory, size, MFU/MBU, energy."""
     from compress.measure import bench
+
+    batch = batches or batch
 
     try:
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
@@ -50,12 +61,17 @@ def bench_command(
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
                                batch=batch, reps=reps, warmup=warmup, tests=tests, ppl_convention=ppl_convention,
                                kld_top_k=kld_top_k, calib_samples=calib_samples,
-                               calib_seq_len=calib_seq_len, seed=seed, log=lambda line: typer.echo(line, err=True))
+                               calib_seq_len=calib_seq_len, seed=seed, trust_remote_code=trust_remote_code,
+                               log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)
         raise typer.Exit(130) from None
-    _emit_wide([table], {"written": records, "pareto": table.records()}, fmt)
+    emit([table], {"written": records, "pareto": table.records()}, fmt, wide=wide)
+    if records and not any(r.get("status") == "ok" for r in records):
+        typer.echo(f"error: no variant was measured: every test failed or was skipped (reasons in {results_file})",
+                   err=True)
+        raise typer.Exit(1)
 
 
 def probe_command(
@@ -63,38 +79,48 @@ def probe_command(
     size_mib: Annotated[int, typer.Option(help="Size of the copied array in MiB.")] = 256,
     matmul_n: Annotated[int, typer.Option(help="Matrix side of the square matmul.")] = 2048,
     repeats: Annotated[int, typer.Option(help="Runs of each measurement; the best is kept.")] = 5,
-    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: results/probe.json).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write (default: results/probe.json).")] = None,
     fmt: _FORMAT = "table",
+    out: _OUT_ALIAS = None,
 ) -> None:
     """Measure this machine's copy bandwidth and matmul TFLOPS; the planner and MFU/MBU use them."""
+    from compress.fsutil import check_output_file
     from compress.measure.probe import probe, probe_table
 
+    out = output or out
+    if out is not None:
+        check_output_file(out, "--output")
     data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out)
     emit([probe_table(data, path)], data, fmt)
 
 
 def pareto_command(
-    results_file: _RESULTS = Path("results/bench.jsonl"),
+    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
     fmt: _FORMAT = "table",
+    wide: _WIDE = False,
 ) -> None:
     """One row per model, variant and device from bench records, with the Pareto front marked."""
     from compress import results
     from compress.measure.pareto_table import pareto_rows, pareto_table
 
     records = results.load(_existing(results_file))
-    _emit_wide([pareto_table(records, model)], pareto_rows(records, model), fmt)
+    emit([pareto_table(records, model)], pareto_rows(records, model), fmt, wide=wide)
 
 
 def report_command(
-    results_file: _RESULTS = Path("results/bench.jsonl"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("results/report.html"),
+    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("results/report.html"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
+    out: _OUT_ALIAS = None,
 ) -> None:
     """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
     from compress import results
+    from compress.fsutil import check_output_file
     from compress.report import write_report
 
+    out = out or output
+    check_output_file(out, "--output")
     path = write_report(results.load(_existing(results_file)), out, model=model)
     typer.echo(f"wrote {path}")
 
@@ -104,31 +130,29 @@ def review_command(
     gpu: Annotated[str, typer.Option("--gpu", help="GPU profile name, 'cpu', or 'auto'.")] = "auto",
     context: Annotated[int | None, typer.Option(help="Context length to size for.")] = None,
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
-    results_file: _RESULTS = Path("results/bench.jsonl"),
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the review here (.md or .html).")] = None,
+    gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
+    engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
+    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the review to this file (.md or .html).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table (for the terminal), md or json.")] = "table",
+    wide: _WIDE = False,
+    out: _OUT_ALIAS = None,
 ) -> None:
     """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
     from compress import results
-    from compress.review import review
+    from compress.fsutil import check_output_file
+    from compress.review import print_review, review_to
 
+    if fmt not in ("table", "md", "json"):
+        from compress.registry import suggest
+
+        raise suggest(fmt, ("table", "md", "json"), "format")
+    out = output or out
+    if out is not None:
+        check_output_file(out, "--output")
     records = results.load(results_file) if results_file.exists() else []
-    markdown = review(model, gpu, records, context=context, batch=batch, out=out)
-    typer.echo(markdown)
-
-
-def _emit_wide(tables: list, data: object, fmt: str) -> None:
-    """Like ``emit``, but a table piped to a file or a log is not squeezed into 80 columns."""
-    from rich.console import Console
-
-    from compress.output import print_table
-
-    console = Console()
-    if fmt != "table" or console.is_terminal:
-        emit(tables, data, fmt)
-        return
-    wide = Console(width=200)
-    for table in tables:
-        print_table(table, wide)
+    data = review_to(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
+    print_review(data, fmt, wide=wide)
 
 
 def _existing(path: Path) -> Path:
@@ -139,9 +163,16 @@ def _existing(path: Path) -> Path:
     return path
 
 
+EXAMPLES = {
+    "bench": "compress bench --methods fp32,q8_0 --results results/local/bench.jsonl",
+    "probe": "compress probe -o /tmp/probe.json",
+    "pareto": "compress pareto --results results/bench.jsonl --wide",
+    "report": "compress report --results results/bench.jsonl -o /tmp/report.html",
+    "review": "compress review --model smollm2-135m --gpu cpu -o review.md",
+}
+
+
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench_command)
-    app.command("probe")(probe_command)
-    app.command("pareto")(pareto_command)
-    app.command("report")(report_command)
-    app.command("review")(review_command)
+    for name, command in (("bench", bench_command), ("probe", probe_command), ("pareto", pareto_command),
+                          ("report", report_command), ("review", review_command)):
+        app.command(name, epilog=f"Example: {EXAMPLES[name]}")(command)

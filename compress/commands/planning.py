@@ -9,9 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from compress.errors import UserInputError
+from compress.fsutil import atomic_write_text, check_output_file
 from compress.output import FORMATS, Table, emit, to_json
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
+WideOption = Annotated[bool, typer.Option("--wide", help="Show every column (the default view fits 80 columns).")]
+TableOption = Annotated[str | None, typer.Option(
+    "--table", help="Print only this table: seed, memory or candidates (csv prints one table: candidates unless named).")]
+PLAN_TABLES = ("seed", "memory", "candidates")
 
 
 def _check_format(fmt: str) -> str:
@@ -46,6 +51,7 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
         f"Device  {gpu['display_name']}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
         f"{gpu['memory_bandwidth_gbs']:g} GB/s" + (f", sm{gpu['compute_capability'].replace('.', '')}" if gpu["compute_capability"] else ""),
         f"Options context {opt['context']} tokens, batch {opt['batch']}, KV cache {opt['kv_dtype']}, "
+        f"engine {opt.get('engine', 'any')}, "
         f"headroom {opt['headroom_gib']:g} GiB, objective {opt['objective']}",
     ])
     nominal = seed.get("params_nominal")
@@ -55,32 +61,39 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
         + ([f"M GB, P = {nominal / 1e9:g}B (nominal)"] if nominal else []),
         rows=[[r["bits"], r["memory_gb"]] + ([r["memory_gb_nominal"]] if nominal else []) for r in seed["rows"]],
         notes=[seed["source"]],
+        name="seed",
     )
     cands = d["candidates"]
+    per = "on the host (CPU and RAM)" if gpu.get("kind") == "cpu" else "per GPU"
     mem_table = Table(
-        title="Memory breakdown per GPU (GiB = 2^30 bytes)",
+        title=f"Memory breakdown {per} (GiB = 2^30 bytes)",
         columns=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
                  "artifact GB", "bits/weight"],
         rows=[[c["variant"], c["memory"]["weights_gib"], c["memory"]["kv_cache_gib"], c["memory"]["activations_gib"],
                c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["predicted"]["artifact_gb"],
                c["predicted"]["bits_per_weight"]] for c in cands],
+        name="memory",
+        compact=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
+                 "bits/weight"],
     )
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
-        columns=["rank", "variant", "runtime / kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
+        columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
                  "TTFT ms", "ppl delta % [band] / measured", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
-               f"{c['runtime']} / {c['kernel']}", c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
+               c["runtime"], c["kernel"], c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
                c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], quality_cell(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
               + [f"Alternative: {a['text']}" for a in d["alternatives"]]
               + [f"Note: {n}" for n in d["notes"]]
-              + ["Speeds are roofline predictions (profiles/runtimes.toml efficiencies), "
-                 f"decode at a {cands[0]['predicted']['prompt_tokens'] if cands else 0}-token cache; "
+              + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
                  "quality deltas are published figures carried to this model's size and family, with the band "
                  "their spread allows (see --format json, quality_source); after '/' the change bench measured on "
                  "this device, which the ranking uses where present."],
+        name="candidates",
+        compact=["rank", "variant", "runtime", "fits", "margin GiB", "peak GiB", "decode tok/s", "TTFT ms",
+                 "ppl delta % [band] / measured"],
     )
     return lead, [seed_table, mem_table, rank_table]
 
@@ -93,12 +106,21 @@ def quality_cell(candidate: dict[str, Any]) -> str | None:
     text = "?" if delta is None else f"{delta:+.2g}" + (f" [{band[0]:.2g}, {band[1]:.2g}]" if band else "")
     measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
     return text + (f" / {measured:+.2g}" if measured is not None else "")
+def _speed_basis(cands: list[dict[str, Any]], opt: dict[str, Any]) -> str:
+    """What the speeds were predicted at, from the plan's own figures."""
+    if not cands:
+        return "no candidate"
+    p = cands[0]["predicted"]
+    depth = p.get("decode_context_tokens", p.get("prompt_tokens"))
+    batch = opt["batch"]
+    prompts = f"{batch} prompts of {p['prompt_tokens']} tokens" if batch > 1 else f"a {p['prompt_tokens']}-token prompt"
+    return f"decode with {depth} tokens in the KV cache, TTFT for {prompts} (planned context {opt['context']})"
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the app."""
 
-    @app.command("plan")
+    @app.command("plan", epilog="Example: compress plan --model llama-3.1-8b --gpu l4 --context 8192 --format csv")
     def plan_command(
         model: Annotated[str, typer.Option("--model", "-m", help="Catalog name (see `compress models`), local HF folder, .gguf file or HF id.")],
         gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU profile (see `compress gpus`), 'cpu' for this machine, or 'auto' (NVML).")] = "auto",
@@ -108,45 +130,58 @@ def register(app: typer.Typer) -> None:
         headroom: Annotated[str, typer.Option(help="Memory kept free: GiB (1.5) or a share of memory (10%).")] = "0.5",
         objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
+        engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any (each candidate takes its best).")] = "any",
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
         results_file: Annotated[Path | None, typer.Option("--results", help="Bench records (file or folder) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [results/].")] = Path("results"),
         fmt: FormatOption = "table",
+        table: TableOption = None,
+        wide: WideOption = False,
     ) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
         from compress.planner.measured import load_records
 
         _check_format(fmt)
+        if table is not None and table not in PLAN_TABLES:
+            from compress.registry import suggest
+
+            raise suggest(table, PLAN_TABLES, "table")
+        if output is not None:
+            check_output_file(output, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         records=load_records(results_file))
+                         engine=engine, records=load_records(results_file))
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(to_json(plan.to_dict()) + "\n")
+            atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)
-        emit(tables, plan.to_dict(), fmt, text=lead)
+        emit(tables, plan.to_dict(), fmt, text=lead, table=table, wide=wide, main=PLAN_TABLES.index("candidates"))
 
-    @app.command("gpus")
-    def gpus_command(fmt: FormatOption = "table") -> None:
+    @app.command("gpus", epilog="Example: compress gpus --format json  (every profile with its sources)")
+    def gpus_command(fmt: FormatOption = "table", wide: WideOption = False) -> None:
         """The GPU profiles the planner knows (profiles/gpus), and this machine's host profile."""
         from compress.planner import list_gpus, load_gpu
+        from compress.planner.profiles import profile_citations
 
         _check_format(fmt)
         profiles = [*list_gpus(), load_gpu("cpu")]
+        cites = {g.name: profile_citations(f"gpus/{g.name}.toml") if g.kind == "gpu" else {} for g in profiles}
         table = Table(
             title="GPU profiles (dense peak TFLOPS; memory GiB = 2^30 bytes)",
             columns=["name", "device", "sm", "memory GiB", "usable GiB", "bandwidth GB/s", "fp32", "fp16", "bf16",
-                     "fp8", "int8", "aliases"],
+                     "fp8", "int8", "aliases", "source", "references"],
             rows=[[g.name, g.display_name, g.compute_capability, g.memory_gib, g.usable_memory_gib,
                    g.memory_bandwidth_gbs, g.tflops.get("fp32"), g.tflops.get("fp16"), g.tflops.get("bf16"),
-                   g.tflops.get("fp8"), g.tflops.get("int8"), ", ".join(g.aliases)] for g in profiles],
-            notes=list(profiles[-1].notes) + ["Sources: each profiles/gpus/<name>.toml cites its datasheet."],
+                   g.tflops.get("fp8"), g.tflops.get("int8"), ", ".join(g.aliases), g.source,
+                   "; ".join(f"[{k}] {v}" for k, v in cites[g.name].items())] for g in profiles],
+            notes=list(profiles[-1].notes) + ["Each number's citation is in its profile file, profiles/gpus/<name>.toml; "
+                                              "--wide or --format json lists them."],
+            compact=["name", "memory GiB", "bandwidth GB/s", "bf16", "fp8", "source"],
         )
-        emit([table], [g.to_dict() for g in profiles], fmt)
+        emit([table], [{**g.to_dict(), "references": cites[g.name]} for g in profiles], fmt, wide=wide)
 
-    @app.command("models")
-    def models_command(fmt: FormatOption = "table") -> None:
+    @app.command("models", epilog="Example: compress models --wide")
+    def models_command(fmt: FormatOption = "table", wide: WideOption = False) -> None:
         """The model catalog (profiles/models): architecture and parameter counts."""
         from compress.planner import catalog
 
@@ -160,5 +195,6 @@ def register(app: typer.Typer) -> None:
                    round(s.params_published / 1e9, 3) if s.params_published else None, s.layers, s.hidden, s.heads,
                    s.kv_heads, s.head_dim, s.intermediate, s.vocab, s.tied_embeddings, s.max_context,
                    s.sliding_window, f"{s.experts_per_token}/{s.experts}" if s.experts > 1 else None] for s in specs],
+            compact=["name", "params B", "layers", "hidden", "heads", "kv heads", "vocab", "max context", "experts"],
         )
-        emit([table], [s.to_dict() for s in specs], fmt)
+        emit([table], [s.to_dict() for s in specs], fmt, wide=wide)

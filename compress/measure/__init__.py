@@ -22,7 +22,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
           results_path: Path = Path("results/bench.jsonl"), artifacts: Path | None = None, resume: bool = False,
           device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
           calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
-          **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
+          trust_remote_code: bool = False, **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
     """Resolve the model and the variants, run the sweep, and return (records written, Pareto table).
 
     ``sizes`` are :class:`BenchSettings` overrides by CLI name (``pp``, ``tg``, ``ppl_tokens``...);
@@ -35,7 +35,13 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress.measure.sweep import run_sweep
     from compress.paths import cache_dir
 
-    source = sources.resolve(model)
+    from compress.fsutil import check_output_file, check_output_folder, remove_stale_partials
+
+    # Output places are checked before minutes of measuring, not after.
+    check_output_file(Path(results_path), "--results")
+    artifacts = Path(artifacts) if artifacts else cache_dir("artifacts")
+    check_output_folder(artifacts, "--artifacts")
+    source = sources.resolve(model, trust_remote_code=trust_remote_code)
     resolved = pick_device(device)
     overrides = {"threads": sizes.get("threads"), "text": sizes.get("text"), "ppl_tokens": sizes.get("ppl_tokens"),
                  "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
@@ -48,11 +54,13 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
         overrides["ppl_stride"] = overrides["ppl_context"]  # a new context keeps the windows disjoint
     settings = BenchSettings.for_device(resolved, **overrides)
     variant_list = choose_variants(source, resolved, methods, plan)
-    options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed)
+    options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
+                            trust_remote_code=trust_remote_code)
     log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
-    records = run_sweep(source, variant_list, settings, options, Path(results_path),
-                        Path(artifacts) if artifacts else cache_dir("artifacts"), resume=resume, log=log,
-                        isolate=True)
+    for stale in remove_stale_partials(artifacts):
+        log(f"removed {stale}, left by an interrupted run")
+    records = run_sweep(source, variant_list, settings, options, Path(results_path), artifacts, resume=resume,
+                        log=log, isolate=True)
     table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
     return records, table
 

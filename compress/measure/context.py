@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from compress import results, variants
-from compress.measure import metrics
 from compress.measure.settings import BenchSettings
 from compress.measure.suite import Ceiling, ModelShape
 from compress.sources import Source
@@ -115,9 +114,9 @@ class BenchEnvironment:
             spec = variant_spec(self.spec, variant)
         except ValueError:
             return None
-        return ModelShape(matmul_params=metrics.matmul_params(spec.params, spec.vocab, spec.hidden, spec.tied_embeddings),
-                          layers=spec.layers, attention_dim=spec.heads * spec.head_dim, kv_heads=spec.kv_heads,
-                          head_dim=spec.head_dim)
+        return ModelShape(matmul_params=spec.matmul_params, layers=spec.layers, attention_dim=spec.heads * spec.head_dim,
+                          kv_heads=spec.kv_heads, head_dim=spec.head_dim, sliding_window=spec.sliding_window,
+                          sliding_window_layers=spec.sliding_window_layers)
 
     def ceilings(self, runtime: Any) -> list[Ceiling]:
         """The device profile's peaks and, where ``compress probe`` ran, the measured ones."""

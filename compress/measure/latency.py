@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from compress.errors import UnsupportedError
+from compress.progress import steps
 
 
 def _timed(call: Any, *args: Any) -> float:
@@ -27,11 +28,13 @@ def _timed(call: Any, *args: Any) -> float:
 def measure_prefill(runtime: Any, prompt: Sequence[int], reps: int, warmup: int) -> list[float]:
     """Seconds to process ``prompt`` from an empty cache, one sample per timed repetition."""
     samples = []
-    for i in range(warmup + reps):
-        runtime.reset()
-        seconds = _timed(runtime.prefill, [list(prompt)])
-        if i >= warmup:
-            samples.append(seconds)
+    with steps(f"prefill {len(prompt)} tokens, warm-up + repetitions", warmup + reps) as done:
+        for i in range(warmup + reps):
+            runtime.reset()
+            seconds = _timed(runtime.prefill, [list(prompt)])
+            if i >= warmup:
+                samples.append(seconds)
+            done()
     runtime.reset()
     return samples
 
@@ -49,12 +52,14 @@ def measure_decode(runtime: Any, rows: Sequence[Sequence[int]], tokens: int, rep
         raise UnsupportedError(f"{runtime.name} runs at most {runtime.max_batch} sequence(s) at once, asked for {len(rows)}")
     run_s: list[float] = []
     step_s: list[float] = []
-    for i in range(warmup + reps):
-        runtime.prefill([list(r) for r in rows])
-        steps = [_timed(runtime.decode_step) for _ in range(tokens)]
-        if i >= warmup:
-            run_s.append(sum(steps))
-            step_s.extend(steps)
+    with steps(f"decode {tokens} tokens x {len(rows)} sequence(s), warm-up + repetitions", warmup + reps) as done:
+        for i in range(warmup + reps):
+            runtime.prefill([list(r) for r in rows])
+            times = [_timed(runtime.decode_step) for _ in range(tokens)]
+            if i >= warmup:
+                run_s.append(sum(times))
+                step_s.extend(times)
+            done()
     runtime.reset()
     return {"run_s": run_s, "step_s": step_s}
 

@@ -1,4 +1,8 @@
-"""Pure formulas of measurement: sample statistics, perplexity, FLOPs, MFU and MBU.
+"""Pure formulas of measurement: sample statistics, perplexity, MFU and MBU.
+
+FLOPs per token, KV-cache bytes and bytes per decoded token are the planner's too: they
+live in :mod:`compress.formulas` (re-exported here) so predicted and measured figures
+count the same things.
 
 Every function takes plain numbers and returns plain numbers; units are in the
 names (``_ms``, ``_bytes``, ``_per_s``). Nothing here imports torch or touches a
@@ -9,6 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+from compress.formulas import decode_bytes_per_token, flops_per_token, kv_cache_bytes, matmul_params
+
+__all__ = ["decode_bytes_per_token", "flops_per_token", "kv_cache_bytes", "matmul_params", "mbu", "mfu",
+           "percentile", "perplexity", "prediction_error_pct", "sample_stats", "tokens_per_s"]
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -57,34 +66,6 @@ def tokens_per_s(tokens: int, seconds: float) -> float:
     return tokens / seconds
 
 
-def matmul_params(params: int, vocab: int, hidden: int, tied_embeddings: bool) -> int:
-    """Parameters that take part in a matrix multiply per token.
-
-    The input embedding is a table lookup, not a matmul, so its ``vocab * hidden``
-    weights are left out; the output head multiplies by a ``hidden x vocab`` matrix,
-    which a tied model shares with the embedding and so must be counted back in.
-    (Kaplan et al. 2020, section 2.1, likewise count non-embedding parameters.)
-    """
-    return params - vocab * hidden + (vocab * hidden if tied_embeddings else 0)
-
-
-def flops_per_token(matmul_params_count: int, layers: int, context_tokens: float, attention_dim: int) -> float:
-    """Forward FLOPs for one token: ``2 * N + 4 * n_layer * n_ctx * d_attn``.
-
-    ``2 * N``: one multiply and one add per matmul weight. The attention term counts the
-    two products with the cache, QK^T and AV, each ``2 * n_ctx * d_attn`` per token and
-    layer (``d_attn`` = heads x head_dim, the query width; grouped-query attention does
-    not change it). PaLM (Chowdhery et al. 2022, appendix B) gives ``6N + 12 L H Q T``
-    for training = 3 x this forward count; Kaplan et al. 2020 (table 1) write
-    ``2N + 2 n_layer n_ctx d_attn``, which is the same figure averaged over a causal
-    window (a token attends to ``n_ctx / 2`` positions on average).
-
-    ``context_tokens`` is the number of positions the token attends to: ``t`` for a
-    decode step at position ``t``; ``(n + 1) / 2`` averaged over a causal prompt of ``n``.
-    """
-    return 2.0 * matmul_params_count + 4.0 * layers * context_tokens * attention_dim
-
-
 def mfu(flops_per_s: float, peak_flops_per_s: float) -> float:
     """Model FLOPs utilisation: achieved model FLOP/s over the device's peak (a fraction).
 
@@ -94,20 +75,6 @@ def mfu(flops_per_s: float, peak_flops_per_s: float) -> float:
     if peak_flops_per_s <= 0:
         raise ValueError(f"peak FLOP/s must be positive, got {peak_flops_per_s}")
     return flops_per_s / peak_flops_per_s
-
-
-def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: float, bytes_per_element: float) -> float:
-    """Bytes of keys and values for ``tokens`` positions: ``2 * layers * kv_heads * head_dim * tokens * bytes``."""
-    return 2.0 * layers * kv_heads * head_dim * tokens * bytes_per_element
-
-
-def decode_bytes_per_token(weight_bytes: float, kv_bytes_read: float) -> float:
-    """Bytes a decode step must read from memory: every weight once, plus the KV cache so far.
-
-    At batch 1 each generated token streams all weights through the processor once and
-    reads the keys and values of every earlier position (activations are negligible).
-    """
-    return weight_bytes + kv_bytes_read
 
 
 def mbu(bytes_per_token: float, tokens_per_s_value: float, bandwidth_bytes_per_s: float) -> float:

@@ -119,9 +119,11 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
              "failed: " + "; ".join(r["failures"]) if r["failures"] else "ok"]
             for r in rows]
     columns = list(COLUMNS)
+    compact = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto"]
     if len(models) > 1:
         columns.insert(0, "model")
         body = [[r["model"], *row] for r, row in zip(rows, body)]
+        compact = ["model", *(c for c in compact if c not in ("runtime", "size MiB"))]
     return Table(
         title=f"Measured variants of {', '.join(models) or 'no model'} "
               "(Pareto: perplexity x decode tok/s x peak memory)",
@@ -132,4 +134,6 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
                "err% = (measured - predicted) / predicted; the prediction is the planner's for this device profile.",
                "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
                "baseline on the same tokens; same top % = positions where both models' most probable token agree."],
+        name="pareto",
+        compact=compact,
     )

@@ -36,6 +36,7 @@ import numpy as np
 
 from compress.measure import kld as kld_lib
 from compress.measure.metrics import perplexity
+from compress.progress import steps
 
 CONVENTIONS = ("compress", "llama.cpp")
 
@@ -153,32 +154,34 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
     comparisons: list[kld_lib.TokenComparison] = []
     collected: list[kld_lib.Reference] = []
     row = 0  # scored positions so far: the reference's row of the next one
-    for w in convention_windows(len(ids), context, stride, convention):
-        chunk = list(ids[w.begin : w.end])
-        if convention == "llama.cpp" and bos_id is not None:
-            chunk[0] = bos_id
-        started = time.perf_counter()
-        logits = runtime.logits(chunk)
-        per_window_s.append(time.perf_counter() - started)
-        nll, count = window_nll_nats(logits, chunk, w.score_from)
-        nll_total += nll
-        scored += count
-        per_window_ppl.append(perplexity(nll, count))
-        if reference is None and collect_top_k is None:
-            continue
-        window_parts = []
-        for logp, targets in scored_logprobs(logits, chunk, w.score_from):
-            if collect_top_k is not None:
-                collected.append(kld_lib.reference_from_logprobs(logp, targets, collect_top_k))
-            if reference is not None:
-                if row + len(targets) > len(reference):
-                    raise ValueError(f"the reference holds {len(reference)} positions: expected at least "
-                                     f"{row + len(targets)}; it was built with other settings")
-                window_parts.append(kld_lib.compare(reference.rows(row, row + len(targets)), logp, targets))
-            row += len(targets)
-        if window_parts:
-            comparisons += window_parts
-            per_window_kld.append(kld_lib.summarize(window_parts)["kld_mean"])
+    spans = convention_windows(len(ids), context, stride, convention)
+    with steps(f"perplexity, {context}-token windows", len(spans)) as done:
+        for w in spans:
+            chunk = list(ids[w.begin : w.end])
+            if convention == "llama.cpp" and bos_id is not None:
+                chunk[0] = bos_id
+            started = time.perf_counter()
+            logits = runtime.logits(chunk)
+            per_window_s.append(time.perf_counter() - started)
+            nll, count = window_nll_nats(logits, chunk, w.score_from)
+            nll_total += nll
+            scored += count
+            per_window_ppl.append(perplexity(nll, count))
+            window_parts = []
+            for logp, targets in (scored_logprobs(logits, chunk, w.score_from)
+                                  if reference is not None or collect_top_k is not None else ()):
+                if collect_top_k is not None:
+                    collected.append(kld_lib.reference_from_logprobs(logp, targets, collect_top_k))
+                if reference is not None:
+                    if row + len(targets) > len(reference):
+                        raise ValueError(f"the reference holds {len(reference)} positions: expected at least "
+                                         f"{row + len(targets)}; it was built with other settings")
+                    window_parts.append(kld_lib.compare(reference.rows(row, row + len(targets)), logp, targets))
+                row += len(targets)
+            if window_parts:
+                comparisons += window_parts
+                per_window_kld.append(kld_lib.summarize(window_parts)["kld_mean"])
+            done()
     out: dict[str, Any] = {"ppl": perplexity(nll_total, scored), "nll_sum_nats": nll_total, "scored_tokens": scored,
                            "windows": len(per_window_ppl), "window_ppl": per_window_ppl, "window_s": per_window_s}
     if reference is not None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from compress import formulas
 from compress.measure import latency, metrics
 from compress.measure.energy import EnergyMeter, joules_per_token
 from compress.measure.perplexity import measure_perplexity
@@ -62,6 +63,8 @@ class ModelShape:
     attention_dim: int  # heads x head_dim
     kv_heads: int
     head_dim: int
+    sliding_window: int | None = None
+    sliding_window_layers: int | None = None  # None: every layer, when sliding_window is set
 
 
 @dataclass
@@ -124,9 +127,8 @@ def run_prefill(ctx: RunContext) -> list[dict[str, Any]]:
            figure("prefill_tok_s", [s.pp_tokens / x for x in seconds])]
     median_s = metrics.sample_stats(seconds)["median"]
     if ctx.shape is not None:
-        # A causal prompt of n tokens: token i attends to i positions, (n + 1) / 2 on average.
-        flops = s.pp_tokens * metrics.flops_per_token(ctx.shape.matmul_params, ctx.shape.layers,
-                                                      (s.pp_tokens + 1) / 2, ctx.shape.attention_dim)
+        # A causal prompt of n tokens: token i attends to i positions (compress.formulas.prefill_flops).
+        flops = formulas.prefill_flops(ctx.shape.matmul_params, s.pp_tokens, ctx.shape.layers, ctx.shape.attention_dim)
         out += _mfu(flops / median_s, ctx.ceilings, flops_per_prompt=flops)
     return out
 
@@ -148,7 +150,9 @@ def run_decode(ctx: RunContext) -> list[dict[str, Any]]:
         out += _mfu(flops * median_tok_s, ctx.ceilings, flops_per_token=flops)
         if ctx.weight_bytes is not None:
             kv = metrics.kv_cache_bytes(ctx.shape.layers, ctx.shape.kv_heads, ctx.shape.head_dim, context,
-                                        getattr(ctx.runtime, "kv_bytes_per_element", 2))
+                                        getattr(ctx.runtime, "kv_bytes_per_element", 2),
+                                        sliding_window=ctx.shape.sliding_window,
+                                        sliding_window_layers=ctx.shape.sliding_window_layers)
             per_token = metrics.decode_bytes_per_token(ctx.weight_bytes, kv)
             out += _mbu(per_token, median_tok_s, ctx.ceilings)
     if energy.joules is not None:

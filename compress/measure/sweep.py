@@ -82,7 +82,8 @@ def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings
             written += _bench_in_child(source, variant, settings, options, Path(results_path), Path(artifacts_dir), done)
             continue
         env = env or environment(source, settings, results_path)
-        written += _bench_variant(env, variant, options, Path(results_path), Path(artifacts_dir), done, log)
+        with _remote_code(options):
+            written += _bench_variant(env, variant, options, Path(results_path), Path(artifacts_dir), done, log)
     return written
 
 
@@ -145,7 +146,15 @@ def _child_bench_variant(source: Source, variant: variants.Variant, settings: Be
     quiet_libraries()
     env = environment(source, settings, results_path)
     env.isolated = True
-    return _bench_variant(env, variant, options, results_path, artifacts_dir, done, _log_to_stderr)
+    with _remote_code(options):
+        return _bench_variant(env, variant, options, results_path, artifacts_dir, done, _log_to_stderr)
+
+
+def _remote_code(options: Any) -> Any:
+    """Loads (the tokenizer, the artifact's runtime) run a folder's code only with --trust-remote-code."""
+    from compress.loading import remote_code
+
+    return remote_code(getattr(options, "trust_remote_code", False))
 
 
 def _log_to_stderr(line: str) -> None:
@@ -208,6 +217,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         reference = env.reference()
         ppl_inputs = (env.ppl_ids(), env.ppl_bos(), reference, env.reference_key() if reference is not None else None)
     _release_memory()
+    log(f"  loading it for {', '.join(tests) or 'peak memory'}")
     runtime = None
     with PeakMemory(env.device) as peak:
         try:

@@ -1,15 +1,16 @@
-"""The default candidate variants for a model on a device, named with compress.variants."""
+"""The default candidate variants for a model on a device, named with compress.variants.
+
+Each method's descriptor lists the names it proposes (``Method.candidates``); the
+structural candidates (layer drop, distillation students) depend on the model and the
+catalog, so they are decided here."""
 
 from __future__ import annotations
 
-from compress import variants
+from compress import methods, variants
+from compress.methods.groups import DEFAULT_GROUP_SIZE, default_group_size, input_widths
 from compress.planner.hardware import GpuProfile
 from compress.planner.spec import ModelSpec, family_members
 
-GPU_CANDIDATES = ("fp16", "bf16", "int8", "nf4", "gptq-8-g128", "gptq-4-g128", "gptq-3-g128", "awq-4-g128",
-                  "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k", "wanda-50", "wanda-2:4")
-CPU_CANDIDATES = ("fp32", "bf16", "fp16", "int8", "nf4", "gptq-4-g128", "awq-4-g128",
-                  "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q3_k_m", "q2_k", "wanda-50", "wanda-2:4")
 #: Layer drop candidate: a quarter of the layers, the largest cut SLEB/ShortGPT report as usable.
 LAYERDROP_FRACTION = 0.25
 #: At most this many distillation students (the largest smaller family members).
@@ -29,26 +30,18 @@ def distill_students(spec: ModelSpec) -> list[ModelSpec]:
     return sorted(by_layers.values(), key=lambda m: m.params, reverse=True)[:MAX_STUDENTS]
 
 
-#: Group sizes tried in turn when the usual 128 does not divide a model's layer widths.
-GROUP_SIZES = (128, 64, 32)
-
-
 def group_size_for(spec: ModelSpec) -> int:
-    """The largest usual group size that divides every quantized layer's input width.
-
-    GPTQ/AWQ kernels need whole groups along the input dimension: hidden (q/k/v/gate/up),
-    heads·head_dim (o_proj) and intermediate (down_proj). SmolLM2-135M's 576 takes 64, not 128.
-    """
-    widths = (spec.hidden, spec.heads * spec.head_dim, spec.intermediate)
-    return next((g for g in GROUP_SIZES if all(w % g == 0 for w in widths)), -1)
+    """The group size GPTQ/AWQ candidates use on ``spec`` (the rule: :mod:`compress.methods.groups`)."""
+    return default_group_size(input_widths(spec.hidden, spec.heads, spec.head_dim, spec.intermediate))
 
 
 def default_candidates(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     """Variant names to evaluate, in a stable order (canonical names, round-trip with variants.parse)."""
-    names = list(CPU_CANDIDATES if gpu.kind == "cpu" else GPU_CANDIDATES)
+    kind = "cpu" if gpu.kind == "cpu" else "gpu"
+    names = [name for d in methods.descriptors() for name in d.candidates.get(kind, ())]
     group = group_size_for(spec)
-    if group != 128:
-        names = [n.replace("-g128", f"-g{group}") for n in names]
+    if group != DEFAULT_GROUP_SIZE:
+        names = [n.replace(f"-g{DEFAULT_GROUP_SIZE}", f"-g{group}") for n in names]
     drop = round(spec.layers * LAYERDROP_FRACTION)
     if 1 <= drop < spec.layers:
         names.append(f"layerdrop-{drop}")

@@ -1,5 +1,7 @@
 """True storage size of each format: weights are sized per tensor from byte layouts.
 
+Each method's descriptor (:mod:`compress.methods`) sizes a tensor in its own layout;
+this module owns the model's tensor list, the GGUF type-mixing rules and the sums.
 :func:`tensors` lists the tensors of a model spec the way llama.cpp names them
 (``token_embd``, ``blk.N.attn_q`` ...). :func:`tensor_bytes` sizes one tensor in one format,
 and :func:`weight_bytes` sums them for a variant: GGUF per-tensor type mixes, GPTQ/AWQ packed
@@ -125,51 +127,10 @@ def gguf_metadata_bytes(spec: ModelSpec) -> int:
 
 # --- Hugging Face formats ---------------------------------------------------------------------
 
-def _group_bytes(t: Tensor, bits: int, group_size: int, layout: dict[str, Any]) -> int:
-    """GPTQ/AWQ: packed ints + per-group fp16 scale and packed zero + optional int32 g_idx."""
-    groups = math.ceil(t.cols / group_size)
-    qweight = math.ceil(t.cols * bits / 32) * 4 * t.rows
-    scales = groups * t.rows * layout["scale_bytes"]
-    zeros = math.ceil(groups * t.rows * bits * layout["zero_bits_per_bit"] / 8)
-    g_idx = t.cols * layout["g_idx_bytes"]
-    return (qweight + scales + zeros + g_idx) * t.count
-
-
-def _nf4_bytes(t: Tensor, double_quant: bool, layout: dict[str, Any]) -> int:
-    """NF4/FP4: 4-bit codes + absmax per block of 64 (8-bit + fp32 per 256 blocks when double-quantized)."""
-    blocks = math.ceil(t.rows * t.cols / layout["block_size"])
-    if double_quant:
-        absmax = blocks * layout["double_quant_absmax_bytes"] + \
-            math.ceil(blocks / layout["double_quant_block_blocks"]) * layout["double_quant_constant_bytes"]
-    else:
-        absmax = blocks * layout["absmax_bytes"]
-    return (math.ceil(t.rows * t.cols / 2) + absmax) * t.count
-
-
 def tensor_bytes(t: Tensor, step: variants.Step, spec: ModelSpec, *, sparse_storage: bool = False,
                  fmt: dict[str, Any] | None = None) -> int:
-    """Bytes of one tensor stored in the format of ``step``."""
-    fmt, c = fmt or formats(), step.config
-    dense = fmt["dense_bytes"]
-    if step.method == "gguf":
-        return gguf_type_bytes(gguf_tensor_type(c["qtype"], t, spec, fmt), t.numel, fmt)
-    if step.method == "baseline":
-        return t.numel * dense[{"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[c["dtype"]]]
-    if not t.is_linear:
-        keep = "fp32" if step.method == "onnx" else "fp16"
-        return t.numel * dense[keep]
-    if step.method in ("gptq", "awq"):
-        return _group_bytes(t, c["bits"], c["group_size"], fmt[step.method])
-    if step.method == "bnb" and c["quant_type"] == "int8":
-        layout = fmt["bnb_int8"]
-        return (t.rows * t.cols * layout["weight_bytes"] + t.rows * layout["row_scale_bytes"]) * t.count
-    if step.method == "bnb":
-        return _nf4_bytes(t, bool(c.get("double_quant", True)), fmt["bnb_4bit"])
-    if step.method == "onnx":
-        return t.numel * dense["int8"] + 8  # per-tensor scale and zero point
-    if step.method == "prune" and c.get("pattern") == "2:4" and sparse_storage:
-        return math.ceil(t.numel * fmt["sparse_2_4"]["bits_per_weight"] / 8)
-    return t.numel * dense["fp16"]  # pruned, dropped-layer and distilled models are stored dense fp16
+    """Bytes of one tensor stored in the format of ``step`` (the method's descriptor knows its layout)."""
+    return step.descriptor.tensor_bytes(t, step.settings, spec, fmt or formats(), sparse_storage=sparse_storage)
 
 
 # --- variants -----------------------------------------------------------------------------------
@@ -186,20 +147,14 @@ def variant_spec(spec: ModelSpec, variant: variants.Variant) -> ModelSpec:
     """The architecture after the variant's structural steps (layer drop, distillation)."""
     out = spec
     for step in variant.steps:
-        if step.method == "layerdrop":
-            n = step.config["drop_layers"]
-            if n >= out.layers:
-                raise ValueError(f"cannot drop {n} of {out.layers} layers")
-            out = with_layers(out, out.layers - n, name=f"{out.name}-drop{n}")
-        elif step.method == "distill":
-            out = student_spec(out, step.config["student_layers"])
+        out = step.descriptor.model_spec(step.settings, out)
     return out
 
 
 def storage_step(variant: variants.Variant) -> variants.Step:
     """The step that decides the storage format: the last one, or fp16 after structural steps."""
     last = variant.steps[-1]
-    if last.method in ("layerdrop", "distill"):
+    if not last.descriptor.stores_weights:
         return variants.Step("baseline", {"dtype": "float16"})
     return last
 
@@ -217,9 +172,7 @@ def _weight_bytes(spec: ModelSpec, variant_name: str, sparse_storage: bool, _pro
     step = storage_step(v)
     fmt = formats()
     total = sum(tensor_bytes(t, step, model, sparse_storage=sparse_storage, fmt=fmt) for t in _tensors(model))
-    if step.method == "gguf":
-        total += gguf_metadata_bytes(model)
-    return total
+    return total + step.descriptor.extra_file_bytes(step.settings, model)
 
 
 def gguf_type_mix(spec: ModelSpec, ftype: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from compress import formulas
 from compress.planner import profiles
 from compress.planner.spec import ModelSpec
 
@@ -57,18 +58,10 @@ def kv_bytes_per_element(kv_dtype: str) -> float:
 
 
 def kv_cache_bytes(spec: ModelSpec, context: int, batch: int = 1, bytes_per_element: float = 2.0) -> int:
-    """KV cache: 2 (K and V) * layers * kv_heads * head_dim * tokens * batch * bytes.
-
-    GQA-aware through ``kv_heads``; sliding-window-aware: layers with a window keep at most
-    ``sliding_window`` tokens (all layers, or ``sliding_window_layers`` of them).
-    """
-    per_token_layer = 2 * spec.kv_heads * spec.head_dim * bytes_per_element
-    if spec.sliding_window:
-        windowed = spec.layers if spec.sliding_window_layers is None else spec.sliding_window_layers
-        tokens = windowed * min(context, spec.sliding_window) + (spec.layers - windowed) * context
-    else:
-        tokens = spec.layers * context
-    return int(per_token_layer * tokens * batch)
+    """KV cache of ``spec`` in bytes (:func:`compress.formulas.kv_cache_bytes`: GQA- and
+    sliding-window-aware)."""
+    return int(formulas.kv_cache_bytes(spec.layers, spec.kv_heads, spec.head_dim, context, bytes_per_element, batch,
+                                       spec.sliding_window, spec.sliding_window_layers))
 
 
 def activation_bytes(spec: ModelSpec, chunk_tokens: int, batch: int = 1, bytes_per_element: int = 2) -> int:

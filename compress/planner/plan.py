@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from compress import variants
 from compress.errors import UserInputError
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
-from compress.planner.predict import default_context, predict_variant
+from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
 from compress.planner.rank import OBJECTIVES, quality_delta, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
@@ -21,6 +22,14 @@ from compress.registry import suggest
 SCHEMA = "compress.plan/1"
 DEFAULT_HEADROOM_GIB = 0.5
 MAX_GPUS_SUGGESTED = 8
+# Predicted perplexity changes closer than this (percentage points) count as a tie, and the
+# faster option is named: the figures are published for reference models (profiles/quality.toml)
+# and carried over to this one, so a 0.01-point difference says nothing about this model.
+# A judgement, not a measurement.
+QUALITY_TIE_PCT = 0.1
+#: The most GPUs in one tensor-parallel group: 64 covers a rack-scale NVLink domain's usual
+#: power-of-two partitions (GB200 NVL72 holds 72 GPUs; TP degrees above 8 are rare in practice).
+MAX_GPUS = 64
 
 
 @dataclass(frozen=True)
@@ -31,14 +40,17 @@ class PlanOptions:
     headroom_gib: float = DEFAULT_HEADROOM_GIB
     objective: str = "balanced"
     kv_dtype: str = "fp16"
+    engine: str = ANY_ENGINE
 
     def __post_init__(self) -> None:
+        check_engine(self.engine)
         if self.context < 1:
             raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
         if self.batch < 1:
             raise UserInputError(f"--batch must be at least 1, got {self.batch}")
-        if self.gpus < 1:
-            raise UserInputError(f"--gpus must be at least 1, got {self.gpus}")
+        if not 1 <= self.gpus <= MAX_GPUS:
+            raise UserInputError(f"--gpus must be from 1 to {MAX_GPUS} (GPUs in one tensor-parallel group), "
+                                 f"got {self.gpus}")
         if self.headroom_gib < 0:
             raise UserInputError(f"--headroom must be >= 0, got {self.headroom_gib}")
         if self.objective not in OBJECTIVES:
@@ -92,11 +104,16 @@ class Plan:
 
 def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
              measured: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Every default candidate predicted and ranked; a variant bench measured on this device
-    carries its ``measured`` quality, which the ranking uses in place of the prediction."""
+    """Every default candidate predicted and ranked (only those ``options.engine`` serves); a
+    variant bench measured on this device carries its ``measured`` quality, which the ranking
+    uses in place of the prediction."""
+    names = cands.default_candidates(spec, gpu)
+    if options.engine != ANY_ENGINE:
+        names = [n for n in names if options.engine in engines_for(variants.parse(n), gpu)]
     found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
-                             kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib)
-             for name in cands.default_candidates(spec, gpu)]
+                             kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib,
+                             runtime=None if options.engine == ANY_ENGINE else options.engine)
+             for name in names]
     for c in found:
         if measured and c["variant"] in measured:
             c["measured"] = measured[c["variant"]]
@@ -134,24 +151,38 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
                     if quality is not None else "an unpublished quality change")
     if measured is not None:
         quality_text += f", measured {measured:+.2f}% on this device"
+    cached = p.get("decode_context_tokens", p["prompt_tokens"])
+    prompts = f"{options.batch} prompts of {p['prompt_tokens']} tokens" if options.batch > 1 \
+        else f"a {p['prompt_tokens']}-token prompt"
     text = (f"Use {best['variant']} ({best['method']}, {best['runtime']}, kernel {best['kernel']}) on {where}. "
             f"It fits with {best['margin_gib']:.1f} GiB to spare (peak {p['peak_memory_gib']:.1f} GiB), "
-            f"decodes at a predicted {p['decode_tok_s']:.0f} tok/s with {p['ttft_ms']:.0f} ms to the first token "
-            f"of a {p['prompt_tokens']}-token prompt, and costs {quality_text}. "
+            f"decodes at a predicted {p['decode_tok_s']:.0f} tok/s with {cached} tokens in the cache, "
+            f"takes {p['ttft_ms']:.0f} ms to the first token of {prompts}, and costs {quality_text}. "
             f"It ranks first of {len(fitting)} fitting options by the {options.objective} objective"
             f"{' and is on the quality x speed x memory Pareto front' if best['pareto'] else ''}.")
-    best_q = min((c for c in fitting if quality_delta(c) is not None),
-                 key=lambda c: (quality_delta(c), -c["predicted"]["decode_tok_s"]), default=None)
+    best_q = least_quality_loss(fitting)
     fastest = max(fitting, key=lambda c: c["predicted"]["decode_tok_s"])
     if best_q and best_q is not best:
         text += (f" For the least quality loss take {best_q['variant']} "
-                 f"({quality_delta(best_q):+.1f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
+                 f"({quality_delta(best_q):+.2f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
         text += f"; for speed {fastest['variant']} ({fastest['predicted']['decode_tok_s']:.0f} tok/s)." \
             if fastest is not best else "."
     too_big = [c["variant"] for c in ranked if not c["fits"] and c["margin_gib"] < 0 and c["method"] == "baseline"]
     if too_big:
         text += f" Uncompressed ({', '.join(too_big)}) does not fit."
     return text
+
+
+def least_quality_loss(fitting: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The fitting candidate with the smallest perplexity change (measured where bench measured it
+    on this device, else predicted); among those within
+    :data:`QUALITY_TIE_PCT` of it, the fastest."""
+    known = [c for c in fitting if quality_delta(c) is not None]
+    if not known:
+        return None
+    least = min(quality_delta(c) for c in known)
+    tied = [c for c in known if quality_delta(c) <= least + QUALITY_TIE_PCT]
+    return max(tied, key=lambda c: c["predicted"]["decode_tok_s"])
 
 
 def _search(trials: list[tuple[Any, ModelSpec, GpuProfile, PlanOptions]]) -> tuple[Any, dict[str, Any]] | None:
@@ -217,7 +248,8 @@ def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
 
 def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batch: int = 1, gpus: int = 1,
               headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced", kv_dtype: str = "fp16",
-              headroom_fraction: float = 0.0, records: list[dict[str, Any]] | None = None) -> Plan:
+              headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
+              records: list[dict[str, Any]] | None = None) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, "cpu"/"host" or "auto").
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
@@ -235,13 +267,17 @@ def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batc
         raise UserInputError(f"--gpus {gpus} makes no sense with the CPU host profile; leave it at 1")
     options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
                           headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
-                          objective=objective, kv_dtype=kv_dtype)
+                          objective=objective, kv_dtype=kv_dtype, engine=engine)
     measured = None
     if records:
         from compress.planner.measured import measured_quality, model_keys
 
         measured = measured_quality(records, model_keys(model, spec.name, spec.aliases), device.name)
     ranked = evaluate(spec, device, options, measured)
+    if not ranked:
+        where = "the CPU" if device.kind == "cpu" else device.display_name
+        raise UserInputError(f"--engine {engine} serves none of the candidate formats on {where}; "
+                             "try --engine any")
     best = _best(ranked)
     alts = [] if best else alternatives(spec, device, options)
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),

@@ -43,29 +43,138 @@ def default_context(spec: ModelSpec) -> int:
     return min(spec.max_context, runtimes()["defaults"]["context_tokens"])
 
 
+#: The engines a plan can restrict itself to (``--engine``); "any" lets each candidate take
+#: the first engine of its format in ``runtimes.toml [engines]`` whose kernels run on the device.
+ENGINES = ("vllm", "llama.cpp", "transformers", "onnxruntime")
+ANY_ENGINE = "any"
+
+
+def engines_for(variant: variants.Variant, gpu: GpuProfile) -> list[str]:
+    """Engines that serve ``variant``'s artifact on this kind of device, most deployable first."""
+    table = runtimes()["engines"]["cpu" if gpu.kind == "cpu" else "gpu"]
+    step = formats.storage_step(variant)
+    return list(table.get(step.descriptor.runtime_key(step.settings), []))
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is a known engine name or "any", else a user error listing them."""
+    if engine not in (*ENGINES, ANY_ENGINE):
+        raise UserInputError(f"unknown engine {engine!r}: expected one of {', '.join((*ENGINES, ANY_ENGINE))}")
+    return engine
+
+
+def _weight_bits(step: variants.Step) -> int | None:
+    """Stored width of the quantized weights, where the format has one."""
+    c = step.config
+    if step.method in ("gptq", "awq"):
+        return int(c["bits"])
+    if step.method == "bnb":
+        return 8 if c["quant_type"] == "int8" else 4
+    if step.method in ("fp8", "w8a8"):
+        return 8
+    return None
+
+
+def _runs_on(gpu: GpuProfile, name: str) -> tuple[bool, str]:
+    """kernel_support plus the rule's exclusive ``max_cc`` (architectures that dropped a kernel)."""
+    ok, why = kernel_support(gpu, name)
+    rule = kernel_rules()[name]
+    if ok and rule.get("max_cc") and gpu.cc is not None and gpu.cc >= float(rule["max_cc"]):
+        return False, (f"{rule['what']} is not built for sm{rule['max_cc'].replace('.', '')}+, "
+                       f"{gpu.display_name} is sm{gpu.compute_capability.replace('.', '')}")
+    return ok, why
+
+
+def _speed_factor(name: str) -> float:
+    rule = kernel_rules()[name]
+    return runtimes()["kernel_speed"].get(rule.get("speed", name), 1.0)
+
+
+def pick_kernel(gpu: GpuProfile, engine: str, step: variants.Step,
+                device: str = "cuda") -> tuple[str | None, list[str], str | None]:
+    """The first of the method's kernels (its descriptor's list) that ``engine`` runs on ``gpu``.
+
+    Returns (kernel name or None, reasons, why-not when none runs). A faster kernel that was
+    passed over, or one with quantized activations where the chosen one computes in 16 bits,
+    is named in the reasons with the compute capability it needs.
+    """
+    rules = kernel_rules()
+    bits = _weight_bits(step)
+    mine = [(n, rules[n]) for n in step.descriptor.kernels
+            if engine in rules[n].get("engines", ()) and rules[n].get("device", "cuda") == device]
+    fitting = [(n, r) for n, r in mine if bits is None or bits in r.get("weight_bits", (bits,))]
+    if device != "cuda":
+        return (fitting[0][0] if fitting else None), [], None
+    skipped: list[tuple[str, str]] = []
+    for name, rule in fitting:
+        ok, why = _runs_on(gpu, name)
+        if not ok:
+            skipped.append((name, why))
+            continue
+        return name, _passed_over(gpu, name, mine, fitting, skipped, bits, step), None
+    if not fitting:
+        return None, [], f"{engine} has no kernel for {variants.step_name(step)} artifacts"
+    return None, [], skipped[-1][1]
+
+
+def _passed_over(gpu: GpuProfile, name: str, mine: list[tuple[str, dict[str, Any]]],
+                 fitting: list[tuple[str, dict[str, Any]]], skipped: list[tuple[str, str]], bits: int | None,
+                 step: variants.Step) -> list[str]:
+    """Why a faster kernel does not serve this candidate: the closest one this GPU lacks, or
+    one that exists here for other weight widths."""
+    rules, rule = kernel_rules(), kernel_rules()[name]
+    reasons = []
+    if skipped:
+        other = skipped[-1][0]
+        need = rules[other]
+        why = (f"{need['what']} needs sm{need['min_cc'].replace('.', '')}+ "
+               f"({gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')})")
+        lost = set(rules[other].get("act_dtypes", ())) - set(rule.get("act_dtypes", ())) - {"fp16", "bf16", "fp32"}
+        if lost:
+            reasons.append(f"{why}: runs weight-only through {rule['what']}, without "
+                           f"{'/'.join(sorted(lost))} activations")
+        elif _speed_factor(other) > _speed_factor(name):
+            reasons.append(f"{why}: slower {rule['what']} instead")
+    widths = set(rule.get("weight_bits", ()))
+    for other, other_rule in [] if reasons else mine[:[n for n, _ in mine].index(name)]:
+        # a generic kernel (more widths) chosen because the fast one lacks this width
+        if other not in dict(fitting) and widths > set(other_rule.get("weight_bits", ())) \
+                and _runs_on(gpu, other)[0] and _speed_factor(other) > _speed_factor(name):
+            reasons.append(f"{bits}-bit {step.method} has no {other_rule['what']}: {rule['what']}, slower")
+            break
+    return reasons
+
+
 def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | None = None) -> KernelChoice:
-    """Runtime and kernel for ``variant`` on ``gpu``, with the compatibility reasons."""
+    """Engine and kernel for ``variant`` on ``gpu``, with the compatibility reasons.
+
+    ``runtime`` (an engine name) forces the engine; otherwise the first engine of the format's
+    list in ``runtimes.toml [engines]`` whose kernel runs on the device is taken.
+    """
+    if runtime and runtime != ANY_ENGINE:
+        return _engine_choice(variant, gpu, runtime)
+    engines = engines_for(variant, gpu) or ["transformers"]
+    choices = [_engine_choice(variant, gpu, e) for e in engines]
+    return next((c for c in choices if c.supported), choices[0])
+
+
+def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> KernelChoice:
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
-    key = "prune_2_4" if (prune and prune.config.get("pattern") == "2:4" and step.method == "prune") else step.method
-    table = runtimes()["method_runtime"]["cpu" if cpu else "gpu"]
-    rt = runtime or table.get(key, "transformers")
     reasons: list[str] = []
     supported, kernel, speed, dtype, sparse = True, "dense", "dense", "fp16", False
+    served = engines_for(variant, gpu)
+    if rt not in served:
+        where = "the CPU" if cpu else "a GPU"
+        reasons.append(f"{rt} does not serve {variants.step_name(step)} artifacts on {where}"
+                       + (f"; {', '.join(served)} does" if served else ""))
+        supported = False
 
     def need(rule: str) -> bool:
         ok, why = kernel_support(gpu, rule)
         if not ok:
             reasons.append(why)
-        return ok
-
-    def has(rule: str, what: str) -> bool:
-        """A fast kernel that has a slower fallback: say so briefly when it is missing."""
-        ok, _ = kernel_support(gpu, rule)
-        if not ok:
-            reasons.append(f"no {rule.replace('_', ' ').title()} {what} kernel below "
-                           f"sm{kernel_rules()[rule]['min_cc'].replace('.', '')}: slower fallback kernel")
         return ok
 
     if cpu:
@@ -74,6 +183,14 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
             kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         elif step.method == "gguf":
             kernel, speed = "llama.cpp-cpu", "gguf"
+        elif step.method in ("fp8", "w8a8"):
+            found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
+            if found is None:
+                supported = False
+                reasons.append(f"{rt} has no CPU kernel for {variants.step_name(step)} "
+                               "(FP8 matmuls need sm89+ tensor cores)")
+            else:
+                kernel, speed = found, kernel_rules()[found].get("speed", found)
         if prune and prune.config.get("pattern") == "2:4":
             reasons.append("no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved")
     elif step.method == "baseline":
@@ -81,31 +198,17 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
         if dtype == "bf16" and not need("bf16"):
             supported = False
             reasons.append("use fp16 instead (bf16 would be emulated, slowly)")
-    elif step.method == "bnb":
-        rule = "bnb_int8" if c["quant_type"] == "int8" else "bnb_4bit"
-        kernel, speed = rule, rule
-        supported = need(rule)
-    elif step.method == "gptq":
-        marlin = c["bits"] in (4, 8) and has("marlin", "GPTQ")
-        if marlin:
-            kernel, speed = "marlin", "marlin"
-        elif c["bits"] == 4 and need("gptq_exllamav2"):
-            kernel, speed = "gptq_exllamav2", "gptq_exllamav2"
+    elif step.method in ("gptq", "awq", "bnb", "fp8", "w8a8", "gguf", "onnx"):
+        found, why_chosen, why_not = pick_kernel(gpu, rt, step)
+        if found is None:
+            supported = False
+            kernel = next(iter(step.descriptor.kernels), kernel)  # the kernel the format needs
+            reasons.append(why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}")
         else:
-            kernel, speed = "gptq_cuda", "gptq_cuda"
-            supported = need("gptq_cuda")
-            if c["bits"] not in (4, 8):
-                reasons.append(f"{c['bits']}-bit GPTQ has no Marlin/exllama kernel: generic CUDA kernel, slower")
-    elif step.method == "awq":
-        if has("marlin", "AWQ"):
-            kernel, speed = "awq_marlin", "marlin"
-        elif need("awq_gemm"):
-            kernel, speed = "awq_gemm", "awq_gemm"
-        else:
-            kernel, speed, supported = "awq_gemm", "awq_gemm", False
-    elif step.method == "gguf":
-        kernel, speed = "llama_cpp_cuda", "gguf"
-        supported = need("llama_cpp_cuda")
+            rule = kernel_rules()[found]
+            kernel, speed = found, rule.get("speed", found)
+            dtype = rule.get("compute", dtype)
+            reasons += why_chosen
     if not cpu and rt == "vllm":
         supported = need("vllm") and supported
     if prune is not None and not cpu:
@@ -119,9 +222,22 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
                 reasons.append("stored dense: no memory saved, no speedup")
         else:
             reasons.append("unstructured sparsity saves nothing in dense kernels: same memory and speed as the dense model")
-    if dtype == "fp16" and not cpu and gpu.cc is not None and gpu.cc >= 8.0 and step.method != "baseline":
+    if dtype == "fp16" and not cpu and step.method != "baseline" and kernel_support(gpu, "bf16")[0]:
         dtype = "bf16" if "bf16" in gpu.tflops else "fp16"
     return KernelChoice(rt, kernel, speed, supported, dtype, tuple(reasons), sparse)
+
+
+def batch_factor(engine: str, batch: int) -> float:
+    """The engine's decode efficiency at ``batch`` relative to batch 1, from the published
+    points in ``runtimes.toml [batch_efficiency]``, interpolated in log(batch)."""
+    points = sorted(runtimes().get("batch_efficiency", {}).get(engine, {}).get("points", [[1, 1.0]]))
+    if batch <= points[0][0]:
+        return float(points[0][1])
+    for (b0, f0), (b1, f1) in zip(points, points[1:]):
+        if batch <= b1:
+            t = math.log(batch / b0) / math.log(b1 / b0)
+            return float(f0 + t * (f1 - f0))
+    return float(points[-1][1])
 
 
 def _read_bytes(spec: ModelSpec, weight_bytes: int, batch: int) -> float:
@@ -167,13 +283,17 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     usable = gpu.usable_memory_gib - headroom_gib
     margin = usable - mem.total_gib
 
-    tp = 1.0 if devices == 1 else rt_data["tensor_parallel"]["efficiency"]
+    # Tensor-parallel engines sum the GPUs' bandwidth; layer-split engines run one GPU at a time.
+    tensor_parallel = choice.runtime in rt_data["tensor_parallel"].get("engines", ())
+    parallel = devices if tensor_parallel else 1
+    tp = 1.0 if parallel == 1 else rt_data["tensor_parallel"]["efficiency"]
     kernel_factor = rt_data["kernel_speed"].get(choice.speed_key, 1.0)
+    compute_factor = rt_data.get("kernel_compute_efficiency", {}).get(choice.kernel, 1.0)
     device = roofline.Device(
-        bandwidth_gbs=gpu.memory_bandwidth_gbs * devices * tp,
-        peak_tflops=gpu.peak_tflops(choice.compute_dtype) * devices * tp,
+        bandwidth_gbs=gpu.memory_bandwidth_gbs * parallel * tp,
+        peak_tflops=gpu.peak_tflops(choice.compute_dtype) * parallel * tp,
         bandwidth_efficiency=rt["cpu_bandwidth_efficiency" if cpu else "bandwidth_efficiency"] * kernel_factor,
-        compute_efficiency=rt["compute_efficiency"],
+        compute_efficiency=rt["compute_efficiency"] * compute_factor,
         layer_overhead_us=rt["cpu_layer_overhead_us" if cpu else "layer_overhead_us"],
     )
     speedup = rt_data["sparse_2_4"]["linear_speedup"] if choice.sparse_kernels else 1.0
@@ -181,21 +301,26 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     kv_prompt = memory.kv_cache_bytes(model, prompt, batch, kv_elem)
     read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
     attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
-    flops = roofline.decode_flops(model.active_params, batch, attn)
+    flops = roofline.decode_flops(model.matmul_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
     decode_overhead_us = rt.get("cpu_decode_layer_overhead_us" if cpu else "decode_layer_overhead_us",
                                 device.layer_overhead_us)
     if not cpu:
         decode_overhead_us += rt_data.get("kernel_layer_overhead_us", {}).get(choice.speed_key, 0.0)
-    decode_device = dataclasses.replace(device, layer_overhead_us=decode_overhead_us)
+    decode_device = dataclasses.replace(device, layer_overhead_us=decode_overhead_us,
+                                        bandwidth_efficiency=device.bandwidth_efficiency
+                                        * batch_factor(choice.runtime, batch))
     tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
-    pf = roofline.prefill_flops(model.active_params, prompt, batch, model.layers, model.heads, model.head_dim)
+    pf = roofline.prefill_flops(model.matmul_params, prompt, batch, model.layers, model.heads, model.head_dim)
     ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
     q = quality.estimate(spec, v)
 
     reasons = list(choice.reasons)
     fits = margin >= 0
+    if devices > 1 and not tensor_parallel:
+        reasons.append(f"{choice.runtime} splits layers across the {devices} GPUs: memory is shared out, "
+                       "but one GPU works at a time (no tensor parallelism)")
     if not fits:
         reasons.insert(0, f"too big: needs {mem.total_gib:.1f} GiB per device, {usable:.1f} GiB usable "
                           f"({-margin:.1f} GiB short)")

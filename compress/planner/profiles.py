@@ -8,6 +8,7 @@ Every hardware, format, runtime and quality number the planner uses is in ``prof
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -64,3 +65,26 @@ def load_folder(name: str) -> list[tuple[Path, dict[str, Any]]]:
 @lru_cache(maxsize=None)
 def _load_folder(folder: Path, name: str) -> list[tuple[Path, dict[str, Any]]]:
     return [(p, _read(p)) for p in sorted((folder / name).glob("*.toml"))]
+
+
+def profile_citations(name: str) -> dict[str, str]:
+    """The sources a profile file cites in its header comments, ``# [tag] citation``, by tag.
+
+    Each number in the file names its tag in a trailing comment (``# [ds]``); this gives the
+    citations themselves, for ``compress gpus --format json``. Empty where the file is absent.
+    """
+    return _citations(profiles_dir() / name)
+
+
+@lru_cache(maxsize=None)
+def _citations(path: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        m = re.match(r"#\s*\[([^\]]+)\]\s*(.+)", line.strip())
+        if m:
+            found.setdefault(m.group(1), m.group(2).strip())
+    return found

@@ -121,15 +121,12 @@ def _pooled(entries: list[dict[str, Any]], spec: ModelSpec, field: str) -> tuple
                    max(c.high for c in carried)), chosen
 
 
-def _keys(step: variants.Step) -> list[tuple[str, str]]:
-    """(table key, note) to look the step up under, best first."""
+def _keys(step: variants.Step, table_keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(table key, note) to look the step up under, best first: the descriptor's keys, then a proxy."""
     c = step.config
-    name = variants.step_name(step)
-    keys = [(name, "")]
-    if step.method in ("gptq", "awq"):
-        keys.append((f"{step.method}-{c['bits']}-g128",
-                     f"; group size {c['group_size']} / act-order not tabulated, g128 figures used"))
-    proxy = _data().get("proxies", {}).get(name)
+    keys = [(key, "" if i == 0 else f"; group size {c.get('group_size')} / act-order not tabulated, g128 figures used")
+            for i, key in enumerate(table_keys)]
+    proxy = _data().get("proxies", {}).get(variants.step_name(step))
     if proxy:
         keys.append((proxy, f"; proxy: {proxy} figures (see profiles/quality.toml [proxies])"))
     return keys
@@ -146,17 +143,17 @@ def _describe(chosen: list[dict[str, Any]], spec: ModelSpec, note: str) -> str:
 def _step_estimate(step: variants.Step, spec: ModelSpec) -> tuple[Carried | None, Carried | None, str]:
     """(ln PPL ratio, KLD, source) of one step; None where nothing is published."""
     c = step.config
-    if step.method == "baseline" or (step.method == "gguf" and c["qtype"] in ("F32", "F16", "BF16")):
+    where = step.descriptor.quality_source(step.settings)
+    if where.kind == "reference":
         return ZERO, ZERO, "reference precision (no change)"
-    if step.method == "layerdrop":
+    if where.kind == "layerdrop":
         return _layerdrop(c["drop_layers"] / spec.layers, spec)
-    if step.method == "distill":
-        return None, None, ("no published perplexity for this teacher/student pair: quality is the student's, "
-                            "after a distillation run (compare the student's own model card scores)")
+    if where.kind == "none":
+        return None, None, where.note
     # References in the model's own regime under any key (the exact variant, then its fallbacks)
     # come before references of the other regime under the exact key.
     regime = model_regime(spec)
-    found = [(key, note, _entries(key)) for key, note in _keys(step)]
+    found = [(key, note, _entries(key)) for key, note in _keys(step, where.keys)]
     found = [f for f in found if f[2]]
     own = [f for f in found if any(reference_regime(e) == regime for e in f[2])]
     for key, note, entries in own[:1] or found[:1]:

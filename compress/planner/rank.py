@@ -7,6 +7,8 @@ from typing import Any
 from compress.pareto import pareto_front
 
 OBJECTIVES = ("balanced", "quality", "speed", "memory")
+#: Methods whose result is a different (smaller) model rather than a format of the same one.
+STRUCTURAL = ("layerdrop", "distill")
 #: Pareto objectives over a candidate's "predicted" figures.
 PARETO = {"ppl_delta_pct": "min", "decode_tok_s": "max", "peak_memory_gib": "min"}
 #: Weights of the balanced score: quality first, then speed, then memory left.
@@ -54,7 +56,11 @@ def rank(candidates: list[dict[str, Any]], objective: str) -> list[dict[str, Any
     on_front = {id(c) for c, f in zip(fitting, front) if f}
     best_tok_s = max((c["predicted"]["decode_tok_s"] for c in fitting), default=1.0)
     least_gib = min((c["predicted"]["peak_memory_gib"] for c in fitting), default=1.0)
-    scored = sorted(fitting, key=lambda c: score(c, best_tok_s, least_gib, objective), reverse=True)
+    # Recipes that swap the model for a smaller one (layer drop, distillation) rank after every
+    # fitting format of the model itself: they need a training run and change what is served.
+    direct_fits = any(c["method"] not in STRUCTURAL for c in fitting)
+    scored = sorted(fitting, key=lambda c: (not (direct_fits and c["method"] in STRUCTURAL),
+                                            score(c, best_tok_s, least_gib, objective)), reverse=True)
     out = [{**c, "pareto": id(c) in on_front, "rank": i + 1,
             "score": round(score(c, best_tok_s, least_gib, objective), 4)} for i, c in enumerate(scored)]
     rest = sorted((c for c in candidates if not c["fits"]), key=lambda c: -c["margin_gib"])

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from compress import formulas
+
 
 @dataclass(frozen=True)
 class Device:
@@ -26,9 +28,10 @@ class Device:
     layer_overhead_us: float
 
 
-def decode_flops(active_params: int, batch: int, attention_flops_per_token: float) -> float:
-    """2 FLOPs per active parameter per token, plus attention over the cache."""
-    return batch * (2 * active_params + attention_flops_per_token)
+def decode_flops(matmul_params: int, batch: int, attention_flops_per_token: float) -> float:
+    """2 FLOPs per matmul parameter per token, plus attention over the cache: ``batch *``
+    :func:`compress.formulas.flops_per_token` (input embedding not counted)."""
+    return batch * (2 * matmul_params + attention_flops_per_token)
 
 
 def attention_flops(layers: int, heads: int, head_dim: int, kv_tokens: int) -> float:
@@ -54,6 +57,6 @@ def ttft_ms(prefill_flops: float, weight_bytes: float, layers: int, chunks: int,
     return 1e3 * (max(compute_s, memory_s) / speedup + chunks * layers * device.layer_overhead_us * 1e-6)
 
 
-def prefill_flops(active_params: int, prompt_tokens: int, batch: int, layers: int, heads: int, head_dim: int) -> float:
-    """2 * P * tokens for the matmuls + causal attention 2 * layers * heads * head_dim * tokens^2."""
-    return batch * (2 * active_params * prompt_tokens + 2 * layers * heads * head_dim * prompt_tokens**2)
+def prefill_flops(matmul_params: int, prompt_tokens: int, batch: int, layers: int, heads: int, head_dim: int) -> float:
+    """FLOPs of a causal prefill (:func:`compress.formulas.prefill_flops`)."""
+    return formulas.prefill_flops(matmul_params, prompt_tokens, layers, heads * head_dim, batch)

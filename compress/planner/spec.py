@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from compress import arch, formulas
 from compress.errors import UserInputError
 from compress.planner import profiles
 from compress.registry import suggest
@@ -66,6 +67,11 @@ class ModelSpec:
     @property
     def active_params(self) -> int:
         return param_count(self, active=True)
+
+    @property
+    def matmul_params(self) -> int:
+        """Active parameters that take part in a matmul per token (:func:`compress.formulas.matmul_params`)."""
+        return formulas.matmul_params(self.active_params, self.vocab, self.hidden, self.tied_embeddings)
 
     def __hash__(self) -> int:  # frozen and hashable, so per-spec results can be cached
         return hash((self.name, self.layers, self.hidden, self.heads, self.kv_heads, self.intermediate, self.vocab, self.experts))
@@ -179,23 +185,28 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
         config = path / "config.json"
         if not config.is_file():
             raise UserInputError(f"{path} is a folder without config.json; expected a Hugging Face model folder")
-        return spec_from_config(json.loads(config.read_text()), name=path.name, origin="config.json", path=str(path))
+        return spec_from_config(_read_config(config), name=path.name, origin="config.json", path=str(path))
     if path.is_file() and path.name == "config.json":
-        return spec_from_config(json.loads(path.read_text()), name=path.parent.name, origin="config.json", path=str(path))
+        return spec_from_config(_read_config(path), name=path.parent.name, origin="config.json", path=str(path))
     if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
         return spec_from_hub(text)
     names = [*catalog()]
     raise suggest(text, names, "model")
 
 
-_ARCH_MAP = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "MixtralForCausalLM": "mixtral",
-             "Qwen2ForCausalLM": "qwen2", "Gemma2ForCausalLM": "gemma2", "Phi3ForCausalLM": "phi3",
-             "Qwen2MoeForCausalLM": "qwen2_moe", "GemmaForCausalLM": "gemma", "Gemma3ForCausalLM": "gemma3"}
+def _read_config(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserInputError(f"cannot read {file} ({err}): expected a transformers config.json") from None
 
 
 def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: str | None = None) -> ModelSpec:
-    """A spec from a transformers ``config.json`` dict."""
-    cfg = config.get("text_config", config)  # multimodal configs nest the language model
+    """A spec from a transformers ``config.json`` dict (its sizes bounded by :mod:`compress.limits`)."""
+    from compress.limits import check_config
+
+    check_config(config, f"config.json of {name!r}")
+    cfg = config.get("text_config") or config  # multimodal configs nest the language model
     try:
         hidden = int(cfg["hidden_size"])
         heads = int(cfg["num_attention_heads"])
@@ -205,13 +216,16 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
     except KeyError as err:
         raise UserInputError(f"config.json of {name!r} has no {err.args[0]!r}; expected a decoder-only transformers config") from None
     arch_names = config.get("architectures") or []
-    architecture = _ARCH_MAP.get(arch_names[0], cfg.get("model_type", "llama")) if arch_names else cfg.get("model_type", "llama")
     model_type = cfg.get("model_type", "")
+    family = arch.by_model_type(model_type)
+    named = arch.by_hf_class(arch_names[0]) if arch_names else None
+    architecture = named.name if named else cfg.get("model_type", "llama")
     window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
     window_layers = None
-    if window and model_type in ("gemma2",):
-        window_layers = layers // 2  # Gemma 2 alternates local and global layers
-    return ModelSpec(
+    if window and family is not None and family.alternating_window:
+        window_layers = layers // 2
+    return _checked_spec(
+        f"config.json of {name!r}",
         name=name, layers=layers, hidden=hidden, heads=heads,
         kv_heads=int(cfg.get("num_key_value_heads") or heads),
         head_dim=int(cfg.get("head_dim") or hidden // heads),
@@ -221,8 +235,8 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
         sliding_window=int(window) if window else None, sliding_window_layers=window_layers,
         experts=int(cfg.get("num_local_experts") or cfg.get("num_experts") or 1),
         experts_per_token=int(cfg.get("num_experts_per_tok") or 1),
-        qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
-        norms_per_layer=4 if model_type in ("gemma2", "gemma3") else 2,
+        qkv_bias=bool(cfg.get("attention_bias", family is not None and family.qkv_bias)),
+        norms_per_layer=family.norms_per_layer if family is not None else 2,
         architecture=architecture, origin=origin, path=path, display_name=name,
     )
 
@@ -260,7 +274,14 @@ def spec_from_gguf(path: Path) -> ModelSpec:
     head_dim = int(meta("attention.key_length") or hidden // heads)
     ff = meta("feed_forward_length")
     name = field_value("general.name") or path.stem
-    return ModelSpec(
+    from compress.limits import check_dims
+
+    check_dims({"layers": meta("block_count") or 0, "hidden": hidden, "heads": heads, "kv_heads": kv_heads,
+                "head_dim": head_dim, "intermediate": (ff[0] if isinstance(ff, list) else ff) or 0, "vocab": vocab,
+                "max_context": meta("context_length"), "experts": meta("expert_count"),
+                "experts_per_token": meta("expert_used_count")}, f"GGUF header of {path}")
+    return _checked_spec(
+        f"GGUF header of {path}",
         name=str(name).lower().replace(" ", "-"), layers=int(meta("block_count")), hidden=hidden,
         heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         intermediate=int(ff[0] if isinstance(ff, list) else ff),
@@ -272,6 +293,14 @@ def spec_from_gguf(path: Path) -> ModelSpec:
         norms_per_layer=sum(1 for t in shapes if t.startswith("blk.0.") and t.endswith("norm.weight")) or 2,
         architecture=str(arch), origin="gguf", path=str(path), display_name=str(name),
     )
+
+
+def _checked_spec(where: str, **fields: Any) -> ModelSpec:
+    """A ModelSpec whose consistency errors (heads not a multiple of KV heads...) read as one clear line."""
+    try:
+        return ModelSpec(**fields)
+    except ValueError as err:
+        raise UserInputError(f"{where}: {err}; the file is damaged or not a model of a supported kind") from None
 
 
 def spec_from_hub(model_id: str) -> ModelSpec:

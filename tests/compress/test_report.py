@@ -116,3 +116,44 @@ def test_quality_plot_sets_predicted_against_measured():
     assert 'id="pred-ppl_delta_pct"' in html and 'id="pred-kld_mean"' in html
     assert "How to read" in html
     assert "pred-ppl_delta_pct" not in render_report(_records())  # no quality records, no empty plot
+def _svg(text, svg_id):
+    return re.search(rf'<svg id="{svg_id}".*?</svg>', text, re.S).group(0)
+
+
+def _caption(text, svg_id):
+    return re.search(rf'<svg id="{svg_id}".*?</svg><figcaption>(.*?)</figcaption>', text, re.S).group(1)
+
+
+def test_each_plot_says_how_to_read_it_and_what_the_diagonal_means():
+    text = render_report(_records())
+    for svg_id in ("pareto-plot", "pred-decode_tok_s", "pred-peak_memory_gib", "strip-ttft_ms", "strip-itl_ms"):
+        assert "How to read:" in _caption(text, svg_id), svg_id
+    # above the diagonal: faster than predicted for speed, but MORE memory than predicted for memory
+    assert "faster than predicted" in _caption(text, "pred-decode_tok_s")
+    assert "more memory than predicted" in _caption(text, "pred-peak_memory_gib")
+    assert "beat the planner" not in text
+
+
+def test_log_axes_say_so_and_tick_at_round_values():
+    svg = _svg(render_report(_records()), "pred-decode_tok_s")
+    assert "predicted tok/s (log scale)" in svg and "measured tok/s (log scale)" in svg
+    ticks = re.findall(r'font-size="11">([0-9.,]+)</text>', svg)
+    assert ticks and all(t.replace(",", "").lstrip("0.").rstrip("0").rstrip(".") in ("1", "2", "5") for t in ticks), ticks
+
+
+def test_strip_plot_draws_every_repetition_clear_of_the_labels():
+    from compress.report import LABEL_W
+
+    records = _records()
+    svg = _svg(render_report(records), "strip-decode_tok_s")
+    dots = [float(x) for x in re.findall(r'<circle cx="([0-9.]+)"', svg)]
+    assert len(dots) == sum(len(r["samples"]) for r in records if r["metric"] == "decode_tok_s")
+    assert min(dots) > LABEL_W  # no dot on a variant's label
+
+
+def test_several_models_get_headings_and_a_legend():
+    text = render_report(_records(model="model-a") + _records(model="model-b"))
+    strip = _svg(text, "strip-ttft_ms")
+    assert 'font-weight="bold">model-a</text>' in strip and 'font-weight="bold">model-b</text>' in strip
+    assert strip.count("fp32 cpu</text>") == 2  # one row per model, not one overwriting the other
+    assert ">model-a</text>" in _svg(text, "pred-peak_memory_gib")

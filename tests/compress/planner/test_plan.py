@@ -19,7 +19,7 @@ def test_plan_json_schema(t4_plan):
     assert d["schema"] == "compress.plan/1"
     assert d["model"]["name"] == "llama-2-7b" and d["model"]["params"] == 6_738_415_616
     assert d["gpu"]["name"] == "t4"
-    assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype"}
+    assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype", "engine"}
     for c in d["candidates"]:
         assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "total_gib"}
         assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source"} <= set(c["predicted"])
@@ -111,3 +111,24 @@ def test_group_size_divides_every_quantized_width():
     assert group_size_for(load_model_spec("llama-2-7b")) == 128
     names = [c["variant"] for c in make_plan("smollm2-135m", "cpu").to_dict()["candidates"]]
     assert "gptq-4-g64" in names and "gptq-4-g128" not in names
+
+
+def test_quality_ties_go_to_the_faster_candidate():
+    """int8 (+0.000%, 3 tok/s) and q8_0 (+0.007%, 31 tok/s) are a tie on quality: name q8_0."""
+    from compress.planner.plan import least_quality_loss
+
+    def cand(name, delta, tok_s):
+        return {"variant": name, "predicted": {"ppl_delta_pct": delta, "decode_tok_s": tok_s}}
+
+    assert least_quality_loss([cand("int8", 0.0, 3), cand("q8_0", 0.007, 31), cand("q4_k_m", 0.9, 50)])["variant"] == "q8_0"
+    assert least_quality_loss([cand("int8", 0.0, 3), cand("q4_k_m", 0.9, 50)])["variant"] == "int8"
+    assert least_quality_loss([cand("x", None, 3)]) is None
+
+
+def test_cpu_plan_names_the_host_not_a_gpu():
+    from compress.commands.planning import plan_tables
+
+    _, tables = plan_tables(make_plan("smollm2-135m", "cpu"))
+    assert "per GPU" not in tables[1].title and "host" in tables[1].title
+    _, tables = plan_tables(make_plan("smollm2-135m", "t4"))
+    assert "per GPU" in tables[1].title

@@ -1,0 +1,57 @@
+"""Screenshots of `compress report` in headless Chromium, at a desktop and a phone width.
+
+    python scripts/report_screenshots.py                       # PNGs in /tmp/compress-report-screens
+    python scripts/report_screenshots.py --out-dir shots/ --results results/bench.jsonl
+
+Writes report.html and report-<width>.png for each width, outside the tracked tree unless
+told otherwise. Needs Debian's chromium (scripts/system-deps.sh installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WIDTHS = ((1400, 2600), (390, 7000))  # (width, height) in CSS pixels: a desktop window and a phone
+
+
+def screenshot(browser: str, page: Path, png: Path, width: int, height: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="compress-chromium-") as profile:
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+                        "--hide-scrollbars", f"--screenshot={png}", f"--window-size={width},{height}",
+                        page.resolve().as_uri()],
+                       check=True, capture_output=True, timeout=120, env={"HOME": profile, "PATH": "/usr/bin:/bin"})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, nargs="+",
+                        default=sorted((ROOT / "results").glob("*.jsonl")), help="bench records to report")
+    parser.add_argument("--out-dir", type=Path, default=Path(tempfile.gettempdir()) / "compress-report-screens")
+    args = parser.parse_args()
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("chromium is not installed: run scripts/system-deps.sh", file=sys.stderr)
+        return 1
+    from compress import results
+    from compress.report import write_report
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    page = write_report(results.load(args.results), args.out_dir / "report.html")
+    for width, height in WIDTHS:
+        png = args.out_dir / f"report-{width}.png"
+        screenshot(browser, page, png, width, height)
+        print(png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""One definition of FLOPs and KV-cache bytes for the planner and the bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compress import formulas, variants
+from compress.measure import metrics
+from compress.measure.context import BenchEnvironment
+from compress.planner import load_model_spec, memory, roofline
+
+
+def test_matmul_params_leave_the_input_embedding_out():
+    # SmolLM2-135M (tied): 134,515,008 parameters; the 49,152 x 576 table is both the input
+    # embedding (left out) and the output head (counted back in) -> unchanged.
+    assert formulas.matmul_params(134_515_008, 49_152, 576, tied_embeddings=True) == 134_515_008
+    # Llama-2-7B (untied): 6,738,415,616 - 32,000 x 4,096 = 6,607,343,616.
+    spec = load_model_spec("llama-2-7b")
+    assert spec.params == 6_738_415_616
+    assert spec.matmul_params == 6_607_343_616
+
+
+def test_prefill_flops_by_hand():
+    # 3 tokens, N = 1000, 2 layers, d_attn 4: token i attends to i positions (1 + 2 + 3 = 6):
+    # 3 * 2 * 1000 + 4 * 2 * 4 * 6 = 6000 + 192 = 6192.
+    assert formulas.prefill_flops(1000, 3, layers=2, attention_dim=4) == 6192
+    assert formulas.prefill_flops(1000, 3, layers=2, attention_dim=4, batch=2) == 2 * 6192
+
+
+def test_planner_and_bench_count_the_same_flops():
+    spec = load_model_spec("llama-2-7b")
+    context = 512
+    planned = roofline.decode_flops(spec.matmul_params, 1,
+                                    roofline.attention_flops(spec.layers, spec.heads, spec.head_dim, context))
+    measured = metrics.flops_per_token(spec.matmul_params, spec.layers, context, spec.heads * spec.head_dim)
+    assert planned == measured
+    assert roofline.prefill_flops(spec.matmul_params, context, 1, spec.layers, spec.heads, spec.head_dim) == \
+        formulas.prefill_flops(spec.matmul_params, context, spec.layers, spec.heads * spec.head_dim)
+
+
+@pytest.mark.parametrize("model", ["llama-3-8b", "mistral-7b", "gemma-2-9b"])
+def test_planner_and_bench_count_the_same_kv_cache(model):
+    # The bench's decode MBU reads the KV cache through the same sliding-window rule as the planner.
+    spec = load_model_spec(model)
+    env = BenchEnvironment(source=None, settings=None, device="cpu", threads=1, fingerprint="", where={},
+                           results_path=Path("results.jsonl"), spec=spec)
+    shape = env.shape(variants.parse("fp16"))
+    for tokens in (1024, 8192, 32768):
+        measured = metrics.kv_cache_bytes(shape.layers, shape.kv_heads, shape.head_dim, tokens, 2,
+                                          sliding_window=shape.sliding_window,
+                                          sliding_window_layers=shape.sliding_window_layers)
+        assert measured == memory.kv_cache_bytes(spec, tokens, 1, 2)
+    assert shape.matmul_params == spec.matmul_params
+
+
+def test_sliding_window_by_hand():
+    # Gemma-2-9B-like: 42 layers, 21 with a 4096 window, 8 KV heads x 256, 2 bytes, 8192 tokens:
+    # 2 * 8 * 256 * 2 = 8192 B per token-layer; (21 * 4096 + 21 * 8192) token-layers.
+    assert formulas.kv_cache_bytes(42, 8, 256, 8192, 2, sliding_window=4096, sliding_window_layers=21) == \
+        (21 * 4096 + 21 * 8192) * 8192
+    # No window: every layer keeps every token.
+    assert formulas.kv_cache_bytes(42, 8, 256, 8192, 2) == 42 * 8192 * 8192
