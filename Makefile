@@ -28,6 +28,7 @@ demo: setup
 
 test: setup
 	bash scripts/system-deps.sh
+	bash scripts/check-wheel.sh $(BIN)/python
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -101,7 +101,8 @@ def remove_stale_partials(folder: Path, name: str | None = None) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    started = process_start_time() - 1.0  # /proc's clock ticks are coarse
+    # /proc gives the boot time in whole seconds, so this errs early: never later than the real start.
+    started = process_start_time()
     removed = []
     for path in folder.glob(f".{glob.escape(name)}.*.partial" if name else ".*.partial"):
         try:

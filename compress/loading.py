@@ -19,12 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from compress.dtypes import DTYPES, torch_dtype
 from compress.errors import UnsupportedError, UserInputError
 from compress.fsutil import atomic_dir
 from compress.paths import cache_dir
 from compress.sources import Source
 
-DTYPES = ("float32", "float16", "bfloat16")
+# DTYPES and torch_dtype live in compress.dtypes (a leaf module, so synthetic can use them
+# without importing this module, which imports sources, which imports synthetic).
+
+
 _TRUST_REMOTE_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("trust_remote_code", default=False)
 
 
@@ -72,14 +76,6 @@ def pick_device(requested: str = "auto") -> str:
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise UnsupportedError(f"device {requested!r} asked for, but torch sees no CUDA device: use --device cpu")
     return requested
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    if name not in DTYPES:
-        raise UserInputError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
-    return getattr(torch, name)
 
 
 def _dequantized_dir(source: Source) -> Path:

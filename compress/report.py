@@ -30,7 +30,7 @@ th.sorted-desc:after{content:" \\25BC"}td.text{text-align:left}tr.front td{backg
 .note{color:#666;font-size:12px}svg{background:#fff;border:1px solid #eee;font-family:system-ui,sans-serif}
 .plots{display:flex;flex-wrap:wrap;gap:1em}.fail{color:#a00}
 figure{margin:.5em 0;max-width:460px}figcaption{font-size:12px;color:#444;margin-top:.2em}
-.scroll{overflow-x:auto;max-width:100%}
+.scroll{overflow-x:auto;max-width:100%}td.text:last-child{min-width:16em}
 """
 
 # Sort any table with class "sortable" by clicking a header; numbers sort numerically via

@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from compress.fsutil import append_jsonl, read_jsonl
+from compress.paths import results_dir, results_file
 
 SCHEMA = "compress.result/1"
-DEFAULT_DIR = Path("results")
-DEFAULT_FILE = DEFAULT_DIR / "bench.jsonl"
+#: Where records go unless told otherwise (:func:`compress.paths.results_dir`, read at import).
+DEFAULT_DIR = results_dir()
+DEFAULT_FILE = results_file("bench.jsonl")
 
 
 def new_run_id() -> str:

@@ -4,7 +4,7 @@ Markdown for a pull request or a ticket, and the same content as HTML through th
 helpers. It states the plan (:func:`compress.planner.make_plan`), the measured evidence from
 bench records of that model on that device profile, the risks, and the recommendation.
 Risks flagged: a memory margin under 10% of usable memory, a context within 10% of the
-model's maximum, kernels missing on the device (from the candidates' reasons), and
+model's maximum, kernels missing or slower on the device (the candidates' reason codes), and
 predictions no measurement has checked yet, or checked and found off by more than 25%.
 """
 
@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from compress.fsutil import atomic_write_text
+from compress.planner.document import Candidate
 
 MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
 CONTEXT_RISK_FRACTION = 0.90  # serving near the trained maximum context: quality and memory at their edge
 ERROR_RISK_PCT = 25.0  # a prediction this far off its measurement is not evidence of fit
 QUALITY_FACTOR_RISK = 1.5  # a perplexity change this many times off its prediction
+#: Concurrent sequences a review also sizes for when the plan is for fewer: the batch the
+#: published W4A16-vs-fp16 and llama.cpp batched-decoding figures compare at (MARLIN paper,
+#: llama.cpp PR #3776), where a single-stream choice and a serving choice part ways.
+SERVING_BATCH = 16
 
 
 def _model_keys(model: str) -> set[str]:
@@ -56,7 +61,20 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         # random weights of the same architecture: evidence of speed and memory, never of quality
         or (r.get("model") == random_weights and r.get("metric") != "perplexity"))]
     measured = {r["variant"]: r for r in pareto_rows(mine)}
-    return {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan)}
+    data = {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan)}
+    if plan["gpu"]["kind"] == "gpu" and batch < SERVING_BATCH and plan["recommended"]:
+        # A pair chosen for one stream may not be the one to serve many users with.
+        busy = make_plan(_planner_model(model), gpu=gpu, context=context, batch=SERVING_BATCH, gpus=gpus,
+                         engine=engine).to_dict()
+        chosen, other = _chosen(plan), _chosen(busy)
+        if other is not None and (other["variant"], other["runtime"]) != (chosen["variant"], chosen["runtime"]):
+            data["serve_busy"] = {"batch": SERVING_BATCH, "variant": other["variant"], "runtime": other["runtime"],
+                                  "kernel": other["kernel"], "command": serve_line(busy)}
+    return data
+
+
+def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
 
 
 def serve_line(plan: dict[str, Any]) -> str | None:
@@ -69,6 +87,11 @@ def serve_line(plan: dict[str, Any]) -> str | None:
     o = plan["options"]
     return serving_command(plan["model"]["name"], chosen, o["context"], o["batch"], o["gpus"],
                            on_gpu=plan["gpu"]["kind"] == "gpu")
+
+
+def _busy_text(busy: dict[str, Any]) -> str:
+    return (f"Serving {busy['batch']} sequences at once, the plan picks {busy['variant']} with {busy['runtime']} "
+            f"(kernel {busy['kernel']}) instead:")
 
 
 def _serve_text(data: dict[str, Any]) -> tuple[str, str | None]:
@@ -96,7 +119,8 @@ def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str
     if context >= CONTEXT_RISK_FRACTION * max_context:
         out.append(f"context {context} is within 10% of the model's maximum {max_context}")
     for c in plan["candidates"]:
-        if not c["supported"] or any("kernel" in r for r in c["reasons"]):
+        reasons = Candidate.from_dict(c).typed_reasons()
+        if not c["supported"] or any(r.kernel_risk for r in reasons):
             why = "; ".join(c["reasons"]) or "no kernel for this device"
             out.append(f"{c['variant']}: {why}")
     if chosen is not None:
@@ -175,6 +199,8 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
                         "## Recommendation", text(plan["recommendation"])]
     intro, command = _serve_text(data)
     parts += ["## Serving", text(intro)] + ([code(wrapped(command))] if command else [])
+    if busy := data.get("serve_busy"):
+        parts += [text(_busy_text(busy))] + ([code(wrapped(busy["command"]))] if busy["command"] else [])
     parts += ["## Risks",
               "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
               "## Plan and measured evidence",
@@ -227,7 +253,11 @@ def render_html(data: dict[str, Any]) -> str:
             f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
             "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
             "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
-            *([f"<pre>{esc(wrapped(data['serve']))}</pre>"] if data.get("serve") else []), "<h2>Risks</h2><ul>",
+            *([f"<pre>{esc(wrapped(data['serve']))}</pre>"] if data.get("serve") else []),
+            *([f"<p>{esc(_busy_text(busy))}</p>"] + ([f"<pre>{esc(wrapped(busy['command']))}</pre>"]
+                                                     if busy["command"] else [])
+              if (busy := data.get("serve_busy")) else []),
+            "<h2>Risks</h2><ul>",
             *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",
             "<h2>Plan and measured evidence</h2>", table_html(columns, rows, "candidates"),
             "<h2>Planner notes</h2><ul>", *[f"<li>{esc(n)}</li>" for n in plan["notes"]], "</ul>"]

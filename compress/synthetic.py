@@ -66,7 +66,7 @@ def _build(spec: Any, folder: Path, dtype: str) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    from compress.loading import torch_dtype
+    from compress.dtypes import torch_dtype
 
     # Initialise on the meta device and fill in place: a 7B model's default
     # initialisers take minutes on a CPU, a normal fill takes seconds.

@@ -31,6 +31,7 @@ def measured_table(records_path: Path = RECORDS) -> str:
     """The Markdown table of the default model's variants, best perplexity first."""
     from compress import results
     from compress.measure.pareto_table import pareto_rows
+    from compress.output import md_escape
 
     records = results.load(records_path)
     rows = pareto_rows(records)
@@ -39,7 +40,7 @@ def measured_table(records_path: Path = RECORDS) -> str:
     lines = [f"| variant | runtime | perplexity | decode tok/s | TTFT {pp_label}ms | peak memory GiB | size MiB |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r.get('runtime') or '-'} | {_num(r.get('perplexity'), 3)} "
+        lines.append(f"| {md_escape(r['variant'])} | {md_escape(r.get('runtime') or '-')} | {_num(r.get('perplexity'), 3)} "
                      f"| {_num(r.get('decode_tok_s'), 1)} | {_num(r.get('ttft_ms'), 0)} "
                      f"| {_num(r.get('peak_memory_gib'), 2)} | {_num(r.get('artifact_mib'), 0)} |")
     return "\n".join(lines)

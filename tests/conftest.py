@@ -33,8 +33,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep the suite's caches apart from the user's, but share the dequantized default model."""
-    os.environ.setdefault("COMPRESS_CACHE", str(Path.home() / ".cache" / "compress"))
+    """Keep the suite's caches apart from the user's, but share the dequantized default model.
+
+    The suite's cache is a fresh folder; only its ``dequantized`` folder links to the user's
+    (``$COMPRESS_CACHE`` or ``~/.cache/compress``), so the default model is dequantized once
+    per machine rather than once per run, and nothing else the tests write lands there.
+    """
+    user = Path(os.environ.get("COMPRESS_CACHE") or Path.home() / ".cache" / "compress")
+    (user / "dequantized").mkdir(parents=True, exist_ok=True)
+    root = tmp_path_factory.mktemp("compress-cache")
+    (root / "dequantized").symlink_to(user / "dequantized", target_is_directory=True)
+    os.environ["COMPRESS_CACHE"] = str(root)
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
 

@@ -96,6 +96,48 @@ def test_planning_never_imports_torch():
     assert result.stdout.strip().endswith("TORCH_FREE")
 
 
+def test_plan_default_custom_device_and_sweep():
+    result = runner.invoke(cli.app, ["plan", "--model", "default", "--gpu", "cpu", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model"]["name"] == "smollm2-135m"
+    result = runner.invoke(cli.app, ["plan", "-m", "llama-3.1-70b", "--gpu-memory", "24GiB", "--bandwidth", "1000",
+                                     "--format", "json"])
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    assert d["gpu"]["usable_memory_gib"] == 24 and d["gpu"]["memory_bandwidth_gbs"] == 1000
+    assert all(c["predicted"]["ttft_ms"] is None for c in d["candidates"])  # no --tflops: no prefill figure
+    result = runner.invoke(cli.app, ["plan", "-m", "llama-3.2-1b", "-g", "b200", "--sweep-context", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert [r["context"] for r in json.loads(result.output)["context_sweep"]][-1] == 131072
+    for gpu in ("mi300x", "rtx-5090", "m4-max"):
+        assert runner.invoke(cli.app, ["plan", "-m", "llama-3.1-70b", "-g", gpu]).exit_code == 0
+
+
+def test_gpus_lists_the_new_profiles():
+    result = runner.invoke(cli.app, ["gpus", "--format", "json"])
+    names = {g["name"]: g for g in json.loads(result.output)}
+    assert {"b200", "gb200", "rtx-5090", "mi300x", "mi325x", "m3-max"} <= set(names)
+    assert "data sheet" in names["mi300x"]["source"] and names["mi300x"]["arch_id"] == "gfx942"
+
+
+def test_apply_refuses_a_plan_for_another_model(tmp_path):
+    plan = tmp_path / "plan.json"
+    assert runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "t4", "-o", str(plan), "-f", "json"]).exit_code == 0
+    result = _run("apply", "--plan", str(plan), "--model", "default")
+    assert result.returncode == 2 and "was made for llama-2-7b, not for --model default" in result.stderr
+    assert result.stderr.count("\n") == 1
+    result = _run("apply", "--plan", str(plan))
+    assert result.returncode == 2 and "not on this machine" in result.stderr
+
+
+def test_a_plan_for_the_default_model_applies_to_it(tmp_path):
+    from compress.commands.applying import _plan_model
+
+    plan = json.loads(runner.invoke(cli.app, ["plan", "-m", "default", "-g", "cpu", "-f", "json"]).output)
+    assert _plan_model(plan, tmp_path / "p.json", None) == "default"
+    assert _plan_model(plan, tmp_path / "p.json", "default") == "default"
+
+
 def test_plan_engine_option():
     result = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "vllm", "-f", "json"])
     assert result.exit_code == 0, result.output
@@ -103,3 +145,9 @@ def test_plan_engine_option():
     assert data["options"]["engine"] == "vllm" and {c["runtime"] for c in data["candidates"]} == {"vllm"}
     bad = runner.invoke(cli.app, ["plan", "-m", "llama-2-7b", "-g", "h100-sxm", "--engine", "tgi"])
     assert bad.exit_code != 0 and "unknown engine 'tgi'" in str(bad.exception)
+
+
+def test_apply_refuses_planned_only_formats(tmp_path):
+    result = _run("apply", "--method", "nvfp4", "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "nvfp4 is planned only" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()

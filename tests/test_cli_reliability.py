@@ -7,8 +7,10 @@ Python files that would write a marker file if anything imported them.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,20 @@ def compress(*args: str, stdin=None, cwd: Path = ROOT, timeout: int = 120) -> su
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], stdin=stdin, cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def compress_with_stdin_open(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run with a terminal-like stdin that stays open and says nothing: a prompt would wait until the timeout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    with subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env, text=True) as proc:
+        try:
+            proc.wait(timeout=timeout)  # output is short: the pipes cannot fill up
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        out, err = proc.stdout.read(), proc.stderr.read()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def assert_one_clear_line(run: subprocess.CompletedProcess, *words: str) -> None:
@@ -51,8 +67,15 @@ def test_remote_code_is_refused_with_stdin_open(remote_code_folder, tmp_path, co
     folder, marker = remote_code_folder
     extra = ["--out", str(tmp_path / "out")] if command[0] == "apply" else \
         ["--results", str(tmp_path / "r.jsonl"), "--artifacts", str(tmp_path / "a")]
-    # stdin attached and silent: a prompt would block here until the timeout
-    run = compress(*command, "--model", str(folder), *extra, stdin=subprocess.PIPE, timeout=120)
+    run = compress_with_stdin_open(*command, "--model", str(folder), *extra)
+    assert_one_clear_line(run, "asks to run custom code", "--trust-remote-code")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_remote_code_is_refused_with_stdin_closed(remote_code_folder, tmp_path):
+    folder, marker = remote_code_folder
+    run = compress("apply", "--model", str(folder), "--method", "fp16", "--out", str(tmp_path / "out"),
+                   stdin=subprocess.DEVNULL)
     assert_one_clear_line(run, "asks to run custom code", "--trust-remote-code")
     assert not marker.exists() and not (tmp_path / "out").exists()
 
@@ -112,9 +135,8 @@ def test_bench_exits_non_zero_when_no_variant_was_measured(tiny_llama, tmp_path)
     assert '"status": "failed"' in results.read_text()
 
 
-def test_ctrl_c_in_apply_says_nothing_was_written(tiny_llama, tmp_path):
-    import signal
-
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_in_apply_says_nothing_was_written(tiny_llama, tmp_path, signum):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "apply", "--model", str(tiny_llama), "--method",
@@ -124,11 +146,11 @@ def test_ctrl_c_in_apply_says_nothing_was_written(tiny_llama, tmp_path):
         for line in proc.stderr:  # the step has started: its temporary folder exists
             if line.startswith("[1/1]"):
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert f"interrupted: nothing was written to {out}" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".out.*.partial"))
 
@@ -146,3 +168,41 @@ def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert_one_clear_line(run, "File too large", "free space")
     assert run.returncode == 1 and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_pareto_and_report_skip_bad_lines_with_a_warning(tmp_path):
+    from compress import results
+
+    path = tmp_path / "r.jsonl"
+    good = results.record(model="m", model_fingerprint="f", variant="fp32", device="cpu", runtime="rt", test="ppl",
+                          metric="perplexity", unit="", higher_is_better=False, value=20.0)
+    path.write_bytes(json.dumps(good).encode() + b"\n\xff\xfe\n[1]\n{\"torn\n")
+    for args in (["pareto", "--results", str(path)], ["report", "--results", str(path), "--out", str(tmp_path / "r.html")]):
+        run = compress(*args)
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+        for line in (2, 3, 4):
+            assert f"warning: {path}:{line}: skipped" in run.stderr
+
+
+def test_a_killed_apply_leaves_a_partial_folder_that_the_next_apply_removes(tiny_llama, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, str(ROOT / "cli.py"), "apply", "--model", str(tiny_llama), "--method", "fp32",
+            "--out", str(out), "--device", "cpu"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith("[1/1]"):
+                break
+        proc.kill()  # SIGKILL: nothing in the process can clean up
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    partials = list(tmp_path.glob(".out.*.partial"))
+    assert len(partials) == 1 and not out.exists()
+    time.sleep(1.1)  # the next run starts after the folder's last change, to the second /proc reports
+    run = compress("apply", "--model", str(tiny_llama), "--method", "fp32", "--out", str(out), "--device", "cpu",
+                   timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert not partials[0].exists() and (out / "manifest.json").is_file()

@@ -103,11 +103,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def artifact_key(source: Source, variant: variants.Variant, options: Options) -> str:
-    """A hash of everything that decides an artifact, to find one built before from the same inputs."""
+def artifact_key(source: Source, variant: variants.Variant, options: Options, device: str) -> str:
+    """A hash of everything that decides an artifact, to find one built before from the same inputs.
+
+    ``device`` is the resolved device (``cpu``, ``cuda``, ``cuda:1``); its type counts, since
+    methods pick different defaults on the CPU and on CUDA (bitsandbytes' compute dtype,
+    GPTQModel's kernels), while the index of a CUDA device does not.
+    """
     decided_by = {"source": source.fingerprint(), "variant": variant.to_dict(), "text": options.text,
                   "calib_samples": options.calib_samples, "calib_seq_len": options.calib_seq_len,
-                  "seed": options.seed}
+                  "seed": options.seed, "device": device.split(":")[0]}
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -134,6 +139,11 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
     from compress.peakmem import PeakMemory
     from compress.provenance import device_name, git_sha, library_versions
 
+    planned_only = [step for step in variant.steps if getattr(step.descriptor, "planned_only", False)]
+    if planned_only:
+        raise UserInputError(f"{variant.name} is planned only: `compress plan` sizes it for the GPUs that run it, "
+                             "but `compress apply` cannot write it yet; use another variant (e.g. q4_k_m or "
+                             "gptq-4-g128) or an external tool such as llm-compressor")
     functions = [lookup({step.method: step.descriptor.apply}, step.method, "method") for step in variant.steps]
     check_output_dir(Path(out), options.force, source=source.path)  # before minutes of work, not after
     device = pick_device(options.device)

@@ -26,8 +26,8 @@ from typing import Any
 
 from compress import arch as arch_table
 from compress.apply import Job
-from compress.apply.layerdrop import (EVAL_WINDOW, checkpoint_dtype, heldout_ids, least_important_layers,
-                                      perplexity, read_config)
+from compress.apply.evaluation import EVAL_WINDOW, checkpoint_dtype, heldout_ids, perplexity, read_config
+from compress.apply.layerdrop import least_important_layers
 from compress.errors import UserInputError
 
 DEFAULTS = {"steps": 200, "lr": 1e-4, "temperature": 2.0, "alpha": 0.5}

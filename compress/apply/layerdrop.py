@@ -7,24 +7,19 @@ calibration windows with hooks on each decoder layer; the math lives in
 renumbered from 0 and its config's layer count updated, so any runtime loads it
 as an ordinary, shallower model.
 
-The small helpers at the end (reading a checkpoint's config, held-out
-perplexity) are shared with pruning and distillation.
+Reading the checkpoint's config and the held-out perplexity before and after
+come from :mod:`compress.apply.evaluation`, as for pruning and distillation.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from compress import arch as arch_table
 from compress.apply import Job
+from compress.apply.evaluation import checkpoint_dtype, heldout_ids, perplexity, read_config
 from compress.errors import UserInputError
 
-#: Held-out text for before/after perplexity: the first tokens of the default
-#: corpus' evaluation half, scored in non-overlapping windows with no BOS.
-EVAL_TOKENS = 2048
-EVAL_WINDOW = 512
 #: Calibration windows per forward pass while measuring importance.
 BATCH_WINDOWS = 8
 
@@ -118,39 +113,3 @@ def block_influences(model: Any, arch: arch_table.Layout, windows: list[list[int
         for handle in handles:
             handle.remove()
     return [s / c for s, c in zip(sums, counts)]
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    """A checkpoint's ``config.json`` as a dict, to check the architecture before loading weights."""
-    try:
-        return json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserInputError(f"cannot read {Path(folder) / 'config.json'} ({err}): expected a Hugging Face checkpoint") from None
-
-
-def checkpoint_dtype(config: dict[str, Any]) -> str:
-    """The dtype the checkpoint was saved in, so the output keeps it; float32 when unstated."""
-    from compress.loading import DTYPES
-
-    name = str(config.get("dtype") or config.get("torch_dtype") or "float32")
-    return name if name in DTYPES else "float32"
-
-
-def heldout_ids(tokenizer: Any, max_tokens: int = EVAL_TOKENS) -> list[int]:
-    """Tokens of the default corpus' evaluation half, which calibration never sees."""
-    from compress.corpus import default_text, token_ids
-
-    return token_ids(tokenizer, default_text("eval"), max_tokens=max_tokens)
-
-
-def perplexity(model: Any, ids: list[int], device: str, window: int = EVAL_WINDOW) -> float:
-    """Perplexity over non-overlapping windows of ``ids``, by the bench's own code path."""
-    from compress.measure.perplexity import model_perplexity
-
-    window = min(window, getattr(model.config, "max_position_embeddings", window) or window)
-    was_training = model.training
-    model.eval()
-    try:
-        return model_perplexity(model, ids, window, device)
-    finally:
-        model.train(was_training)

@@ -80,13 +80,13 @@ def compress_checkpoint(job: Job, recipe: Callable[[], list[Any]], method: str, 
 
         print(f"{method}: quantizing {layers} layers with llm-compressor", file=terminal)
         # Half-precision matmuls are emulated on most CPUs (see compress.apply.gptq): the CPU
-        # calibrates in float32, and the saved checkpoint is cast to float16 below.
-        dtype = torch.float32 if job.device == "cpu" else torch.float16
+        # calibrates in float32, and the saved checkpoint is cast to float16 below. On CUDA
+        # the model stays in host memory in its own dtype and llm-compressor's pipelines move
+        # one layer at a time to the GPU, so models larger than the GPU quantize too.
+        dtype = torch.float32 if job.device == "cpu" else "auto"
         try:
             model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype,
                                                          trust_remote_code=trust_remote_code())
-            if job.device != "cpu":
-                model.to(job.device)
             kwargs: dict[str, Any] = {}
             if dataset is not None:
                 kwargs = {"dataset": dataset, "processor": tokenizer, "max_seq_length": job.options.calib_seq_len,
@@ -97,14 +97,16 @@ def compress_checkpoint(job: Job, recipe: Callable[[], list[Any]], method: str, 
             raise RuntimeFailure(f"llm-compressor failed to quantize with {method} ({type(err).__name__}: {err}); "
                                  f"its log is {log_path}") from None
     tokenizer.save_pretrained(out_dir)
-    to_float16(out_dir)
-    quant = read_config(out_dir).get("quantization_config") or {}
+    if job.device == "cpu":
+        to_float16(out_dir)  # calibrated in float32: scales, norms and embeddings to fp16
+    saved = read_config(out_dir)
+    quant = saved.get("quantization_config") or {}
     if quant.get("quant_method") != "compressed-tensors":
         raise RuntimeFailure(f"llm-compressor wrote no compressed-tensors quantization_config into {out_dir}; "
                              f"its log is {log_path}")
     job.log(f"{method}: llm-compressor's log is {log_path}")
     return {"format": "hf", "runtime": "transformers", "loads_in": LOADS_IN, "quant_method": "compressed-tensors",
-            "quant_format": quant.get("format"), "ignore": IGNORE, "dtype": "float16",
+            "quant_format": quant.get("format"), "ignore": IGNORE, "dtype": saved.get("dtype") or saved.get("torch_dtype"),
             "quantizer": f"llmcompressor {_version()}", "log": str(log_path)}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ _TRUST_HELP = ("Run Python code that comes with the model folder (its config's a
 
 
 def apply_command(
-    model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default' (the default when no --plan names a model), or random:<catalog name> (random weights: speed and memory only).")] = None,
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,
@@ -67,19 +67,33 @@ def apply_command(
         raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
     else:
         variant_name = method
+    model = model or "default"
     variant = variants.parse(variant_name)
     variant = _with_overrides(variant, overrides)
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
+    received = _stop_on_sigterm()
     try:
         manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
     except KeyboardInterrupt:
         # The artifact is built in a temporary folder that the interruption removed.
         typer.echo(f"interrupted: nothing was written to {out}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None
     _summary(manifest, out)
+
+
+def _stop_on_sigterm() -> list[int]:
+    """Make SIGTERM unwind like Ctrl-C, so the temporary folder is removed; returns the signals received."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    return received
 
 
 def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
@@ -95,25 +109,51 @@ def _with_overrides(variant: Any, overrides: dict[str, Any]) -> Any:
     return variants.Variant(name=variants.canonical(steps), steps=steps)
 
 
-def _from_plan(plan_path: Path, candidate: int | None, model: str) -> tuple[str, str]:
-    try:
-        plan = json.loads(Path(plan_path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserInputError(f"cannot read plan {plan_path} ({err}): expected the output of `compress plan --format json`") from None
-    if plan.get("schema") != "compress.plan/1":
-        raise UserInputError(f"{plan_path} is not a plan: expected schema 'compress.plan/1', got {plan.get('schema')!r}")
-    ranked = sorted((c for c in plan["candidates"] if c.get("rank")), key=lambda c: c["rank"])
+def _from_plan(plan_path: Path, candidate: int | None, model: str | None) -> tuple[str, str]:
+    from compress.planner.document import read_plan
+
+    plan = read_plan(plan_path)
+    ranked = plan.ranked()
     if candidate is not None:
         if not 1 <= candidate <= len(ranked):
             raise UserInputError(f"--candidate must be between 1 and {len(ranked)} (ranked candidates), got {candidate}")
-        chosen = ranked[candidate - 1]["variant"]
-    elif plan.get("recommended"):
-        chosen = plan["recommended"]
+        chosen = ranked[candidate - 1].variant
+    elif plan.recommended:
+        chosen = plan.recommended
     else:
         raise UserInputError(f"{plan_path} recommends nothing (nothing fits): pick one with --candidate N")
-    if model == "default" and plan["model"].get("path"):
-        model = plan["model"]["path"]
-    return model, chosen
+    return _plan_model(plan.model, plan_path, model), chosen
+
+
+#: Architecture numbers that tell two models apart (a plan's model against --model).
+_SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "vocab")
+
+
+def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> str:
+    """The model to compress for a plan: ``model`` when it is the plan's model ``planned`` (same
+    architecture), else the plan's own model where it can be found; one clear line otherwise."""
+    from compress import sources
+    from compress.planner.spec import load_model_spec
+
+    name = planned.get("name", "?")
+    if model is None:
+        path = planned.get("path")
+        if path and Path(path).exists():
+            return str(Path(path).parent if Path(path).name == "config.json" else path)
+        if planned.get("origin") == "catalog" and name == sources.DEFAULT_CATALOG_NAME:
+            return sources.DEFAULT_MODEL
+        raise UserInputError(f"{plan_path} was made for {name}, which is not on this machine: pass --model with "
+                             "a local folder or .gguf of that model")
+    try:
+        given = load_model_spec(model.removeprefix("random:")).to_dict()
+    except UserInputError:
+        return model  # a model the planner cannot read: apply reports what is wrong with it
+    differ = [k for k in _SHAPE_KEYS if k in planned and given.get(k) != planned.get(k)]
+    if differ:
+        shape = ", ".join(f"{k} {planned.get(k)} vs {given.get(k)}" for k in differ)
+        raise UserInputError(f"{plan_path} was made for {name}, not for --model {model} ({shape}): pass the plan's "
+                             f"model, or make a plan for this one with `compress plan --model {model}`")
+    return model
 
 
 def _summary(manifest: dict[str, Any], out: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from compress import paths
 from compress.output import FORMATS, emit
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
@@ -23,7 +24,7 @@ def bench_command(
     model: Annotated[str, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default', or random:<catalog name> (random weights: speed and memory only).")] = "default",
     methods: Annotated[str | None, typer.Option("--methods", help=_METHODS_HELP)] = None,
     plan: Annotated[Path | None, typer.Option("--plan", help="Measure the candidates of a plan written by `compress plan --format json`.")] = None,
-    results_file: _RESULTS_OUT = Path("results/bench.jsonl"),
+    results_file: _RESULTS_OUT = paths.results_file(),
     artifacts: Annotated[Path | None, typer.Option("--artifacts", help="Artifact cache folder (default: $COMPRESS_CACHE/artifacts).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip variant+test combinations already recorded whole and OK.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -79,7 +80,9 @@ def probe_command(
     size_mib: Annotated[int, typer.Option(help="Size of the copied array in MiB.")] = 256,
     matmul_n: Annotated[int, typer.Option(help="Matrix side of the square matmul.")] = 2048,
     repeats: Annotated[int, typer.Option(help="Runs of each measurement; the best is kept.")] = 5,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write (default: results/probe.json).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSON file to write (default: probe.json in the compress cache, ~/.cache/compress).")] = None,
+    runs: Annotated[int, typer.Option(help="Repetitions of the whole probe; each figure is their median.")] = 3,
+    accept_busy: Annotated[bool, typer.Option("--accept-busy", help="Keep this probe even if the machine was busy (it replaces an earlier quiet one).")] = False,
     fmt: _FORMAT = "table",
     out: _OUT_ALIAS = None,
 ) -> None:
@@ -90,12 +93,13 @@ def probe_command(
     out = output or out
     if out is not None:
         check_output_file(out, "--output")
-    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out)
+    data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out, runs=runs,
+                       accept_busy=accept_busy)
     emit([probe_table(data, path)], data, fmt)
 
 
 def pareto_command(
-    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
+    results_file: _RESULTS_IN = paths.results_file(),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
     fmt: _FORMAT = "table",
     wide: _WIDE = False,
@@ -109,8 +113,8 @@ def pareto_command(
 
 
 def report_command(
-    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
-    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path("results/report.html"),
+    results_file: _RESULTS_IN = paths.results_file(),
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = paths.results_file("report.html"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
     out: _OUT_ALIAS = None,
 ) -> None:
@@ -132,7 +136,7 @@ def review_command(
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
     gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
     engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
-    results_file: _RESULTS_IN = Path("results/bench.jsonl"),
+    results_file: _RESULTS_IN = paths.results_file(),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the review to this file (.md or .html).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table (for the terminal), md or json.")] = "table",
     wide: _WIDE = False,

@@ -40,6 +40,15 @@ def parse_headroom(text: str) -> tuple[float, float]:
     return value, 0.0
 
 
+def parse_memory_gib(text: str) -> float:
+    """'24GiB' or '24' -> 24 GiB; '24GB' -> decimal gigabytes converted (22.35 GiB)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g)?\s*", text.lower())
+    if not m:
+        raise UserInputError(f"--gpu-memory takes GiB (24 or 24GiB) or decimal GB (24GB), got {text!r}")
+    value = float(m.group(1))
+    return value * 1e9 / 2**30 if m.group(2) == "gb" else value
+
+
 def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     """The lead text and the tables a person reads for a plan."""
     d = plan.to_dict()
@@ -95,7 +104,15 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
         compact=["rank", "variant", "runtime", "fits", "margin GiB", "peak GiB", "decode tok/s", "TTFT ms",
                  "ppl delta % [band] / measured"],
     )
-    return lead, [seed_table, mem_table, rank_table]
+    tables = [seed_table, mem_table, rank_table]
+    if d.get("context_sweep"):
+        tables.append(Table(
+            title=f"Context sweep at batch {opt['batch']} (best fitting variant at each context)",
+            columns=["context", "fitting", "best", "peak GiB", "decode tok/s"],
+            rows=[[r["context"], r["fitting"], r["best"] or "-", r["peak_memory_gib"], r["decode_tok_s"]]
+                  for r in d["context_sweep"]],
+            notes=["Each candidate at each context, and its max context and max batch: --format json."]))
+    return lead, tables
 
 
 def quality_cell(candidate: dict[str, Any]) -> str | None:
@@ -111,9 +128,10 @@ def _speed_basis(cands: list[dict[str, Any]], opt: dict[str, Any]) -> str:
     if not cands:
         return "no candidate"
     p = cands[0]["predicted"]
-    depth = p.get("decode_context_tokens", p.get("prompt_tokens"))
+    depth = p.get("decode_cache_tokens", p.get("prompt_tokens"))
     batch = opt["batch"]
-    prompts = f"{batch} prompts of {p['prompt_tokens']} tokens" if batch > 1 else f"a {p['prompt_tokens']}-token prompt"
+    prompts = (f"{batch} prompts of {p['prompt_tokens']} tokens sent together" if batch > 1
+               else f"a {p['prompt_tokens']}-token prompt")
     return f"decode with {depth} tokens in the KV cache, TTFT for {prompts} (planned context {opt['context']})"
 
 
@@ -122,8 +140,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plan", epilog="Example: compress plan --model llama-3.1-8b --gpu l4 --context 8192 --format csv")
     def plan_command(
-        model: Annotated[str, typer.Option("--model", "-m", help="Catalog name (see `compress models`), local HF folder, .gguf file or HF id.")],
-        gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU profile (see `compress gpus`), 'cpu' for this machine, or 'auto' (NVML).")] = "auto",
+        model: Annotated[str, typer.Option("--model", "-m", help="Catalog name (see `compress models`), 'default', local HF folder, .gguf file or HF id.")],
+        gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU profile (see `compress gpus`), a device .toml file, 'cpu' for this machine, or 'auto' (NVML).")] = "auto",
         context: Annotated[int | None, typer.Option(help="Context length in tokens (default: 4096 or the model's maximum if smaller).")] = None,
         batch: Annotated[int, typer.Option(help="Concurrent sequences.")] = 1,
         gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism (memory split, bandwidth summed).")] = 1,
@@ -132,6 +150,11 @@ def register(app: typer.Typer) -> None:
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
         engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any (each candidate takes its best).")] = "any",
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
+        gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="A device not in the catalog: its memory (24GiB, or 24GB decimal); needs --bandwidth.")] = None,
+        bandwidth: Annotated[float | None, typer.Option("--bandwidth", help="With --gpu-memory: memory bandwidth in GB/s.")] = None,
+        tflops: Annotated[float | None, typer.Option("--tflops", help="With --gpu-memory: dense fp16/bf16 TFLOPS (for prefill and TTFT).")] = None,
+        compute_capability: Annotated[str | None, typer.Option("--compute-capability", help="With --gpu-memory: CUDA compute capability, e.g. 8.9 (default 8.0).")] = None,
+        sweep_context: Annotated[bool, typer.Option("--sweep-context", help="Also size every candidate from 512 tokens to the model's maximum context.")] = False,
         results_file: Annotated[Path | None, typer.Option("--results", help="Bench records (file or folder) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [results/].")] = Path("results"),
         fmt: FormatOption = "table",
         table: TableOption = None,
@@ -139,6 +162,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
+        from compress.planner.hardware import custom_gpu
         from compress.planner.measured import load_records
 
         _check_format(fmt)
@@ -149,9 +173,16 @@ def register(app: typer.Typer) -> None:
         if output is not None:
             check_output_file(output, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
-        plan = make_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
+        device: Any = gpu
+        if gpu_memory is not None or bandwidth is not None or tflops is not None:
+            if gpu_memory is None or bandwidth is None:
+                raise UserInputError("a custom device needs both --gpu-memory (e.g. 24GiB) and --bandwidth (GB/s)")
+            device = custom_gpu(parse_memory_gib(gpu_memory), bandwidth, tflops, compute_capability=compute_capability)
+        elif compute_capability is not None:
+            raise UserInputError("--compute-capability describes a custom device: pass it with --gpu-memory and --bandwidth")
+        plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, records=load_records(results_file))
+                         engine=engine, sweep=sweep_context, records=load_records(results_file))
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)
@@ -170,7 +201,7 @@ def register(app: typer.Typer) -> None:
             title="GPU profiles (dense peak TFLOPS; memory GiB = 2^30 bytes)",
             columns=["name", "device", "sm", "memory GiB", "usable GiB", "bandwidth GB/s", "fp32", "fp16", "bf16",
                      "fp8", "int8", "aliases", "source", "references"],
-            rows=[[g.name, g.display_name, g.compute_capability, g.memory_gib, g.usable_memory_gib,
+            rows=[[g.name, g.display_name, g.compute_capability or g.arch_id, g.memory_gib, g.usable_memory_gib,
                    g.memory_bandwidth_gbs, g.tflops.get("fp32"), g.tflops.get("fp16"), g.tflops.get("bf16"),
                    g.tflops.get("fp8"), g.tflops.get("int8"), ", ".join(g.aliases), g.source,
                    "; ".join(f"[{k}] {v}" for k, v in cites[g.name].items())] for g in profiles],

@@ -10,16 +10,16 @@ over variants, resume and failure records), :mod:`pareto_table`, :mod:`probe`,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compress import paths
 from compress.errors import UserInputError
 
 
 def bench(model: str = "default", methods: str | None = None, plan: Path | None = None,
-          results_path: Path = Path("results/bench.jsonl"), artifacts: Path | None = None, resume: bool = False,
+          results_path: Path = paths.results_file(), artifacts: Path | None = None, resume: bool = False,
           device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
           calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
           trust_remote_code: bool = False, **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -74,24 +74,22 @@ def choose_variants(source: Any, device: str, methods: str | None, plan: Path | 
     if methods:
         return variants.parse_list(methods)
     if plan is not None:
-        try:
-            data = json.loads(Path(plan).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserInputError(f"cannot read plan {plan} ({err}): expected `compress plan --format json` output") from None
-        return pareto_candidates(data)
+        from compress.planner.document import read_plan
+
+        return pareto_candidates(read_plan(plan))
     from compress.planner import make_plan
 
     return pareto_candidates(make_plan(str(source.path), gpu="cpu" if device == "cpu" else "auto").to_dict())
 
 
-def pareto_candidates(plan: dict[str, Any]) -> list[Any]:
-    """The plan's Pareto-front candidates that fit and have a kernel on its device."""
+def pareto_candidates(plan: Any) -> list[Any]:
+    """The plan's Pareto-front candidates that fit and have a kernel on its device (``plan``: a
+    :class:`compress.planner.document.PlanDocument` or a plan's dict)."""
     from compress import variants
+    from compress.planner.document import PlanDocument
 
-    if plan.get("schema") != "compress.plan/1":
-        raise UserInputError(f"not a plan: expected schema 'compress.plan/1', got {plan.get('schema')!r}")
-    chosen = [c["variant"] for c in plan.get("candidates", [])
-              if c.get("pareto") and c.get("fits", True) and c.get("supported", True)]
+    doc = plan if isinstance(plan, PlanDocument) else PlanDocument.from_dict(plan)
+    chosen = [c.variant for c in doc.pareto()]
     if not chosen:
         raise UserInputError("the plan has no Pareto candidate that fits and runs on its device: pass --methods")
     return [variants.parse(v) for v in chosen]

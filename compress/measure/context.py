@@ -37,7 +37,7 @@ class BenchEnvironment:
     gpu: Any = None  # the planner's GpuProfile of this device
     notes: list[str] = field(default_factory=list)
     _ids: list[int] | None = None
-    _predicted: dict[str, dict[str, float]] = field(default_factory=dict)
+    _predicted: dict[Any, dict[str, float]] = field(default_factory=dict)
     isolated: bool = False  # measuring in a process of its own (run_sweep's isolate)
     _bos: list[int | None] | None = None
     _reference: Any = None
@@ -132,27 +132,32 @@ class BenchEnvironment:
                                probe["copy_bandwidth_gbs"] * 1e9 if probe.get("copy_bandwidth_gbs") else None))
         return out
 
-    def predictions(self, variant: variants.Variant) -> dict[str, float]:
-        """The planner's figures for ``variant`` on this device, keyed by the metric they predict."""
-        if variant.name in self._predicted:
-            return dict(self._predicted[variant.name])
+    def predictions(self, variant: variants.Variant, runtime: str | None = None) -> dict[str, float]:
+        """The planner's figures for ``variant`` on this device, keyed by the metric they predict,
+        for the engine that runs it (``runtime``; None: the one the planner would pick)."""
+        cache_key = (variant.name, runtime)
+        if cache_key in self._predicted:
+            return dict(self._predicted[cache_key])
         out: dict[str, float] = {}
         if self.spec is not None and self.gpu is not None:
             try:
-                from compress.planner.predict import predict_variant
+                from compress.planner.predict import ENGINES, predict_variant
 
+                engine = runtime if runtime in ENGINES else None
                 s = self.settings
                 at_prompt = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
-                                            prompt_tokens=s.pp_tokens)["predicted"]
+                                            prompt_tokens=s.pp_tokens, runtime=engine)["predicted"]
                 at_decode = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
-                                            prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2)["predicted"]
+                                            prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2,
+                                            runtime=engine)["predicted"]
                 # The measured peak spans the whole run, so predict it for the largest
                 # (batch, sequence) any test holds, not for one test's shape.
                 # What the model takes: weights, KV cache and activations, without the runtime's
                 # fixed overhead, which the measurement leaves out too (see sweep._bench_variant).
                 peak_gib = max(_model_memory_gib(predict_variant(self.spec, self.gpu, variant.name, context=tokens,
-                                                                 batch=batch, prompt_tokens=min(tokens, s.pp_tokens)))
-                               for batch, tokens in self._memory_shapes())
+                                                                 batch=batch, prompt_tokens=min(tokens, s.pp_tokens),
+                                                                 logits_positions=logits))
+                               for batch, tokens, logits in self._memory_shapes())
                 out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB,
                        "peak_memory_bytes": peak_gib * GIB,
                        "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
@@ -163,16 +168,20 @@ class BenchEnvironment:
                     out["kld_mean"] = at_prompt["kld_mean"]
             except Exception as err:  # the planner refusing a variant must not stop a measurement
                 self.notes.append(f"no prediction for {variant.name}: {err}")
-        self._predicted[variant.name] = out
+        self._predicted[cache_key] = out
+        self._predicted[variant.name] = out  # quality does not depend on the engine (predicted_ppl)
         return dict(out)
 
-    def _memory_shapes(self) -> list[tuple[int, int]]:
-        """(batch, tokens held) of every test this sweep runs."""
+    def _memory_shapes(self) -> list[tuple[int, int, int | None]]:
+        """(batch, tokens held, logits kept) of every test this sweep runs: perplexity keeps the
+        logits of every position of its window, generation one a sequence (None)."""
         s = self.settings
         decode_tokens = s.tg_prompt_tokens + s.tg_tokens
-        shapes = [(1, s.ppl_context), (1, s.pp_tokens), (1, decode_tokens)]
+        shapes: list[tuple[int, int, int | None]] = [(1, s.pp_tokens, None), (1, decode_tokens, None)]
+        if "ppl" in s.tests:
+            shapes.append((1, s.ppl_context, s.ppl_context))
         if "batch" in s.tests:
-            shapes += [(b, decode_tokens) for b in s.batch_sizes]
+            shapes += [(b, decode_tokens, None) for b in s.batch_sizes]
         return shapes
 
     def predicted_ppl(self, variant_name: str, settings_key: str, this_run: Sequence[dict[str, Any]]) -> float | None:

@@ -7,7 +7,14 @@ square ``n x n`` product, ``2 n^3`` FLOPs. Each figure is the best of several ru
 warm-up: the ceiling, not the typical. The CPU is measured with numpy (copy) and torch
 (matmul, fp32 and bf16); a CUDA device with torch, synchronized around each run.
 
-The result goes to ``results/probe.json`` with provenance. The planner's host profile reads
+The whole measurement is repeated ``runs`` times; each figure is the median of the runs, with
+the runs as samples and their spread. The load average is read before and after: a probe
+taken on a busy machine (load above ``probe_busy_load_per_core`` x cores, or runs spread by
+more than ``probe_spread_limit_pct``; profiles/host.toml) is flagged, and does not replace
+an earlier quiet probe unless asked to (``accept_busy``).
+
+The result goes to ``probe.json`` in the compress cache (:func:`probe_path`), every probe
+also to ``probe-history.jsonl`` beside it. The planner's host profile reads
 ``copy_bandwidth_gbs`` and ``matmul_tflops_fp32`` at the top level (the CPU's figures);
 a CUDA device's figures sit under ``cuda``. ``compress bench`` reports MFU/MBU against both
 the profile's peak and these.
@@ -16,6 +23,8 @@ the profile's peak and these.
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,32 +100,96 @@ def probe_cuda(size_mib: int, matmul_n: int, repeats: int, device: str = "cuda")
     return out
 
 
+#: Figures whose runs are summarised (median, samples, spread).
+FIGURES = ("copy_bandwidth_gbs", "matmul_tflops_fp32", "matmul_tflops_bf16", "matmul_tflops_fp16")
+
+
+def summarise_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record from several runs: each figure the median, with ``<figure>_samples`` and
+    ``<figure>_spread_pct`` = (max - min) / median x 100; other keys from the first run."""
+    out = dict(runs[0])
+    for key in FIGURES:
+        values = [r[key] for r in runs if r.get(key)]
+        if values:
+            median = statistics.median(values)
+            out[key] = median
+            out[f"{key}_samples"] = values
+            out[f"{key}_spread_pct"] = round(100 * (max(values) - min(values)) / median, 2) if median else 0.0
+    return out
+
+
+def busy_warnings(data: dict[str, Any], cores: int, limits: dict[str, Any]) -> list[str]:
+    """Why a probe may not show the machine's ceiling: load from other processes, or runs that disagree."""
+    out = []
+    load = max(data.get("load_avg_1m_before", 0.0), data.get("load_avg_1m_after", 0.0))
+    if load > limits["probe_busy_load_per_core"] * cores:
+        out.append(f"machine busy: load average {load:.2f} on {cores} cores "
+                   f"(above {limits['probe_busy_load_per_core']:g} per core)")
+    for where, d in (("cpu", data), ("cuda", data.get("cuda") or {})):
+        for key in FIGURES:
+            spread = d.get(f"{key}_spread_pct")
+            if spread is not None and spread > limits["probe_spread_limit_pct"]:
+                out.append(f"{where} {key} varied by {spread:.0f}% between runs "
+                           f"(above {limits['probe_spread_limit_pct']:g}%)")
+    return out
+
+
+def probe_path() -> Path:
+    from compress.paths import probe_file
+
+    return probe_file()
+
+
 def probe(device: str = "auto", size_mib: int = 256, matmul_n: int = 2048, repeats: int = 5,
-          out: Path | None = None) -> tuple[dict[str, Any], Path]:
-    """Measure and write ``probe.json``; returns the data and where it went."""
+          out: Path | None = None, runs: int = 3, accept_busy: bool = False) -> tuple[dict[str, Any], Path]:
+    """Measure ``runs`` times, write ``probe.json`` (unless a busy probe would replace a quiet
+    one) and append to the history; returns the data and the file the planner reads."""
     from compress.errors import UserInputError
-    from compress.planner.profiles import results_dir
+    from compress.planner import profiles
     from compress.provenance import cpu_name, git_sha, host, library_versions
 
-    if size_mib < 1 or matmul_n < 16 or repeats < 1:
-        raise UserInputError(f"probe needs size-mib >= 1, matmul-n >= 16, repeats >= 1; got {size_mib}, {matmul_n}, {repeats}")
+    if size_mib < 1 or matmul_n < 16 or repeats < 1 or runs < 1:
+        raise UserInputError(f"probe needs size-mib >= 1, matmul-n >= 16, repeats >= 1, runs >= 1; "
+                             f"got {size_mib}, {matmul_n}, {repeats}, {runs}")
+    path = Path(out) if out else probe_path()
+    cores = os.cpu_count() or 1
     data: dict[str, Any] = {"schema": PROBE_SCHEMA, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                             "cpu": cpu_name(), "host": host(), "git_sha": git_sha(), "libraries": library_versions(),
-                            "method": "best of N after a warm-up; copy counts read + write (STREAM Copy); "
-                                      "matmul counts 2 n^3 FLOPs",
-                            "repeats": repeats}
+                            "method": f"median of {runs} runs, each the best of {repeats} after a warm-up; copy counts "
+                                      "read + write (STREAM Copy); matmul counts 2 n^3 FLOPs",
+                            "repeats": repeats, "runs": runs, "cores": cores,
+                            "load_avg_1m_before": round(os.getloadavg()[0], 2)}
     if device in ("auto", "cpu"):
-        data.update(probe_cpu(size_mib, matmul_n, repeats))
+        data.update(summarise_runs([probe_cpu(size_mib, matmul_n, repeats) for _ in range(runs)]))
     if device != "cpu":
         import torch
 
         if torch.cuda.is_available():
-            data["cuda"] = probe_cuda(size_mib, matmul_n * 2, repeats, "cuda" if device == "auto" else device)
+            name = "cuda" if device == "auto" else device
+            data["cuda"] = summarise_runs([probe_cuda(size_mib, matmul_n * 2, repeats, name) for _ in range(runs)])
         elif device != "auto":
             raise UserInputError(f"--device {device} asked for, but torch sees no CUDA device: use --device cpu")
-    path = Path(out) if out else results_dir() / "probe.json"
+    data["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    data["warnings"] = busy_warnings(data, cores, profiles.load("host.toml"))
+    data["busy"] = bool(data["warnings"])
+    from compress.fsutil import append_jsonl
+
+    append_jsonl(path.with_name("probe-history.jsonl"), data)
+    previous = _read(path)
+    if data["busy"] and not accept_busy and previous and not previous.get("busy"):
+        data["kept_previous"] = previous.get("timestamp")
+        data["warnings"].append(f"kept the earlier quiet probe of {previous.get('timestamp')} in {path}; "
+                                "rerun when the machine is idle, or pass --accept-busy to use this one")
+        return data, path
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
     return data, path
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def probe_table(data: dict[str, Any], path: Path) -> Table:
@@ -125,5 +198,9 @@ def probe_table(data: dict[str, Any], path: Path) -> Table:
         if d and d.get("copy_bandwidth_gbs"):
             rows.append([d.get("device_name") or data.get("cpu") if label == "cuda" else data.get("cpu"), label,
                          d["copy_bandwidth_gbs"], d.get("matmul_tflops_fp32"), d.get("matmul_tflops_bf16")])
+    where = (f"not written: {path} keeps the probe of {data['kept_previous']}" if data.get("kept_previous")
+             else f"written to {path}; the planner's host profile and bench MFU/MBU read it")
+    spread = data.get("copy_bandwidth_gbs_spread_pct")
+    runs = f"median of {data.get('runs', 1)} runs" + (f", copy spread {spread:.0f}%" if spread is not None else "")
     return Table(title="compress probe", columns=["device", "kind", "copy GB/s", "fp32 TFLOPS", "bf16 TFLOPS"],
-                 rows=rows, notes=[f"written to {path}; the planner's host profile and bench MFU/MBU read it"])
+                 rows=rows, notes=[f"Warning: {w}" for w in data.get("warnings", [])] + [runs, where])

@@ -179,7 +179,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
                    log: Callable[[str], None]) -> list[dict[str, Any]]:
     from compress import apply
 
-    key = apply.artifact_key(env.source, variant, options)
+    key = apply.artifact_key(env.source, variant, options, env.device)
     plan = plan_tests(env.settings, env.threads)
     pending = [t for t, p in plan.items() if (env.fingerprint, key, t, p["settings_key"]) not in done]
     if not pending:
@@ -197,7 +197,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         return writer.written
     writer.base.update({"artifact": str(folder), "artifact_bytes": manifest["size_bytes"],
                         "runtime": manifest.get("runtime")})
-    predicted = env.predictions(variant)
+    predicted = env.predictions(variant, manifest.get("runtime"))
     if "size" in pending:
         writer.group("size", [suite.figure("artifact_bytes", value=manifest["size_bytes"],
                                            predicted=predicted.get("artifact_bytes"))])

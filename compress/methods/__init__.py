@@ -26,6 +26,8 @@ METHODS = {
     "onnx": "compress.methods.onnx:Onnx",
     "fp8": "compress.methods.fp8:Fp8",
     "w8a8": "compress.methods.w8a8:W8a8",
+    "nvfp4": "compress.methods.microscaling:Nvfp4",
+    "mxfp4": "compress.methods.microscaling:Mxfp4",
 }
 
 

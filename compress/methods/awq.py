@@ -51,6 +51,10 @@ class Awq(Method):
         return f"awq-{config.bits}-g{config.group_size}"
 
     @classmethod
+    def weight_bits(cls, config: AwqConfig) -> int:
+        return config.bits
+
+    @classmethod
     def tensor_bytes(cls, t: Any, config: AwqConfig, spec: Any, fmt: dict[str, Any], *,
                      sparse_storage: bool = False) -> int:
         if not t.is_linear:

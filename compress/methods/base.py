@@ -188,6 +188,12 @@ class Method:
         return 0
 
     @classmethod
+    def weight_bits(cls, config: MethodConfig) -> int | None:
+        """Stored width of the quantized weights (the planner matches it against a kernel's
+        ``weight_bits``), or None for formats without one width."""
+        return None
+
+    @classmethod
     def model_spec(cls, config: MethodConfig, spec: ModelSpec) -> ModelSpec:
         """The architecture after this step (layer dropping and distillation change it)."""
         return spec

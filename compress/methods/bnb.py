@@ -56,6 +56,10 @@ class Bnb(Method):
         return config.quant_type
 
     @classmethod
+    def weight_bits(cls, config: BnbConfig) -> int:
+        return 8 if config.quant_type == "int8" else 4
+
+    @classmethod
     def tensor_bytes(cls, t: Any, config: BnbConfig, spec: Any, fmt: dict[str, Any], *,
                      sparse_storage: bool = False) -> int:
         if not t.is_linear:

@@ -47,6 +47,10 @@ class Fp8(Method):
         return "fp8"
 
     @classmethod
+    def weight_bits(cls, config: Fp8Config) -> int:
+        return 8
+
+    @classmethod
     def tensor_bytes(cls, t: Any, config: Fp8Config, spec: Any, fmt: dict[str, Any], *,
                      sparse_storage: bool = False) -> int:
         return w8_bytes(t, fmt[cls.name], fmt["dense_bytes"])

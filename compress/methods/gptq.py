@@ -57,6 +57,10 @@ class Gptq(Method):
         return f"gptq-{config.bits}-g{config.group_size}" + ("-act" if config.desc_act else "")
 
     @classmethod
+    def weight_bits(cls, config: GptqConfig) -> int:
+        return config.bits
+
+    @classmethod
     def tensor_bytes(cls, t: Any, config: GptqConfig, spec: Any, fmt: dict[str, Any], *,
                      sparse_storage: bool = False) -> int:
         if not t.is_linear:

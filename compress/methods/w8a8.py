@@ -48,6 +48,10 @@ class W8a8(Method):
         return "w8a8-int8"
 
     @classmethod
+    def weight_bits(cls, config: W8a8Config) -> int:
+        return 8
+
+    @classmethod
     def tensor_bytes(cls, t: Any, config: W8a8Config, spec: Any, fmt: dict[str, Any], *,
                      sparse_storage: bool = False) -> int:
         return w8_bytes(t, fmt[cls.name], fmt["dense_bytes"])

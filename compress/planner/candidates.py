@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from compress import methods, variants
 from compress.methods.groups import DEFAULT_GROUP_SIZE, default_group_size, input_widths
-from compress.planner.hardware import GpuProfile
+from compress.planner import profiles
+from compress.planner.hardware import GpuProfile, kernel_support
 from compress.planner.spec import ModelSpec, family_members
 
 #: Layer drop candidate: a quarter of the layers, the largest cut SLEB/ShortGPT report as usable.
@@ -35,10 +36,19 @@ def group_size_for(spec: ModelSpec) -> int:
     return default_group_size(input_widths(spec.hidden, spec.heads, spec.head_dim, spec.intermediate))
 
 
+def microscaling_candidates(gpu: GpuProfile) -> list[str]:
+    """NVFP4/MXFP4 where the device runs them: the rule named by each format's ``kernel`` in
+    profiles/formats.toml (kernels.toml decides, e.g. sm100+ for NVFP4)."""
+    table = profiles.load("formats.toml").get("microscaling", {})
+    return [name for name, layout in table.items() if kernel_support(gpu, layout["kernel"])[0]]
+
+
 def default_candidates(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     """Variant names to evaluate, in a stable order (canonical names, round-trip with variants.parse)."""
     kind = "cpu" if gpu.kind == "cpu" else "gpu"
     names = [name for d in methods.descriptors() for name in d.candidates.get(kind, ())]
+    if gpu.kind == "gpu":
+        names += microscaling_candidates(gpu)
     group = group_size_for(spec)
     if group != DEFAULT_GROUP_SIZE:
         names = [n.replace(f"-g{DEFAULT_GROUP_SIZE}", f"-g{group}") for n in names]

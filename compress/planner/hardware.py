@@ -1,9 +1,12 @@
 """GPU and host profiles: what the planner knows about the machine it plans for.
 
-GPU facts come from ``profiles/gpus/*.toml``; which kernel needs which compute capability
-from ``profiles/kernels.toml``. The host ("cpu") profile is built from /proc/cpuinfo,
-/proc/meminfo and ``os.cpu_count()``, with bandwidth and FLOPs from ``results/probe.json``
-when ``compress probe`` has measured them, else from the documented defaults in
+GPU facts come from ``profiles/gpus/*.toml`` and from the user's own folder
+(``$COMPRESS_USER_GPUS``, else ``~/.config/compress/gpus``; a user file of the same name
+overrides the catalog's); a device can also be one TOML file (``--gpu path/to/device.toml``)
+or described on the command line (:func:`custom_gpu`). Which kernel needs which compute
+capability, or which ROCm/Metal architecture, comes from ``profiles/kernels.toml``. The host ("cpu") profile is built from /proc/cpuinfo,
+/proc/meminfo and ``os.cpu_count()``, with bandwidth and FLOPs from ``probe.json`` in the
+compress cache when ``compress probe`` has measured them, else from the documented defaults in
 ``profiles/host.toml``. ``auto`` asks NVML for the GPU and falls back to the host.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ from compress.planner import profiles
 from compress.registry import suggest
 
 GIB = 2**30
+BACKENDS = ("cuda", "rocm", "metal", "cpu")
+#: Compute capability assumed for a device described only by memory and bandwidth.
+CUSTOM_DEFAULT_CC = "8.0"
 
 
 @dataclass(frozen=True)
@@ -41,10 +47,14 @@ class GpuProfile:
     cores: int | None = None
     source: str = ""
     notes: tuple[str, ...] = ()
+    backend: str = "cuda"  # cuda | rocm | metal | cpu: which kernels.toml key decides support
+    arch_id: str | None = None  # ROCm gfx target or Apple GPU family, matched by kernels.toml
 
     def __post_init__(self) -> None:
         if self.kind not in ("gpu", "cpu"):
             raise ValueError(f"GpuProfile.kind must be 'gpu' or 'cpu', got {self.kind!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"profile {self.name!r}: backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.usable_memory_gib <= 0 or self.memory_bandwidth_gbs <= 0:
             raise ValueError(f"profile {self.name!r} needs positive memory and bandwidth")
 
@@ -75,11 +85,39 @@ class GpuProfile:
         return cls(**known)
 
 
+def user_gpus_dir() -> Path:
+    """The user's own GPU profiles: ``$COMPRESS_USER_GPUS``, else ``$XDG_CONFIG_HOME`` or
+    ``~/.config``, then ``compress/gpus``."""
+    env = os.environ.get("COMPRESS_USER_GPUS")
+    if env:
+        return Path(env).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "compress" / "gpus"
+
+
+def _profile_from_data(data: dict[str, Any], where: Path) -> GpuProfile:
+    """A GPU profile from a TOML table, or one clear line saying what is missing."""
+    missing = [k for k in ("name", "memory_gib", "memory_bandwidth_gbs") if k not in data]
+    if missing:
+        raise UserInputError(f"GPU profile {where} lacks {', '.join(missing)}: expected at least name, memory_gib, "
+                             "memory_bandwidth_gbs (and usable_memory_gib, tflops); see profiles/gpus/*.toml")
+    data = {"display_name": data["name"], "usable_memory_gib": data["memory_gib"], **data, "kind": "gpu"}
+    try:
+        return GpuProfile.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise UserInputError(f"GPU profile {where} is not valid: {err}") from None
+
+
 def _gpu_table() -> dict[str, GpuProfile]:
     table: dict[str, GpuProfile] = {}
-    for _, data in profiles.load_folder("gpus"):
-        profile = GpuProfile.from_dict({**data, "kind": "gpu"})
+    for path, data in profiles.load_folder("gpus"):
+        profile = _profile_from_data(data, path)
         table[profile.name] = profile
+    user = user_gpus_dir()
+    if user.is_dir():
+        for path in sorted(user.glob("*.toml")):
+            profile = _profile_from_data(profiles.read_file(path), path)
+            table[profile.name] = replace(profile, notes=(*profile.notes, f"user profile {path}"))
     return table
 
 
@@ -97,15 +135,22 @@ def _normal(name: str) -> str:
 
 
 def load_gpu(name: str) -> GpuProfile:
-    """A GPU profile by name or alias; ``cpu``/``host`` = this machine; ``auto`` = NVML detect."""
+    """A GPU profile by name or alias, or a ``.toml`` file; ``cpu``/``host`` = this machine;
+    ``auto`` = NVML detect. The user's folder (:func:`user_gpus_dir`) comes before the catalog."""
+    if name.strip().lower().endswith(".toml"):
+        path = Path(name.strip()).expanduser()
+        if not path.is_file():
+            raise UserInputError(f"no GPU profile file {path}: expected a TOML file like profiles/gpus/h100-sxm.toml")
+        return _profile_from_data(profiles.read_file(path), path)
     key = _normal(name)
     if key in ("cpu", "host"):
         return host_profile()
     if key == "auto":
         return detect_gpu()
+    user = user_gpus_dir() / f"{key}.toml"
     direct = profiles.profiles_dir() / "gpus" / f"{key}.toml"
-    if direct.is_file():  # the common case: reading one file beats parsing the catalog
-        return GpuProfile.from_dict({**profiles.load(f"gpus/{key}.toml"), "kind": "gpu"})
+    if not user.is_file() and direct.is_file():  # the common case: reading one file beats parsing the catalog
+        return _profile_from_data(profiles.load(f"gpus/{key}.toml"), direct)
     table = _gpu_table()
     for profile in table.values():
         if key == profile.name or key in (_normal(a) for a in profile.aliases):
@@ -119,6 +164,32 @@ def kernel_rules() -> dict[str, dict[str, Any]]:
     return profiles.load("kernels.toml")
 
 
+def custom_gpu(memory_gib: float, bandwidth_gbs: float, tflops: float | None = None, *,
+               compute_capability: str | None = None, name: str = "custom") -> GpuProfile:
+    """A device described on the command line: memory, bandwidth and optionally the dense
+    fp16/bf16 TFLOPS. Without a compute capability it is taken as sm80 (Ampere-class kernels)."""
+    if memory_gib <= 0 or bandwidth_gbs <= 0:
+        raise UserInputError(f"a custom device needs positive --gpu-memory and --bandwidth, got {memory_gib:g} GiB "
+                             f"and {bandwidth_gbs:g} GB/s")
+    if tflops is not None and tflops <= 0:
+        raise UserInputError(f"--tflops must be positive, got {tflops:g}")
+    cc = compute_capability or CUSTOM_DEFAULT_CC
+    try:
+        float(cc)
+    except ValueError:
+        raise UserInputError(f"--compute-capability takes a number like 8.9, got {cc!r}") from None
+    notes = [f"custom device: {memory_gib:g} GiB, {bandwidth_gbs:g} GB/s"
+             + (f", {tflops:g} dense fp16 TFLOPS" if tflops else ", no TFLOPS given: prefill and TTFT are not predicted")]
+    if compute_capability is None:
+        notes.append(f"custom device taken as sm{cc.replace('.', '')} for kernel choice; pass --compute-capability")
+    peak = {"fp16": float(tflops), "bf16": float(tflops), "fp32": float(tflops) / 2} if tflops else {}
+    memory_gib = round(memory_gib, 2)
+    return GpuProfile(name=name, display_name=f"custom ({memory_gib:g} GiB, {bandwidth_gbs:g} GB/s)",
+                      compute_capability=cc, memory_gib=memory_gib, usable_memory_gib=memory_gib,
+                      memory_bandwidth_gbs=bandwidth_gbs, tflops=peak, architecture="custom",
+                      source="command line", notes=tuple(notes))
+
+
 def kernel_support(gpu: GpuProfile, kernel: str) -> tuple[bool, str]:
     """Whether ``gpu`` runs ``kernel`` natively, and a sentence saying why (from kernels.toml)."""
     rules = kernel_rules()
@@ -127,6 +198,14 @@ def kernel_support(gpu: GpuProfile, kernel: str) -> tuple[bool, str]:
     rule = rules[kernel]
     if gpu.kind == "cpu":
         return False, f"{rule['what']} is a CUDA feature; not on the CPU"
+    if gpu.backend not in ("cuda", "cpu"):
+        allowed = rule.get(gpu.backend)
+        where = f"{gpu.display_name} ({gpu.backend.upper() if gpu.backend == 'rocm' else gpu.backend.title()}"
+        where += f", {gpu.arch_id})" if gpu.arch_id else ")"
+        if allowed == "all" or (isinstance(allowed, list) and gpu.arch_id in allowed):
+            return True, f"{rule['what']}: runs on {where}"
+        fallback = f"; falls back to {rule['fallback']}" if rule.get("fallback") else ""
+        return False, f"{rule['what']} does not run on {where}{fallback}"
     need = float(rule["min_cc"])
     if gpu.cc is not None and gpu.cc >= need:
         return True, f"{rule['what']}: sm{gpu.compute_capability.replace('.', '')} >= sm{rule['min_cc'].replace('.', '')}"
@@ -168,8 +247,9 @@ def _meminfo_gib(path: Path = Path("/proc/meminfo")) -> float | None:
 
 
 def read_probe() -> dict[str, Any] | None:
-    """``results/probe.json`` as ``compress probe`` writes it, or None when absent/unreadable."""
-    path = profiles.results_dir() / "probe.json"
+    """``probe.json`` as ``compress probe`` writes it (:func:`profiles.probe_path`), or None
+    when absent/unreadable."""
+    path = profiles.probe_path()
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -199,17 +279,19 @@ def host_profile() -> GpuProfile:
     probe = read_probe()
     if probe and probe.get("copy_bandwidth_gbs"):
         bandwidth_gbs = float(probe["copy_bandwidth_gbs"])
-        bw_note = f"host bandwidth {bandwidth_gbs:.1f} GB/s measured by `compress probe` (results/probe.json)"
+        bw_note = f"host bandwidth {bandwidth_gbs:.1f} GB/s measured by `compress probe` ({profiles.probe_path()})"
+        if probe.get("busy"):
+            bw_note += "; measured while the machine was busy: " + "; ".join(probe.get("warnings", []))
         if probe.get("matmul_tflops_fp32"):
             fp32_tflops = float(probe["matmul_tflops_fp32"])
     notes.append(bw_note)
     notes.append(f"host memory: {total_gib:.1f} GiB total, {defaults['reserved_gib']:g} GiB kept for the OS")
     return GpuProfile(
-        name="cpu", display_name=f"{model} ({cores} cores)", kind="cpu",
+        name="cpu", display_name=f"{model} ({cores} cores)", kind="cpu", backend="cpu",
         memory_gib=round(total_gib, 2), usable_memory_gib=round(usable_gib, 2),
         memory_bandwidth_gbs=bandwidth_gbs, tflops={"fp32": round(fp32_tflops, 4)},
         architecture=info.get("vendor_id", ""), cores=cores,
-        source="/proc/cpuinfo, /proc/meminfo, os.cpu_count(); profiles/host.toml or results/probe.json",
+        source="/proc/cpuinfo, /proc/meminfo, os.cpu_count(); profiles/host.toml or compress probe's probe.json",
         notes=tuple(notes),
     )
 

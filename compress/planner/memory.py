@@ -76,6 +76,22 @@ def activation_bytes(spec: ModelSpec, chunk_tokens: int, batch: int = 1, bytes_p
     return int(batch * chunk_tokens * per_token * bytes_per_element + batch * spec.vocab * 4)
 
 
+def prefill_activation_bytes(spec: ModelSpec, tokens_per_pass: int, bytes_per_element: int = 2) -> int:
+    """Largest live activations while one layer processes ``tokens_per_pass`` prompt tokens
+    (summed over the batch): tokens * (2 * hidden [residual in/out] + 2 * intermediate *
+    experts_per_token [gate and up outputs]) * bytes. Attention scores are not counted:
+    FlashAttention / SDPA memory-efficient kernels and llama.cpp's flash attention never
+    materialise them."""
+    per_token = 2 * spec.hidden + 2 * spec.intermediate * spec.experts_per_token
+    return int(tokens_per_pass * per_token * bytes_per_element)
+
+
+def logits_bytes(spec: ModelSpec, positions: int) -> int:
+    """fp32 logits of ``positions`` positions: positions * vocab * 4 bytes (one position a
+    sequence when generating; every position of a window when scoring perplexity)."""
+    return positions * spec.vocab * 4
+
+
 @dataclass(frozen=True)
 class MemoryBreakdown:
     """Peak memory of serving one variant, per device, in GiB."""
@@ -84,10 +100,12 @@ class MemoryBreakdown:
     kv_cache_gib: float
     activations_gib: float
     overhead_gib: float
+    #: Host buffers a runtime adds once loaded (compute buffers, logits copies, its libraries).
+    buffers_gib: float = 0.0
 
     @property
     def total_gib(self) -> float:
-        return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib
+        return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib + self.buffers_gib
 
     def to_dict(self) -> dict[str, float]:
         d = {k: round(v, 3) for k, v in asdict(self).items()}
@@ -96,7 +114,7 @@ class MemoryBreakdown:
 
 
 def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: float, devices: int = 1,
-              kv_shards: int | None = None) -> MemoryBreakdown:
+              kv_shards: int | None = None, buffer_bytes: int = 0) -> MemoryBreakdown:
     """Per-device breakdown; with tensor parallelism weights split over ``devices`` and the KV
     cache over ``kv_shards`` (KV heads cannot be split finer than one head a device)."""
     shards = kv_shards or devices
@@ -105,4 +123,5 @@ def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: fl
         kv_cache_gib=kv_bytes / shards / GIB,
         activations_gib=act_bytes / GIB,
         overhead_gib=overhead_gib,
+        buffers_gib=buffer_bytes / GIB,
     )

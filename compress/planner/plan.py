@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from compress import variants
+from compress import methods, variants
 from compress.errors import UserInputError
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
@@ -78,6 +78,7 @@ class Plan:
     recommendation: str
     alternatives: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    context_sweep: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         gpu = self.gpu.to_dict()
@@ -93,6 +94,7 @@ class Plan:
             "recommendation": self.recommendation,
             "alternatives": list(self.alternatives),
             "notes": list(self.notes),
+            **({"context_sweep": list(self.context_sweep)} if self.context_sweep else {}),
         }
 
     def candidate(self, variant: str) -> dict[str, Any]:
@@ -127,6 +129,8 @@ def _best(ranked: list[dict[str, Any]], *, direct: bool = False) -> dict[str, An
     """The top fitting candidate; ``direct`` skips layer dropping and distillation, which
     change the model, so that alternatives suggest serving the model itself first."""
     fitting = [c for c in ranked if c["fits"]]
+    # A format `apply` cannot write yet is ranked and shown, but recommended only as a last resort.
+    fitting = [c for c in fitting if not getattr(methods.descriptor(c["method"]), "planned_only", False)] or fitting
     if direct:
         fitting = [c for c in fitting if c["method"] not in STRUCTURAL] or fitting
     return fitting[0] if fitting else None
@@ -151,13 +155,14 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
                     if quality is not None else "an unpublished quality change")
     if measured is not None:
         quality_text += f", measured {measured:+.2f}% on this device"
-    cached = p.get("decode_context_tokens", p["prompt_tokens"])
-    prompts = f"{options.batch} prompts of {p['prompt_tokens']} tokens" if options.batch > 1 \
-        else f"a {p['prompt_tokens']}-token prompt"
+    cached = p.get("decode_cache_tokens", p["prompt_tokens"])
+    prompts = (f"{options.batch} prompts of {p['prompt_tokens']} tokens sent together (each waits for the "
+               "batch's prefill)") if options.batch > 1 else f"a {p['prompt_tokens']}-token prompt"
     text = (f"Use {best['variant']} ({best['method']}, {best['runtime']}, kernel {best['kernel']}) on {where}. "
             f"It fits with {best['margin_gib']:.1f} GiB to spare (peak {p['peak_memory_gib']:.1f} GiB), "
-            f"decodes at a predicted {p['decode_tok_s']:.0f} tok/s with {cached} tokens in the cache, "
-            f"takes {p['ttft_ms']:.0f} ms to the first token of {prompts}, and costs {quality_text}. "
+            f"decodes at a predicted {p['decode_tok_s']:.0f} tok/s with {cached} tokens in the cache"
+            + (f", takes {p['ttft_ms']:.0f} ms to the first token of {prompts}" if p["ttft_ms"] is not None else "")
+            + f", and costs {quality_text}. "
             f"It ranks first of {len(fitting)} fitting options by the {options.objective} objective"
             f"{' and is on the quality x speed x memory Pareto front' if best['pareto'] else ''}.")
     best_q = least_quality_loss(fitting)
@@ -185,22 +190,24 @@ def least_quality_loss(fitting: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(tied, key=lambda c: c["predicted"]["decode_tok_s"])
 
 
-def _search(trials: list[tuple[Any, ModelSpec, GpuProfile, PlanOptions]]) -> tuple[Any, dict[str, Any]] | None:
-    """The first trial where the model itself fits (compressed, not shrunk); failing that, the
-    first where a layer-dropped or distilled model fits."""
+def _search(trials: list[tuple[Any, ModelSpec, GpuProfile, PlanOptions]],
+            direct_only: bool = True) -> tuple[Any, dict[str, Any]] | None:
+    """The first trial where the model itself fits (compressed, not shrunk); failing that,
+    unless ``direct_only``, the first where a layer-dropped or distilled model fits."""
     fallback = None
     for value, spec, gpu, options in trials:
         ranked = evaluate(spec, gpu, options)
-        direct = [c for c in ranked if c["fits"] and c["method"] not in STRUCTURAL]
-        if direct:
-            return value, direct[0]
-        if fallback is None and (any_fit := _best(ranked)):
+        best = _best(ranked, direct=True)
+        if best is not None and best["method"] not in STRUCTURAL:
+            return value, best
+        if not direct_only and fallback is None and (any_fit := _best(ranked)):
             fallback = (value, any_fit)
     return fallback
 
 
 def alternatives(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dict[str, Any]]:
-    """What would fit when nothing does: a larger GPU, more GPUs, a shorter context, a smaller model."""
+    """What would fit when the model itself does not, in order of least change: a smaller
+    KV-cache type, a shorter context, more GPUs, a larger GPU, and only then a smaller model."""
     out: list[dict[str, Any]] = []
 
     def add(kind: str, found: tuple[Any, dict[str, Any]] | None, text: str) -> None:
@@ -212,13 +219,15 @@ def alternatives(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list
                         "text": text.format(value=value, variant=best["variant"], peak=p["peak_memory_gib"],
                                             margin=best["margin_gib"])})
 
-    if gpu.kind == "gpu":
-        larger = [g for g in list_gpus() if g.usable_memory_gib > gpu.usable_memory_gib]
-        add("gpu", _search([(g.name, spec, g, options) for g in larger]),
-            "--gpu {value}: {variant} fits with {margin:.1f} GiB to spare")
-        add("gpus", _search([(n, spec, gpu, replace(options, gpus=n))
-                             for n in range(options.gpus + 1, MAX_GPUS_SUGGESTED + 1)]),
-            "--gpus {value}: {variant} fits, {peak:.1f} GiB per GPU")
+    kv_table = profiles.load("formats.toml")["kv_bytes"]
+    smaller_kv = [k for k in profiles.load("formats.toml")["kv_alternatives"]["order"]
+                  if kv_table[k] < kv_table[options.kv_dtype]]
+    runs_kv = profiles.load("formats.toml")["kv_alternatives"]["runtimes"]
+    add("kv_dtype", next(((k, best) for k in smaller_kv
+                          if (best := _best([c for c in evaluate(spec, gpu, replace(options, kv_dtype=k))
+                                             if c["runtime"] in runs_kv[k] and c["method"] not in STRUCTURAL]))),
+                         None),
+        "--kv-dtype {value}: {variant} fits with {margin:.1f} GiB to spare")
     contexts = []
     context = options.context // 2
     while context >= 256:
@@ -226,9 +235,16 @@ def alternatives(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list
         context //= 2
     add("context", _search([(c, spec, gpu, replace(options, context=c)) for c in contexts]),
         "--context {value}: {variant} fits")
+    if gpu.kind == "gpu":
+        add("gpus", _search([(n, spec, gpu, replace(options, gpus=n))
+                             for n in range(options.gpus + 1, MAX_GPUS_SUGGESTED + 1)]),
+            "--gpus {value}: {variant} fits, {peak:.1f} GiB per GPU")
+        larger = [g for g in list_gpus() if g.usable_memory_gib > gpu.usable_memory_gib]
+        add("gpu", _search([(g.name, spec, g, options) for g in larger]),
+            "--gpu {value}: {variant} fits with {margin:.1f} GiB to spare")
     smaller = [m for m in sorted(family_members(spec), key=lambda m: m.params, reverse=True) if m.params < spec.params]
     add("model", _search([(m.name, m, gpu, replace(options, context=min(options.context, m.max_context)))
-                          for m in smaller]),
+                          for m in smaller], direct_only=False),
         "--model {value}: {variant} fits")
     return out
 
@@ -246,18 +262,52 @@ def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     return notes
 
 
-def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batch: int = 1, gpus: int = 1,
-              headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced", kv_dtype: str = "fp16",
-              headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
-              records: list[dict[str, Any]] | None = None) -> Plan:
-    """Plan compression of ``model`` for ``gpu`` (name, alias, "cpu"/"host" or "auto").
+#: Smallest context of a sweep; each next one doubles, up to the model's maximum.
+SWEEP_START_TOKENS = 512
+
+
+def sweep_contexts(spec: ModelSpec) -> list[int]:
+    """512, 1k, 2k ... up to the model's maximum context (which is always the last)."""
+    out, c = [], SWEEP_START_TOKENS
+    while c < spec.max_context:
+        out.append(c)
+        c *= 2
+    return [*out, spec.max_context]
+
+
+def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
+                  contexts: list[int] | None = None) -> list[dict[str, Any]]:
+    """For each context: how many candidates fit, the best one, its peak memory and decode speed,
+    and every candidate's fit, peak memory and decode speed there."""
+    rows = []
+    for c in contexts or sweep_contexts(spec):
+        ranked = evaluate(spec, gpu, replace(options, context=c))
+        best = _best(ranked)
+        rows.append({"context": c, "fitting": sum(1 for r in ranked if r["fits"]),
+                     "best": best["variant"] if best else None,
+                     "peak_memory_gib": best["predicted"]["peak_memory_gib"] if best else None,
+                     "decode_tok_s": best["predicted"]["decode_tok_s"] if best else None,
+                     "candidates": {r["variant"]: {"fits": r["fits"],
+                                                   "peak_memory_gib": r["predicted"]["peak_memory_gib"],
+                                                   "decode_tok_s": r["predicted"]["decode_tok_s"]}
+                                    for r in ranked}})
+    return rows
+
+
+def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None = None, batch: int = 1,
+              gpus: int = 1, headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced",
+              kv_dtype: str = "fp16", headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
+              sweep: bool = False, records: list[dict[str, Any]] | None = None) -> Plan:
+    """Plan compression of ``model`` for ``gpu`` (name, alias, .toml file, "cpu"/"host", "auto",
+    or a :class:`GpuProfile` such as :func:`~compress.planner.hardware.custom_gpu` builds).
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
+    ``sweep``: also size every candidate at contexts from 512 tokens to the model's maximum.
     ``records`` (bench results) put the quality measured for this model on this device
     beside each prediction, and into the ranking.
     """
     spec = load_model_spec(model)
-    device = load_gpu(gpu)
+    device = gpu if isinstance(gpu, GpuProfile) else load_gpu(gpu)
     ctx = default_context(spec) if context is None else context
     if ctx > spec.max_context:
         raise UserInputError(f"--context {ctx} is above {spec.name}'s maximum context of {spec.max_context} tokens")
@@ -279,8 +329,11 @@ def make_plan(model: str, gpu: str = "auto", *, context: int | None = None, batc
         raise UserInputError(f"--engine {engine} serves none of the candidate formats on {where}; "
                              "try --engine any")
     best = _best(ranked)
-    alts = [] if best else alternatives(spec, device, options)
+    # Alternatives whenever the model itself (compressed, not shrunk) does not fit.
+    direct = any(c["fits"] and c["method"] not in STRUCTURAL for c in ranked)
+    alts = [] if direct else alternatives(spec, device, options)
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),
                 candidates=tuple(ranked), recommended=best["variant"] if best else None,
                 recommendation=recommendation_text(best, ranked, spec, device, options),
-                alternatives=tuple(alts), notes=tuple(_notes(spec, device)))
+                alternatives=tuple(alts), notes=tuple(_notes(spec, device)),
+                context_sweep=tuple(context_sweep(spec, device, options)) if sweep else ())

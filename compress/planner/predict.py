@@ -16,6 +16,7 @@ from typing import Any
 from compress import variants
 from compress.errors import UserInputError
 from compress.planner import formats, memory, profiles, quality, roofline
+from compress.planner.document import Reason
 from compress.planner.hardware import GpuProfile, kernel_rules, kernel_support
 from compress.planner.spec import ModelSpec
 
@@ -31,7 +32,7 @@ class KernelChoice:
     speed_key: str
     supported: bool
     compute_dtype: str
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
     sparse_kernels: bool = False
 
 
@@ -45,13 +46,14 @@ def default_context(spec: ModelSpec) -> int:
 
 #: The engines a plan can restrict itself to (``--engine``); "any" lets each candidate take
 #: the first engine of its format in ``runtimes.toml [engines]`` whose kernels run on the device.
-ENGINES = ("vllm", "llama.cpp", "transformers", "onnxruntime")
+ENGINES = ("vllm", "llama.cpp", "transformers", "onnxruntime", "mlx")
 ANY_ENGINE = "any"
 
 
 def engines_for(variant: variants.Variant, gpu: GpuProfile) -> list[str]:
     """Engines that serve ``variant``'s artifact on this kind of device, most deployable first."""
-    table = runtimes()["engines"]["cpu" if gpu.kind == "cpu" else "gpu"]
+    tables = runtimes()["engines"]
+    table = tables["cpu" if gpu.kind == "cpu" else gpu.backend if gpu.backend in tables else "gpu"]
     step = formats.storage_step(variant)
     return list(table.get(step.descriptor.runtime_key(step.settings), []))
 
@@ -64,15 +66,13 @@ def check_engine(engine: str) -> str:
 
 
 def _weight_bits(step: variants.Step) -> int | None:
-    """Stored width of the quantized weights, where the format has one."""
-    c = step.config
-    if step.method in ("gptq", "awq"):
-        return int(c["bits"])
-    if step.method == "bnb":
-        return 8 if c["quant_type"] == "int8" else 4
-    if step.method in ("fp8", "w8a8"):
-        return 8
-    return None
+    return step.descriptor.weight_bits(step.settings)
+
+
+def _matmul_kernels(step: variants.Step) -> list[str]:
+    """The method's kernels that engines ship (rows with ``engines``), fastest first."""
+    rules = kernel_rules()
+    return [k for k in step.descriptor.kernels if rules[k].get("engines")]
 
 
 def _runs_on(gpu: GpuProfile, name: str) -> tuple[bool, str]:
@@ -105,42 +105,47 @@ def pick_kernel(gpu: GpuProfile, engine: str, step: variants.Step,
     fitting = [(n, r) for n, r in mine if bits is None or bits in r.get("weight_bits", (bits,))]
     if device != "cuda":
         return (fitting[0][0] if fitting else None), [], None
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []  # (kernel, why it does not run here)
     for name, rule in fitting:
         ok, why = _runs_on(gpu, name)
         if not ok:
             skipped.append((name, why))
             continue
-        return name, _passed_over(gpu, name, mine, fitting, skipped, bits, step), None
+        return name, _passed_over(gpu, name, mine, fitting, skipped[-1:], bits, step), None
     if not fitting:
         return None, [], f"{engine} has no kernel for {variants.step_name(step)} artifacts"
     return None, [], skipped[-1][1]
 
 
+def _short_why(gpu: GpuProfile, name: str) -> str:
+    """"<kernel> kernel needs smNN+" or "... is not built for smNN+": the bound the GPU misses."""
+    rule = kernel_rules()[name]
+    if gpu.cc is not None and rule.get("max_cc") and gpu.cc >= float(rule["max_cc"]):
+        return f"{name} kernel is not built for sm{rule['max_cc'].replace('.', '')}+"
+    return f"{name} kernel needs sm{rule['min_cc'].replace('.', '')}+"
+
+
 def _passed_over(gpu: GpuProfile, name: str, mine: list[tuple[str, dict[str, Any]]],
                  fitting: list[tuple[str, dict[str, Any]]], skipped: list[tuple[str, str]], bits: int | None,
                  step: variants.Step) -> list[str]:
-    """Why a faster kernel does not serve this candidate: the closest one this GPU lacks, or
-    one that exists here for other weight widths."""
+    """Why a faster kernel does not serve this candidate: the one just before the chosen kernel
+    that this GPU lacks (``skipped``), or one that runs here but not at this weight width."""
     rules, rule = kernel_rules(), kernel_rules()[name]
     reasons = []
     if skipped:
         other = skipped[-1][0]
-        need = rules[other]
-        why = (f"{need['what']} needs sm{need['min_cc'].replace('.', '')}+ "
-               f"({gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')})")
+        why = _short_why(gpu, other)
         lost = set(rules[other].get("act_dtypes", ())) - set(rule.get("act_dtypes", ())) - {"fp16", "bf16", "fp32"}
         if lost:
-            reasons.append(f"{why}: runs weight-only through {rule['what']}, without "
-                           f"{'/'.join(sorted(lost))} activations")
+            reasons.append(f"{why}: weight-only through {name} (no {'/'.join(sorted(lost))} activations)")
         elif _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{why}: slower {rule['what']} instead")
+            reasons.append(f"{why}: {name}, slower")
     widths = set(rule.get("weight_bits", ()))
     for other, other_rule in [] if reasons else mine[:[n for n, _ in mine].index(name)]:
         # a generic kernel (more widths) chosen because the fast one lacks this width
         if other not in dict(fitting) and widths > set(other_rule.get("weight_bits", ())) \
                 and _runs_on(gpu, other)[0] and _speed_factor(other) > _speed_factor(name):
-            reasons.append(f"{bits}-bit {step.method} has no {other_rule['what']}: {rule['what']}, slower")
+            reasons.append(f"no {bits}-bit {other} kernel: {name}, slower")
             break
     return reasons
 
@@ -162,66 +167,71 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
     c, cpu = step.config, gpu.kind == "cpu"
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     supported, kernel, speed, dtype, sparse = True, "dense", "dense", "fp16", False
     served = engines_for(variant, gpu)
     if rt not in served:
         where = "the CPU" if cpu else "a GPU"
-        reasons.append(f"{rt} does not serve {variants.step_name(step)} artifacts on {where}"
-                       + (f"; {', '.join(served)} does" if served else ""))
+        reasons.append(Reason("engine_unsupported", f"{rt} does not serve {variants.step_name(step)} artifacts on {where}"
+                              + (f"; {', '.join(served)} does" if served else "")))
         supported = False
 
     def need(rule: str) -> bool:
         ok, why = kernel_support(gpu, rule)
         if not ok:
-            reasons.append(why)
+            reasons.append(Reason("kernel_missing", why))
         return ok
 
     if cpu:
         dtype = "fp32"
-        if step.method in ("gptq", "awq", "bnb"):
-            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
-        elif step.method == "gguf":
+        if getattr(step.descriptor, "planned_only", False):
+            supported = False
+            reasons.append(Reason("kernel_missing", f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU"))
+        found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
+        if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
+            kernel, speed = found, kernel_rules()[found].get("speed", found)
+        elif rt == "llama.cpp":
             kernel, speed = "llama.cpp-cpu", "gguf"
-        elif step.method in ("fp8", "w8a8"):
-            found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
-            if found is None:
-                supported = False
-                reasons.append(f"{rt} has no CPU kernel for {variants.step_name(step)} "
-                               "(FP8 matmuls need sm89+ tensor cores)")
-            else:
-                kernel, speed = found, kernel_rules()[found].get("speed", found)
+        elif _weight_bits(step) is not None:
+            # GPTQ/AWQ/bnb CPU paths dequantize each block before the matmul
+            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
         if prune and prune.config.get("pattern") == "2:4":
-            reasons.append("no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved")
+            reasons.append(Reason("sparsity_no_gain", "no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved"))
     elif step.method == "baseline":
         dtype = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[c["dtype"]]
         if dtype == "bf16" and not need("bf16"):
             supported = False
-            reasons.append("use fp16 instead (bf16 would be emulated, slowly)")
-    elif step.method in ("gptq", "awq", "bnb", "fp8", "w8a8", "gguf", "onnx"):
-        found, why_chosen, why_not = pick_kernel(gpu, rt, step)
+            reasons.append(Reason("dtype_emulated", "use fp16 instead (bf16 would be emulated, slowly)"))
+    elif _matmul_kernels(step):
+        found, why_chosen, why_not = pick_kernel(gpu, rt, step, device="metal" if gpu.backend == "metal" else "cuda")
         if found is None:
             supported = False
-            kernel = next(iter(step.descriptor.kernels), kernel)  # the kernel the format needs
-            reasons.append(why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}")
+            kernel = _matmul_kernels(step)[0]  # the kernel the format needs
+            reasons.append(Reason("kernel_missing",
+                                  why_not or f"no kernel for {variants.step_name(step)} on {gpu.display_name}"))
         else:
             rule = kernel_rules()[found]
             kernel, speed = found, rule.get("speed", found)
             dtype = rule.get("compute", dtype)
-            reasons += why_chosen
+            reasons += [Reason("kernel_fallback", why) for why in why_chosen]
+    if not cpu and getattr(step.descriptor, "planned_only", False):
+        reasons.append(Reason("planned_only", f"{variants.step_name(step)}: planned only, `compress apply` cannot write it yet"))
     if not cpu and rt == "vllm":
         supported = need("vllm") and supported
     if prune is not None and not cpu:
         if prune.config.get("pattern") == "2:4":
             sparse = rt == "vllm" and need("sparse_2_4") and step.method == "prune"
             if sparse:
-                reasons.append("2:4 sparse kernels (sm80+): linear layers stored compressed (9 bits/weight) and ~1.2x faster")
+                reasons.append(Reason("sparse_kernels", "2:4 sparse kernels (sm80+): linear layers stored compressed "
+                                      "(9 bits/weight) and ~1.2x faster"))
             elif step.method != "prune":
-                reasons.append("2:4 sparsity under a quantized format: the kernels are dense, no extra saving")
+                reasons.append(Reason("sparsity_no_gain", "2:4 sparsity under a quantized format: the kernels are dense, "
+                                      "no extra saving"))
             elif rt != "vllm":
-                reasons.append("stored dense: no memory saved, no speedup")
+                reasons.append(Reason("sparsity_no_gain", "stored dense: no memory saved, no speedup"))
         else:
-            reasons.append("unstructured sparsity saves nothing in dense kernels: same memory and speed as the dense model")
+            reasons.append(Reason("sparsity_no_gain", "unstructured sparsity saves nothing in dense kernels: "
+                                  "same memory and speed as the dense model"))
     if dtype == "fp16" and not cpu and step.method != "baseline" and kernel_support(gpu, "bf16")[0]:
         dtype = "bf16" if "bf16" in gpu.tflops else "fp16"
     return KernelChoice(rt, kernel, speed, supported, dtype, tuple(reasons), sparse)
@@ -252,10 +262,91 @@ def _read_bytes(spec: ModelSpec, weight_bytes: int, batch: int) -> float:
     return read
 
 
+def prefill_tokens_per_pass(rt: dict[str, Any], prompt_tokens: int, batch: int) -> int:
+    """Tokens one prefill forward pass holds: the runtime's ``prefill_chunk_tokens`` over the
+    whole batch, or every prompt token of the batch where it is 0 (transformers)."""
+    chunk = int(rt.get("prefill_chunk_tokens", 0))
+    total = prompt_tokens * batch
+    return total if chunk <= 0 else min(total, chunk)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What memory depends on for one variant on one device, to size it at any context and batch."""
+
+    model: ModelSpec
+    choice: KernelChoice
+    rt: dict[str, Any]
+    cpu: bool
+    devices: int
+    kv_elem: float
+    resident_bytes: int
+    method: str
+
+    def breakdown_at(self, context: int, batch: int, logits_positions: int | None = None) -> memory.MemoryBreakdown:
+        model, rt = self.model, self.rt
+        kv = memory.kv_cache_bytes(model, context, batch, self.kv_elem)
+        act_elem = 4 if self.choice.compute_dtype == "fp32" else 2
+        act = memory.prefill_activation_bytes(model, prefill_tokens_per_pass(rt, context, batch), act_elem)
+        positions = batch if logits_positions is None else logits_positions
+        act += memory.logits_bytes(model, positions)
+        buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch)) \
+            if self.cpu else 0
+        overhead = rt["cpu_overhead_gib" if self.cpu else "overhead_gib"]
+        return memory.breakdown(self.resident_bytes, kv, act, overhead, self.devices,
+                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers)
+
+    def capacity(self, usable_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
+        """Largest context at ``batch`` and largest batch at ``context`` that fit ``usable_gib``
+        (0 where none does). Memory grows with both, so a binary search finds each."""
+        def fits(c: int, b: int) -> bool:
+            return self.breakdown_at(c, b).total_gib <= usable_gib
+
+        return {"max_context": _largest(lambda c: fits(c, batch), model_max_context),
+                "max_batch": _largest(lambda b: fits(context, b), MAX_BATCH_SEARCHED)}
+
+
+#: The largest batch the capacity search tries.
+MAX_BATCH_SEARCHED = 65536
+
+
+def _largest(ok: Any, upper: int) -> int:
+    """The largest n in 1..upper with ok(n), for ok true up to some n and false after; 0 if none."""
+    if not ok(1):
+        return 0
+    if ok(upper):
+        return upper
+    lo, hi = 1, upper  # ok(lo), not ok(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def host_buffer_bytes(rt: dict[str, Any], method: str, model: ModelSpec, logits_positions: int,
+                      tokens_per_pass: int) -> int:
+    """What a runtime allocates on the host besides weights, KV cache and activations: its
+    fixed cost once loaded (``cpu_buffers_fixed_bytes``, plus ``cpu_method_bytes`` of the
+    method's library), copies of the kept logits beyond the one counted with the activations
+    (``cpu_logits_copies`` x positions x vocab x 4 bytes) and a compute buffer holding the
+    logits one pass outputs (``cpu_pass_logits`` x min(positions, tokens per pass) x vocab x 4).
+    The constants are in profiles/runtimes.toml with their sources."""
+    fixed = rt.get("cpu_buffers_fixed_bytes", 0) + rt.get("cpu_method_bytes", {}).get(method, 0)
+    logits = rt.get("cpu_logits_copies", 0) * logits_positions * model.vocab * 4
+    compute = rt.get("cpu_pass_logits", 0) * min(logits_positions, tokens_per_pass) * model.vocab * 4
+    return int(fixed + logits + compute)
+
+
 def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context: int | None = None, batch: int = 1, *,
                     gpus: int = 1, kv_dtype: str = "fp16", runtime: str | None = None, headroom_gib: float = 0.0,
-                    prompt_tokens: int | None = None) -> dict[str, Any]:
-    """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``)."""
+                    prompt_tokens: int | None = None, logits_positions: int | None = None) -> dict[str, Any]:
+    """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``).
+
+    Memory is held at ``context`` tokens for each of ``batch`` sequences, with the prefill in
+    passes of the runtime's chunk. Decode speed is at a cache of ``context`` tokens, or of
+    ``prompt_tokens`` where given. ``logits_positions``: positions whose logits are kept
+    (default one a sequence; perplexity keeps every position of a window).
+    """
     v = variants.parse(variant_name)
     rt_data = runtimes()
     context = context or default_context(spec)
@@ -274,12 +365,17 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
 
     artifact = formats.weight_bytes(spec, v)
     resident = formats.weight_bytes(spec, v, sparse_storage=choice.sparse_kernels)
+    stored = formats.storage_step(v)
+    if cpu and stored.method in rt.get("cpu_unquantized_fp32_methods", ()):
+        # The loader keeps the tensors a quantizer leaves alone (embeddings, norms) in float32
+        # on the CPU, where the artifact stores them in 16 bits.
+        resident += 2 * sum(t.numel for t in formats.tensors(model) if not t.is_linear)
+    elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
+        resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
-    kv = memory.kv_cache_bytes(model, context, batch, kv_elem)
-    chunk = min(context, rt_data["defaults"]["prefill_chunk_tokens"])
-    act = memory.activation_bytes(model, chunk, batch, 4 if choice.compute_dtype == "fp32" else 2)
-    overhead = rt["cpu_overhead_gib" if cpu else "overhead_gib"]
-    mem = memory.breakdown(resident, kv, act, overhead, devices, kv_shards=min(devices, model.kv_heads))
+    shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
+                   resident_bytes=resident, method=formats.storage_step(v).method)
+    mem = shape.breakdown_at(context, batch, logits_positions)
     usable = gpu.usable_memory_gib - headroom_gib
     margin = usable - mem.total_gib
 
@@ -298,9 +394,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     )
     speedup = rt_data["sparse_2_4"]["linear_speedup"] if choice.sparse_kernels else 1.0
     prompt = min(prompt_tokens or rt_data["defaults"]["prompt_tokens"], context)
-    kv_prompt = memory.kv_cache_bytes(model, prompt, batch, kv_elem)
-    read = _read_bytes(model, formats.weight_bytes(spec, v), batch) + kv_prompt
-    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, prompt)
+    # Decode is predicted with the cache as deep as the plan allows (the whole context) unless
+    # the caller names the depth (bench: its decode test's prompt + half the generated tokens).
+    depth = min(prompt_tokens, context) if prompt_tokens else context
+    weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
+    read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
+    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, depth)
     flops = roofline.decode_flops(model.matmul_params, batch, attn)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
@@ -312,22 +411,31 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
                                         bandwidth_efficiency=device.bandwidth_efficiency
                                         * batch_factor(choice.runtime, batch))
     tok_s = roofline.decode_tok_s(read, flops, model.layers, batch, decode_device, speedup)
-    pf = roofline.prefill_flops(model.matmul_params, prompt, batch, model.layers, model.heads, model.head_dim)
-    ttft = roofline.ttft_ms(pf, read, model.layers, math.ceil(prompt / chunk), device, speedup)
+
+    def ttft(requests: int) -> float:
+        """Prefill of ``requests`` prompts sent together, in passes of the runtime's chunk."""
+        passes = math.ceil(requests * prompt / prefill_tokens_per_pass(rt, prompt, requests))
+        kv_prompt = memory.kv_cache_bytes(model, prompt, requests, kv_elem)
+        pf = roofline.prefill_flops(model.matmul_params, prompt, requests, model.layers, model.heads, model.head_dim)
+        return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
+
+    ttft_batch, ttft_one = ttft(batch), ttft(1)
+    capacity = shape.capacity(usable, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
     reasons = list(choice.reasons)
     fits = margin >= 0
     if devices > 1 and not tensor_parallel:
-        reasons.append(f"{choice.runtime} splits layers across the {devices} GPUs: memory is shared out, "
-                       "but one GPU works at a time (no tensor parallelism)")
+        reasons.append(Reason("no_tensor_parallel", f"{choice.runtime} splits layers across the {devices} GPUs: "
+                              "memory is shared out, but one GPU works at a time (no tensor parallelism)"))
     if not fits:
-        reasons.insert(0, f"too big: needs {mem.total_gib:.1f} GiB per device, {usable:.1f} GiB usable "
-                          f"({-margin:.1f} GiB short)")
+        reasons.insert(0, Reason("too_big", f"too big: needs {mem.total_gib:.1f} GiB per device, "
+                                 f"{usable:.1f} GiB usable ({-margin:.1f} GiB short)"))
     if model is not spec and model.name != spec.name:
-        reasons.append(f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)")
+        reasons.append(Reason("model_changes",
+                              f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
     if v.method == "distill" or any(s.method == "distill" for s in v.steps):
-        reasons.append("needs a distillation (training) run before it can be served")
+        reasons.append(Reason("needs_training", "needs a distillation (training) run before it can be served"))
     return {
         "variant": v.name,
         "method": v.method,
@@ -337,7 +445,8 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         "supported": choice.supported,
         "fits": bool(fits and choice.supported),
         "margin_gib": round(margin, 3),
-        "reasons": reasons,
+        "reasons": [r.text for r in reasons],
+        "reason_codes": [r.code for r in reasons],
         "memory": mem.to_dict(),
         "predicted": {
             "artifact_gib": round(artifact / GIB, 3),
@@ -345,11 +454,24 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "bits_per_weight": round(8 * artifact / model.params, 3),
             "peak_memory_gib": round(mem.total_gib, 3),
             "decode_tok_s": round(tok_s, 2),
-            "ttft_ms": round(ttft, 1),
+            "decode_cache_tokens": depth,
+            "ttft_ms": _ms(ttft_batch),
+            "ttft_single_ms": _ms(ttft_one),
+            "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
+                               f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
+                               f"one prompt of {prompt} tokens"),
+            "prefill_chunk_tokens": prefill_tokens_per_pass(rt, context, batch),
             "prompt_tokens": prompt,
+            "max_context": capacity["max_context"],
+            "max_batch": capacity["max_batch"],
             **q.to_dict(),
         },
     }
+
+
+def _ms(value: float) -> float | None:
+    """Milliseconds to one decimal; None where the device gives no FLOPs to predict from."""
+    return round(value, 1) if math.isfinite(value) else None
 
 
 def artifact_bytes(spec: ModelSpec, variant_name: str) -> int:

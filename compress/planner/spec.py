@@ -1,8 +1,8 @@
 """Model specs: the architecture numbers that decide memory and speed.
 
 A spec comes from the catalog in ``profiles/models/*.toml`` (by name or alias), from a local
-Hugging Face folder (``config.json``), from a local ``.gguf`` file (its metadata, read with
-the numpy-only ``gguf`` reader), or from a Hugging Face model id (``config.json`` fetched with
+Hugging Face folder (``config.json``), from a local ``.gguf`` file (its header's metadata and
+tensor shapes, :mod:`compress.planner.gguf_header`), or from a Hugging Face model id (``config.json`` fetched with
 ``huggingface_hub``, only when a network is there). Parameter counts are computed from the
 architecture (:func:`param_count`); the catalog's published counts check that arithmetic.
 """
@@ -216,6 +216,9 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
     except KeyError as err:
         raise UserInputError(f"config.json of {name!r} has no {err.args[0]!r}; expected a decoder-only transformers config") from None
     arch_names = config.get("architectures") or []
+    if not isinstance(arch_names, list) or not all(isinstance(a, str) for a in arch_names):
+        raise UserInputError(f"config.json of {name!r}: architectures must be a list of class names, "
+                             f"got {str(arch_names)[:60]!r}; the file is damaged")
     model_type = cfg.get("model_type", "")
     family = arch.by_model_type(model_type)
     named = arch.by_hf_class(arch_names[0]) if arch_names else None
@@ -242,36 +245,32 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
 
 
 def spec_from_gguf(path: Path) -> ModelSpec:
-    """A spec from a GGUF file's metadata and tensor shapes (``gguf`` reader, numpy only)."""
+    """A spec from a GGUF file's metadata and tensor shapes, read from its header only
+    (:mod:`compress.planner.gguf_header`: the tokenizer arrays are skipped, the weights never read)."""
+    from compress.planner.gguf_header import GGUFHeaderError, read_header
+
     try:
-        from gguf import GGUFReader
-    except ImportError:
-        raise UserInputError("reading a .gguf needs the `gguf` package (pip install gguf)") from None
-    try:
-        reader = GGUFReader(str(path))
-    except Exception as err:  # the reader raises ValueError/struct errors on a damaged file
+        header = read_header(path)
+    except (GGUFHeaderError, OSError) as err:
         raise UserInputError(f"{path} is not a readable GGUF file: {err}") from None
 
     def field_value(key: str) -> Any:
-        f = reader.fields.get(key)
-        if f is None:
-            return None
-        try:
-            return f.contents()
-        except Exception:
-            part = f.parts[f.data[0]] if f.data else None
-            return part.tolist()[0] if part is not None and len(part) == 1 else None
+        return header.metadata.get(key)
 
     arch = field_value("general.architecture") or "llama"
     meta = lambda key: field_value(f"{arch}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
-    shapes = {t.name: [int(n) for n in t.shape] for t in reader.tensors}
+    shapes = {name: dims for name, (dims, _) in header.tensors.items()}
     embd = shapes.get("token_embd.weight")
-    hidden = int(meta("embedding_length") or (embd[0] if embd else 0))
-    vocab = int(embd[1]) if embd else len(field_value("tokenizer.ggml.tokens") or [])
-    heads = int(meta("attention.head_count") or 1)
-    kv = meta("attention.head_count_kv")
-    kv_heads = int(kv[0] if isinstance(kv, list) else kv or heads)
-    head_dim = int(meta("attention.key_length") or hidden // heads)
+    try:
+        hidden = int(meta("embedding_length") or (embd[0] if embd else 0))
+        vocab = int(embd[1]) if embd else len(field_value("tokenizer.ggml.tokens") or [])
+        heads = int(meta("attention.head_count") or 1)
+        kv = meta("attention.head_count_kv")
+        kv_heads = int(kv[0] if isinstance(kv, list) else kv or heads)
+        head_dim = int(meta("attention.key_length") or hidden // heads)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError) as err:
+        raise UserInputError(f"GGUF header of {path}: a size is not a whole number ({err}); "
+                             "the file is damaged or not a model of a supported kind") from None
     ff = meta("feed_forward_length")
     name = field_value("general.name") or path.stem
     from compress.limits import check_dims

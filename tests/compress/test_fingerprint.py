@@ -74,3 +74,15 @@ def test_a_corrupt_cache_entry_is_recomputed(tmp_path, cache):
     entry = next(cache.glob("*.json"))
     entry.write_text("not json")
     assert fingerprint.file_digest(file) == digest
+
+
+def test_bench_builds_a_new_artifact_after_a_byte_changes(tmp_path, cache):
+    """The artifact key (bench's reuse and --resume key) follows the fingerprint."""
+    from compress import apply, variants
+
+    folder = tmp_path / "model"
+    file = _weights(folder)
+    variant, options = variants.parse("fp16"), apply.Options()
+    before = apply.artifact_key(Source("hf", folder, "m"), variant, options, "cpu")
+    _flip_middle_byte(file)
+    assert apply.artifact_key(Source("hf", folder, "m"), variant, options, "cpu") != before

@@ -27,6 +27,7 @@ BAD_CONFIGS = {
     "nested text_config": ({"model_type": "llama", "text_config": {**LLAMA, "intermediate_size": 0}}, "intermediate_size"),
     "kv heads not dividing": ({**LLAMA, "num_key_value_heads": 3}, "multiple of kv_heads"),
     "not an object": ([1, 2, 3], "expected an object"),
+    "architectures not a list": ({**LLAMA, "architectures": {"a": 1}}, "architectures must be a list"),
 }
 
 
@@ -39,7 +40,8 @@ def test_the_planner_refuses_a_bad_config_in_one_line(tmp_path, name):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", [n for n in BAD_CONFIGS if n != "kv heads not dividing"])
+@pytest.mark.parametrize("name", [n for n in BAD_CONFIGS if n not in ("kv heads not dividing",
+                                                                     "architectures not a list")])
 def test_apply_and_bench_refuse_the_same_configs(tmp_path, name):
     config, message = BAD_CONFIGS[name]
     folder = model_folder(tmp_path / "m", {} if not isinstance(config, dict) else config)
@@ -53,13 +55,16 @@ def test_sane_values_pass_and_nulls_mean_absent():
     limits.check_config({**LLAMA, "hidden_size": 16384, "vocab_size": 262_144, "num_local_experts": 384}, "c")
 
 
-def write_gguf(path: Path, block_count: int) -> Path:
+def write_gguf(path: Path, block_count: int, embedding_length: int | str = 64) -> Path:
     import numpy as np
     from gguf import GGUFWriter
 
     writer = GGUFWriter(str(path), "llama")
     writer.add_block_count(block_count)
-    writer.add_embedding_length(64)
+    if isinstance(embedding_length, str):
+        writer.add_string("llama.embedding_length", embedding_length)
+    else:
+        writer.add_embedding_length(embedding_length)
     writer.add_feed_forward_length(128)
     writer.add_head_count(4)
     writer.add_head_count_kv(2)
@@ -92,3 +97,11 @@ def test_plan_cli_gives_one_line_for_a_huge_config_and_too_many_gpus(tmp_path):
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "num_hidden_layers" in run.stderr, run.stderr
     run = _plan("--model", "llama-2-7b", "--gpu", "t4", "--gpus", "100000")
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "--gpus must be from 1 to 64" in run.stderr, run.stderr
+
+
+def test_a_gguf_header_with_a_text_width_is_refused(tmp_path):
+    path = write_gguf(tmp_path / "text.gguf", 2, embedding_length="wide")
+    with pytest.raises(UserInputError, match="embedding_length must be a whole number"):
+        sources.resolve(str(path))
+    with pytest.raises(UserInputError, match="a size is not a whole number"):
+        load_model_spec(str(path))

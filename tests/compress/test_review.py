@@ -78,3 +78,23 @@ def test_review_command_writes_markdown_and_html(tmp_path):
                                       "--results", str(tmp_path / "none.jsonl"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "# Sizing review" in result.output and out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_kernel_risks_come_from_reason_codes_not_words():
+    from compress.planner import make_plan
+
+    plan = make_plan("llama-2-7b", "t4").to_dict()
+    for c in plan["candidates"]:
+        assert len(c["reason_codes"]) == len(c["reasons"])
+    wanda = next(c for c in plan["candidates"] if c["variant"] == "wanda-50")
+    # "...saves nothing in dense kernels" is a note about sparsity, not a missing kernel
+    note = wanda["reason_codes"].index("sparsity_no_gain")
+    assert "kernels" in wanda["reasons"][note] and set(wanda["reason_codes"]) == {"too_big", "sparsity_no_gain"}
+    found = risks(plan, {})
+    assert not any(r.startswith("wanda-50:") for r in found)
+    # bf16 on a T4 (sm75) is emulated, and GPTQ falls back from Marlin (sm80+): risks, by their codes
+    bf16 = next(c for c in plan["candidates"] if c["variant"] == "bf16")
+    assert "dtype_emulated" in bf16["reason_codes"]
+    assert any(r.startswith("bf16:") for r in found)
+    gptq = next(c for c in plan["candidates"] if c["variant"] == "gptq-4-g128")
+    assert gptq["reason_codes"] == ["kernel_fallback"] and any(r.startswith("gptq-4-g128:") for r in found)

@@ -53,12 +53,19 @@ def test_mfu_and_mbu_by_hand():
 
 def test_seven_b_fp16_at_100_tok_s_moves_1_4_tb_per_s_not_140_gb_per_s():
     """The often-copied '7B x 2 x 100 = 140 GB/s' is off by ten: 7e9 x 2 B x 100/s = 1.4e12 B/s."""
-    bytes_per_token = metrics.decode_bytes_per_token(weight_bytes=7e9 * 2, kv_bytes_read=0)
-    achieved = bytes_per_token * 100
-    assert achieved == pytest.approx(1.4e12, rel=1e-12)
-    assert achieved != pytest.approx(140e9)
-    # which is 70% of an H100 SXM's 3.35 TB/s (NVIDIA H100 datasheet, HBM3)
-    assert metrics.mbu(bytes_per_token, 100, 3.35e12) == pytest.approx(1.4 / 3.35)
+    weight_bytes = 7e9 * 2
+    # 1.4 TB/s is exactly what 100 tok/s needs: 100% of a 1.4 TB/s device, 10x a 140 GB/s one.
+    assert metrics.mbu(weight_bytes, 100, 1.4e12) == pytest.approx(1.0, rel=1e-12)
+    assert metrics.mbu(weight_bytes, 100, 140e9) == pytest.approx(10.0, rel=1e-12)
+    # which is 1.4 / 3.35 = 41.8% of an H100 SXM's 3.35 TB/s (NVIDIA H100 datasheet, HBM3)
+    assert metrics.mbu(weight_bytes, 100, 3.35e12) == pytest.approx(0.41791, rel=1e-4)
+
+
+def test_decode_reads_the_weights_and_the_cache_so_far():
+    # SmolLM2-135M in fp16: 134,515,008 params x 2 B = 269,030,016 B of weights; after 512
+    # tokens its cache holds 11,796,480 B (test_kv_cache_bytes_by_hand): 280,826,496 B a token.
+    kv = metrics.kv_cache_bytes(30, 3, 64, 512, 2)
+    assert metrics.decode_bytes_per_token(weight_bytes=269_030_016, kv_bytes_read=kv) == 280_826_496
 
 
 def test_kv_cache_bytes_by_hand():

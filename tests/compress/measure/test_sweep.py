@@ -153,7 +153,7 @@ def test_bench_settings_round_trip_and_validation():
         BenchSettings(ppl_stride=1024)
 
 
-def test_bench_and_pareto_commands_on_the_tiny_model(tiny_llama, tmp_path, artifacts):
+def test_bench_and_pareto_commands_on_the_tiny_model(tiny_llama, tmp_path, artifacts, monkeypatch, capsys):
     from typer.testing import CliRunner
 
     from cli import app
@@ -173,8 +173,15 @@ def test_bench_and_pareto_commands_on_the_tiny_model(tiny_llama, tmp_path, artif
     assert again.exit_code == 0 and json.loads(again.stdout)["written"] == []
     shown = CliRunner().invoke(app, ["pareto", "--results", str(path), "--format", "csv"])
     assert shown.exit_code == 0 and shown.output.splitlines()[0].startswith("variant,device,runtime,ppl")
-    missing = CliRunner().invoke(app, ["pareto", "--results", str(tmp_path / "none.jsonl")])
-    assert missing.exit_code != 0
+    # A missing results file is a domain error (one line, exit 2), not a crash.
+    import cli
+
+    monkeypatch.setattr("sys.argv", ["compress", "pareto", "--results", str(tmp_path / "none.jsonl")])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("error: no results at ") and "none.jsonl" in err and err.count("\n") == 1
 
 
 def test_killed_bench_process_resumes_without_loss(tiny_llama, tmp_path, artifacts):

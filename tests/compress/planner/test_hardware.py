@@ -18,7 +18,9 @@ def test_required_gpus_present_with_sources():
     for path, data in profiles.load_folder("gpus"):
         text = path.read_text()
         assert data["source"] and "http" in text, path
-        for key in ("memory_gib", "memory_bandwidth_gbs", "compute_capability", "tflops"):
+        # A CUDA device names its compute capability; ROCm and Metal devices their architecture.
+        arch_key = "compute_capability" if data.get("backend", "cuda") == "cuda" else "arch_id"
+        for key in ("memory_gib", "memory_bandwidth_gbs", arch_key, "tflops"):
             assert key in data, (path, key)
         assert {"fp32", "fp16"} <= set(data["tflops"]), path
 

@@ -21,8 +21,11 @@ def test_plan_json_schema(t4_plan):
     assert d["gpu"]["name"] == "t4"
     assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype", "engine"}
     for c in d["candidates"]:
-        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "total_gib"}
-        assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source"} <= set(c["predicted"])
+        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "buffers_gib",
+                                    "total_gib"}
+        assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source",
+                "max_context", "max_batch", "decode_cache_tokens", "ttft_single_ms", "prefill_chunk_tokens"} \
+            <= set(c["predicted"])
         assert variants.parse(c["variant"]).name == c["variant"]  # names round-trip
     assert d["recommended"] == d["candidates"][0]["variant"]
 
@@ -46,8 +49,20 @@ def test_ranked_fitting_first_with_pareto(t4_plan):
 
 
 def test_objectives_change_the_order():
-    assert make_plan("llama-2-7b", "t4", objective="speed").recommended == "q2_k"
-    assert make_plan("llama-2-7b", "t4", objective="memory").recommended == "q2_k"
+    # Each objective recommends the fitting format of the model itself that is best by that
+    # objective's own figure (structural recipes rank after them: they change the model).
+    def direct(plan):
+        return [c for c in plan.candidates if c["fits"] and c["method"] not in ("layerdrop", "distill")]
+
+    speed = make_plan("llama-2-7b", "t4", objective="speed")
+    fastest = max(c["predicted"]["decode_tok_s"] for c in direct(speed))
+    assert speed.candidate(speed.recommended)["predicted"]["decode_tok_s"] == fastest
+    memory = make_plan("llama-2-7b", "t4", objective="memory")
+    least = min(c["predicted"]["peak_memory_gib"] for c in direct(memory))
+    assert memory.candidate(memory.recommended)["predicted"]["peak_memory_gib"] == least
+    # The smallest GGUF file published for Llama-2-7B is Q2_K (2.83 GB, TheBloke/Llama-2-7B-GGUF),
+    # and the least memory goes with the smallest weights.
+    assert memory.recommended == "q2_k"
     quality = make_plan("llama-2-7b", "t4", objective="quality")
     assert quality.candidate(quality.recommended)["predicted"]["ppl_delta_pct"] <= 0.01
 

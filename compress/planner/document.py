@@ -1,0 +1,124 @@
+"""A plan as read back from its JSON (``compress plan --format json``): typed, checked once.
+
+``apply --plan`` and ``bench --plan`` read plans through :func:`read_plan` /
+:meth:`PlanDocument.from_dict` instead of walking nested dicts by hand. Keys this module
+does not know (other versions add keys to candidates) are kept in ``extra`` and written
+back by ``to_dict``, so a plan round-trips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compress.errors import UserInputError
+
+SCHEMA = "compress.plan/1"
+
+#: Reason codes that mean a candidate may not run as predicted on the device: no kernel, a
+#: slower fallback kernel, an engine that does not serve the format, emulated arithmetic.
+KERNEL_RISKS = frozenset({"kernel_missing", "kernel_fallback", "engine_unsupported", "dtype_emulated"})
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a candidate is as predicted: a stable ``code`` for programs, ``text`` for people.
+
+    Codes: kernel_missing, kernel_fallback, engine_unsupported, dtype_emulated,
+    sparse_kernels, sparsity_no_gain, no_tensor_parallel, too_big, model_changes,
+    needs_training; ``note`` for reasons read from a plan written without codes.
+    A plan's JSON keeps ``reasons`` (the texts) and adds ``reason_codes`` beside them.
+    """
+
+    code: str
+    text: str
+
+    @property
+    def kernel_risk(self) -> bool:
+        return self.code in KERNEL_RISKS
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One evaluated variant of a plan."""
+
+    variant: str
+    method: str
+    fits: bool
+    supported: bool = True
+    rank: int | None = None
+    pareto: bool = False
+    reasons: tuple[str, ...] = ()
+    predicted: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _KNOWN = ("variant", "method", "fits", "supported", "rank", "pareto", "reasons", "predicted")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Candidate:
+        try:
+            return cls(variant=str(data["variant"]), method=str(data.get("method", "")), fits=bool(data.get("fits", True)),
+                       supported=bool(data.get("supported", True)), rank=data.get("rank"),
+                       pareto=bool(data.get("pareto", False)), reasons=tuple(data.get("reasons") or ()),
+                       predicted=dict(data.get("predicted") or {}),
+                       extra={k: v for k, v in data.items() if k not in cls._KNOWN})
+        except (KeyError, TypeError, AttributeError) as err:
+            raise UserInputError(f"a plan candidate lacks {err}: expected `compress plan --format json` output") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "method": self.method, "fits": self.fits, "supported": self.supported,
+                "rank": self.rank, "pareto": self.pareto, "reasons": list(self.reasons),
+                "predicted": dict(self.predicted), **self.extra}
+
+    def typed_reasons(self) -> tuple[Reason, ...]:
+        """The reasons with their codes (``note`` where the plan carries no codes)."""
+        codes = list(self.extra.get("reason_codes") or ())
+        codes += ["note"] * (len(self.reasons) - len(codes))
+        return tuple(Reason(code, text) for code, text in zip(codes, self.reasons))
+
+    @property
+    def runs_here(self) -> bool:
+        """Fits the device's memory and has a kernel on it."""
+        return self.fits and self.supported
+
+
+@dataclass(frozen=True)
+class PlanDocument:
+    """The parts of a plan that its readers use, typed; the rest kept as read."""
+
+    candidates: tuple[Candidate, ...]
+    recommended: str | None
+    model: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "the input") -> PlanDocument:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            got = data.get("schema") if isinstance(data, dict) else type(data).__name__
+            raise UserInputError(f"{where} is not a plan: expected schema {SCHEMA!r}, got {got!r}")
+        return cls(candidates=tuple(Candidate.from_dict(c) for c in data.get("candidates") or ()),
+                   recommended=data.get("recommended"), model=dict(data.get("model") or {}),
+                   extra={k: v for k, v in data.items() if k not in ("candidates", "recommended", "model")})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.extra, "model": dict(self.model), "candidates": [c.to_dict() for c in self.candidates],
+                "recommended": self.recommended}
+
+    def ranked(self) -> list[Candidate]:
+        """Candidates with a rank (those that fit), best first."""
+        return sorted((c for c in self.candidates if c.rank), key=lambda c: c.rank)
+
+    def pareto(self) -> list[Candidate]:
+        """Pareto-front candidates that fit and run on the plan's device, in plan order."""
+        return [c for c in self.candidates if c.pareto and c.runs_here]
+
+
+def read_plan(path: Path) -> PlanDocument:
+    """The plan in ``path``, or one line saying what was expected."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserInputError(f"cannot read plan {path} ({err}): expected the output of `compress plan --format json`") from None
+    return PlanDocument.from_dict(data, str(path))
