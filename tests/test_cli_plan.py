@@ -134,8 +134,8 @@ def test_a_plan_for_the_default_model_applies_to_it(tmp_path):
     from compress.commands.applying import _plan_model
 
     plan = json.loads(runner.invoke(cli.app, ["plan", "-m", "default", "-g", "cpu", "-f", "json"]).output)
-    assert _plan_model(plan, tmp_path / "p.json", None) == "default"
-    assert _plan_model(plan, tmp_path / "p.json", "default") == "default"
+    assert _plan_model(plan["model"], tmp_path / "p.json", None) == "default"
+    assert _plan_model(plan["model"], tmp_path / "p.json", "default") == "default"
 
 
 def test_plan_engine_option():
