@@ -52,6 +52,8 @@ def two_models(tmp_path_factory) -> Path:
     ["plan", "-m", "smollm2-135m", "-g", "cpu"],
     ["plan", "-m", "llama-3.1-70b", "-g", "t4", "--context", "8192"],  # nothing fits: alternatives
     ["plan", "-m", "mixtral-8x7b", "-g", "h100-sxm", "--gpus", "2", "--batch", "8"],
+    ["plan", "-m", "llama-3.1-70b", "-g", "mi300x", "--sweep-context"],
+    ["plan", "-m", "llama-3.1-8b", "--gpu-memory", "24GiB", "--bandwidth", "1000"],
     ["gpus"],
     ["models"],
     ["review", "--model", "smollm2-135m", "--gpu", "cpu", "--results", str(RESULTS / "bench.jsonl")],

@@ -15,8 +15,9 @@ from compress.output import FORMATS, Table, emit, to_json
 FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
 WideOption = Annotated[bool, typer.Option("--wide", help="Show every column (the default view fits 80 columns).")]
 TableOption = Annotated[str | None, typer.Option(
-    "--table", help="Print only this table: seed, memory or candidates (csv prints one table: candidates unless named).")]
-PLAN_TABLES = ("seed", "memory", "candidates")
+    "--table", help="Print only this table: seed, memory, candidates or sweep (with --sweep-context); "
+                    "csv prints one table: candidates unless named.")]
+PLAN_TABLES = ("seed", "memory", "candidates", "sweep")  # sweep: with --sweep-context
 
 
 def _check_format(fmt: str) -> str:
@@ -111,7 +112,8 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
             columns=["context", "fitting", "best", "peak GiB", "decode tok/s"],
             rows=[[r["context"], r["fitting"], r["best"] or "-", r["peak_memory_gib"], r["decode_tok_s"]]
                   for r in d["context_sweep"]],
-            notes=["Each candidate at each context, and its max context and max batch: --format json."]))
+            notes=["Each candidate at each context, and its max context and max batch: --format json."],
+            name="sweep"))
     return lead, tables
 
 
@@ -170,6 +172,8 @@ def register(app: typer.Typer) -> None:
             from compress.registry import suggest
 
             raise suggest(table, PLAN_TABLES, "table")
+        if table == "sweep" and not sweep_context:
+            raise UserInputError("--table sweep prints the context sweep: add --sweep-context")
         if output is not None:
             check_output_file(output, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
