@@ -45,6 +45,8 @@ def bench_command(
     concurrency: Annotated[str | None, typer.Option("--concurrency", help="Closed-loop concurrencies of the served tests ['1,2,4,8'].")] = None,
     rate: Annotated[float | None, typer.Option("--rate", help="Open-loop Poisson request rate of the served tests, requests/s [2].")] = None,
     serve_requests: Annotated[int | None, typer.Option("--serve-requests", help="Requests per served load run [16].")] = None,
+    ppl_convention: Annotated[str | None, typer.Option("--ppl-convention", help="Perplexity windows: 'compress' (every token after the first, default) or 'llama.cpp' (llama-perplexity's BOS, chunks and scored second half).")] = None,
+    kld_top_k: Annotated[int | None, typer.Option("--kld-top-k", help="Baseline tokens kept per position for KL divergence [256]; 0 leaves KLD out.")] = None,
     calib_samples: Annotated[int, typer.Option(help="Calibration windows for methods that calibrate.")] = 64,
     calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling.")] = 0,
@@ -65,6 +67,7 @@ def bench_command(
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
                                ppl_tokens=ppl_tokens, ppl_context=ppl_context, ppl_stride=ppl_stride, pp=pp, tg=tg,
                                batch=batch, reps=reps, warmup=warmup, tests=tests, runtime=runtime, endpoint=endpoint,
+                               ppl_convention=ppl_convention, kld_top_k=kld_top_k,
                                slo=slo, concurrency=concurrency, rate=rate, serve_requests=serve_requests,
                                calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                                trust_remote_code=trust_remote_code, log=lambda line: typer.echo(line, err=True))

@@ -49,6 +49,8 @@ class BenchSettings:
     serve_requests: int = 16
     slo_ttft_ms: float = 1000.0
     slo_itl_ms: float = 200.0
+    ppl_convention: str = "compress"  # compress | llama.cpp (llama-perplexity's BOS, chunks and scored half)
+    kld_top_k: int = 256  # baseline tokens kept per position for KL divergence; 0: no KLD records
 
     def __post_init__(self) -> None:
         for name in ("ppl_tokens", "ppl_context", "ppl_stride", "pp_tokens", "tg_tokens", "tg_prompt_tokens", "reps"):
@@ -64,6 +66,13 @@ class BenchSettings:
             raise UserInputError(f"batch sizes must be positive, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
             raise UserInputError(f"threads must be positive, got {self.threads}")
+        if self.ppl_convention not in ("compress", "llama.cpp"):
+            raise UserInputError(f"--ppl-convention must be 'compress' or 'llama.cpp', got {self.ppl_convention!r}")
+        if self.ppl_convention == "llama.cpp" and (self.ppl_context < 4 or self.ppl_tokens < self.ppl_context):
+            raise UserInputError(f"the llama.cpp convention needs ppl_tokens >= ppl_context >= 4, "
+                                 f"got {self.ppl_tokens} and {self.ppl_context}")
+        if self.kld_top_k < 0:
+            raise UserInputError(f"kld_top_k must be 0 (no KLD) or more, got {self.kld_top_k}")
         unknown = set(self.tests) - set(TEST_KINDS)
         if unknown:
             raise UserInputError(f"unknown bench tests {sorted(unknown)}: expected some of {', '.join(TEST_KINDS)}")
@@ -116,7 +125,9 @@ def plan_tests(settings: BenchSettings, threads: int) -> dict[str, dict[str, Any
     if "ppl" in settings.tests:
         plan["ppl"] = {"tokens": settings.ppl_tokens, "context": settings.ppl_context, "stride": settings.ppl_stride,
                        "text": settings.text or "default", "threads": threads,
-                       "device_requested": settings.device, **chosen}
+                       "device_requested": settings.device, "kld_top_k": settings.kld_top_k, **chosen}
+        if settings.ppl_convention != "compress":  # the default stays out, so earlier records keep their key
+            plan["ppl"]["convention"] = settings.ppl_convention
     if "pp" in settings.tests:
         plan[f"pp{settings.pp_tokens}"] = {"prompt_tokens": settings.pp_tokens, **common}
     if "tg" in settings.tests:

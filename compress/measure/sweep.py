@@ -74,6 +74,8 @@ def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings
     """
     done = completed_tests(results.load(results_path)) if resume else set()
     written: list[dict[str, Any]] = []
+    if "ppl" in settings.tests and settings.kld_top_k > 0:
+        _prepare_reference(source, settings, results_path, isolate, log, env)
     for index, variant in enumerate(variant_list, 1):
         log(f"[{index}/{len(variant_list)}] {variant.name}")
         if isolate:
@@ -83,6 +85,37 @@ def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings
         with _remote_code(options):
             written += _bench_variant(env, variant, options, Path(results_path), Path(artifacts_dir), done, log)
     return written
+
+
+def _prepare_reference(source: Source, settings: BenchSettings, results_path: Path, isolate: bool,
+                       log: Callable[[str], None], env: BenchEnvironment | None) -> None:
+    """Compute the baseline's distributions once, before any variant compares itself with them.
+
+    In a process of its own under ``isolate``, so the float32 model's memory is gone before
+    the first variant's peak is measured. A failure only leaves the KLD records out.
+    """
+    started = time.perf_counter()
+    try:
+        if isolate:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_die_with_parent) as pool:
+                key = pool.submit(_child_reference, source, settings, results_path).result()
+        else:
+            key = (env or environment(source, settings, results_path)).ensure_reference()
+    except Exception as err:  # noqa: BLE001 - no baseline means no KLD, never no bench
+        log(f"  KL divergence baseline: not available ({failure_reason(err)}); KLD records are left out")
+        return
+    log(f"  KL divergence baseline {key} ready ({time.perf_counter() - started:.1f} s)")
+
+
+def _child_reference(source: Source, settings: BenchSettings, results_path: Path) -> str:
+    from compress.loading import quiet_libraries
+
+    quiet_libraries()
+    return environment(source, settings, results_path).ensure_reference()
 
 
 def _bench_in_child(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
@@ -187,6 +220,10 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
     import torch  # noqa: F401 - loaded before the window: the runtimes' shared dependency, not the model
 
     token_ids = env.token_ids()
+    ppl_inputs = None
+    if "ppl" in tests:  # the baseline's distributions too are read before the window
+        reference = env.reference()
+        ppl_inputs = (env.ppl_ids(), env.ppl_bos(), reference, env.reference_key() if reference is not None else None)
     _release_memory()
     log(f"  loading it for {', '.join(tests) or 'peak memory'}")
     runtime = None
@@ -207,6 +244,8 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
             ctx = suite.RunContext(runtime, token_ids, env.settings, shape=env.shape(variant),
                                     weight_bytes=_weight_bytes(folder), ceilings=env.ceilings(runtime),
                                     predicted=predicted)
+            if "ppl" in tests:
+                ctx.ppl_ids, ctx.bos_id, ctx.reference, ctx.reference_key = ppl_inputs
             for test in tests:
                 _run_test(test, ctx, env, writer, log)
             memory = runtime.peak_memory_bytes()
