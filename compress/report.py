@@ -322,7 +322,7 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
         predicted.append(figure(scatter_svg(points, f"{metric}: predicted vs measured", f"predicted {label}",
                                             f"measured {label}", log=True, diagonal=True, svg_id=f"pred-{key}"), how))
     sections.append("<h2>Predicted vs measured</h2><div class=\"plots\">" + "".join(predicted) + "</div>")
-    # A section comparing predicted and measured quality (perplexity change, KLD) belongs here.
+    sections.append(quality_section(rows))
 
     latest = latest_by_test_and_metric(records)
     strips = []
@@ -351,6 +351,22 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
             [[r.get("model"), r.get("variant"), r.get("device"), r.get("test"), r.get("status"), r.get("error")]
              for r in failed], "failures") + "</div>")
     return page("compress bench report", "\n".join(sections))
+
+
+def quality_section(rows: Sequence[dict[str, Any]]) -> str:
+    """Predicted vs measured quality per variant: perplexity change and KL divergence from the baseline."""
+    plots = []
+    for label, unit, key, pkey in (("Perplexity change", "%", "ppl_delta_pct", "predicted_ppl_delta_pct"),
+                                   ("KL divergence", "nats", "kld_mean", "predicted_kld_mean")):
+        points = [{"x": r.get(pkey), "y": r.get(key), "label": r["variant"], "group": r["model"]} for r in rows]
+        plots.append(figure(scatter_svg(points, f"{label}: predicted vs measured", f"predicted {unit}",
+                                        f"measured {unit}", log=True, diagonal=True, svg_id=f"pred-{key}"),
+                            "each point is a variant, compared with the float32 baseline on the same tokens; on the "
+                            "dashed line the planner predicted the loss exactly, above it the variant lost more "
+                            "than predicted, below it less. Log axes; the baseline itself (0) is not drawn."))
+    if not any(plots):
+        return ""
+    return "<h2>Predicted vs measured quality</h2><div class=\"plots\">" + "".join(plots) + "</div>"
 
 
 def write_report(records: Sequence[dict[str, Any]], out: Path, model: str | None = None) -> Path:

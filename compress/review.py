@@ -19,11 +19,12 @@ from compress.planner.document import Candidate
 
 MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
 CONTEXT_RISK_FRACTION = 0.90  # serving near the trained maximum context: quality and memory at their edge
-ERROR_RISK_PCT = 25.0
+ERROR_RISK_PCT = 25.0  # a prediction this far off its measurement is not evidence of fit
+QUALITY_FACTOR_RISK = 1.5  # a perplexity change this many times off its prediction
 #: Concurrent sequences a review also sizes for when the plan is for fewer: the batch the
 #: published W4A16-vs-fp16 and llama.cpp batched-decoding figures compare at (MARLIN paper,
 #: llama.cpp PR #3776), where a single-stream choice and a serving choice part ways.
-SERVING_BATCH = 16  # a prediction this far off its measurement is not evidence of fit
+SERVING_BATCH = 16
 
 
 def _model_keys(model: str) -> set[str]:
@@ -52,7 +53,7 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
     from compress.planner import make_plan
 
     plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch, gpus=gpus,
-                     engine=engine).to_dict()
+                     engine=engine, records=list(records)).to_dict()
     keys = _model_keys(model) | {plan["model"]["name"]}
     random_weights = f"{plan['model']['name']}-random"  # `--model random:NAME` records
     mine = [r for r in records if r.get("profile") == plan["gpu"]["name"] and (
@@ -131,18 +132,54 @@ def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str
             for key, label in (("decode_error_pct", "decode speed"), ("memory_error_pct", "peak memory")):
                 if row.get(key) is not None and abs(row[key]) > ERROR_RISK_PCT:
                     out.append(f"{chosen['variant']}: measured {label} is {row[key]:+.0f}% off the prediction")
+        out += quality_risks(chosen, unmeasured_said=row is None or row.get("decode_tok_s") is None)
     return out
+
+
+def quality_risks(candidate: dict[str, Any], unmeasured_said: bool = False) -> list[str]:
+    """A perplexity change measured outside the predicted band, or more than 1.5x off the prediction."""
+    p, m = candidate.get("predicted") or {}, candidate.get("measured") or {}
+    predicted, measured, band = p.get("ppl_delta_pct"), m.get("ppl_delta_pct"), p.get("ppl_delta_band_pct")
+    if measured is None:
+        return [] if unmeasured_said else [f"{candidate['variant']}: its perplexity change is predicted only "
+                                           f"(run `compress bench --methods {candidate['variant']} --tests ppl`)"]
+    if predicted is None:
+        return []
+    out = []
+    off = quality_error_factor(predicted, measured)
+    if off is not None and off > QUALITY_FACTOR_RISK:
+        out.append(f"{candidate['variant']}: measured perplexity change {measured:+.2f}% is {off:.1f}x the "
+                   f"predicted {predicted:+.2f}% (the ranking uses the measurement)")
+    if band and not band[0] <= measured <= band[1]:
+        out.append(f"{candidate['variant']}: measured perplexity change {measured:+.2f}% is outside the "
+                   f"predicted band {band[0]:+.2f}% to {band[1]:+.2f}%")
+    return out
+
+
+def quality_error_factor(predicted: float, measured: float) -> float | None:
+    """How many times larger the larger of the two perplexity changes is (None when either is ~0)."""
+    if min(abs(predicted), abs(measured)) < 1e-3 or (predicted > 0) != (measured > 0):
+        return None
+    return max(predicted / measured, measured / predicted)
 
 
 def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     columns = ["variant", "rank", "pareto", "fits", "margin GiB", "pred mem GiB", "pred tok/s", "pred TTFT ms",
-               "pred ppl +%", "measured tok/s", "measured mem GiB", "measured ppl"]
+               "pred ppl +% [band]", "measured tok/s", "measured mem GiB", "measured ppl", "measured ppl +%",
+               "ppl +% off (x)", "pred KLD", "measured KLD"]
     rows = []
     for c in plan["candidates"]:
-        p, m = c["predicted"], measured.get(c["variant"], {})
+        p, m, q = c["predicted"], measured.get(c["variant"], {}), c.get("measured") or {}
+        band = p.get("ppl_delta_band_pct")
+        pred = None if p.get("ppl_delta_pct") is None else (
+            f"{p['ppl_delta_pct']:+.2f}" + (f" [{band[0]:+.2f}, {band[1]:+.2f}]" if band else ""))
+        got = q.get("ppl_delta_pct")
+        off = None if got is None or p.get("ppl_delta_pct") is None else quality_error_factor(p["ppl_delta_pct"], got)
         rows.append([c["variant"], c.get("rank"), bool(c.get("pareto")), c["fits"], c["margin_gib"],
-                     p["peak_memory_gib"], p["decode_tok_s"], p["ttft_ms"], p.get("ppl_delta_pct"),
-                     m.get("decode_tok_s"), m.get("peak_memory_gib"), m.get("perplexity")])
+                     p["peak_memory_gib"], p["decode_tok_s"], p["ttft_ms"], pred,
+                     m.get("decode_tok_s"), m.get("peak_memory_gib"), m.get("perplexity"),
+                     None if got is None else f"{got:+.2f}", None if off is None else f"{off:.2f}",
+                     p.get("kld_mean"), q.get("kld_mean")])
     return columns, rows
 
 

@@ -89,19 +89,21 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
-                 "TTFT ms", "ppl delta %", "why / notes"],
+                 "TTFT ms", "ppl delta % [band] / measured", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
                c["runtime"], c["kernel"], c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
-               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], c["predicted"]["ppl_delta_pct"],
+               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], quality_cell(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
               + [f"Alternative: {a['text']}" for a in d["alternatives"]]
               + [f"Note: {n}" for n in d["notes"]]
               + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
-                 "quality deltas are published figures for a reference model (see --format json, quality_source)."],
+                 "quality deltas are published figures carried to this model's size and family, with the band "
+                 "their spread allows (see --format json, quality_source); after '/' the change bench measured on "
+                 "this device, which the ranking uses where present."],
         name="candidates",
         compact=["rank", "variant", "runtime", "fits", "margin GiB", "peak GiB", "decode tok/s", "TTFT ms",
-                 "ppl delta %"],
+                 "ppl delta % [band] / measured"],
     )
     tables = [seed_table, mem_table, rank_table]
     if d.get("context_sweep"):
@@ -115,6 +117,14 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     return lead, tables
 
 
+def quality_cell(candidate: dict[str, Any]) -> str | None:
+    """'+3.5 [1.4, 15] / +7.9': the predicted perplexity change, its band, and the measured change, in %."""
+    predicted = candidate["predicted"]
+    delta = predicted.get("ppl_delta_pct")
+    band = predicted.get("ppl_delta_band_pct")
+    text = "?" if delta is None else f"{delta:+.2g}" + (f" [{band[0]:.2g}, {band[1]:.2g}]" if band else "")
+    measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
+    return text + (f" / {measured:+.2g}" if measured is not None else "")
 def _speed_basis(cands: list[dict[str, Any]], opt: dict[str, Any]) -> str:
     """What the speeds were predicted at, from the plan's own figures."""
     if not cands:
@@ -147,6 +157,7 @@ def register(app: typer.Typer) -> None:
         tflops: Annotated[float | None, typer.Option("--tflops", help="With --gpu-memory: dense fp16/bf16 TFLOPS (for prefill and TTFT).")] = None,
         compute_capability: Annotated[str | None, typer.Option("--compute-capability", help="With --gpu-memory: CUDA compute capability, e.g. 8.9 (default 8.0).")] = None,
         sweep_context: Annotated[bool, typer.Option("--sweep-context", help="Also size every candidate from 512 tokens to the model's maximum context.")] = False,
+        results_file: Annotated[Path | None, typer.Option("--results", help="Bench records (file or folder) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [results/].")] = Path("results"),
         fmt: FormatOption = "table",
         table: TableOption = None,
         wide: WideOption = False,
@@ -154,6 +165,7 @@ def register(app: typer.Typer) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
         from compress.planner.hardware import custom_gpu
+        from compress.planner.measured import load_records
 
         _check_format(fmt)
         if table is not None and table not in PLAN_TABLES:
@@ -184,7 +196,7 @@ def register(app: typer.Typer) -> None:
             raise UserInputError("--compute-capability describes a custom device: pass it with --gpu-memory and --bandwidth")
         plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, sweep=sweep_context)
+                         engine=engine, sweep=sweep_context, records=load_records(results_file))
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)

@@ -22,12 +22,16 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
           results_path: Path = paths.results_file(), artifacts: Path | None = None, resume: bool = False,
           device: str = "auto", log: Callable[[str], None] = print, calib_samples: int = 64,
           calib_seq_len: int = 512, seed: int = 0, batch: str | None = None, tests: str | None = None,
+          runtime: str | None = None, endpoint: str | None = None, slo: str | None = None,
+          concurrency: str | None = None, rate: float | None = None, serve_requests: int | None = None,
           trust_remote_code: bool = False, cluster: Any = None, **sizes: Any) -> tuple[list[dict[str, Any]], Any]:
     """Resolve the model and the variants, run the sweep, and return (records written, Pareto table).
 
     ``sizes`` are :class:`BenchSettings` overrides by CLI name (``pp``, ``tg``, ``ppl_tokens``...);
-    ``None`` keeps the device's default. ``cluster`` (a :class:`compress.measure.cluster.ClusterOptions`)
-    runs each variant as a task on a Ray cluster instead of on this machine.
+    ``None`` keeps the device's default. ``runtime`` runs every artifact in that runtime
+    (``vllm``: offline engine and served tests); ``endpoint`` measures an OpenAI-compatible
+    server that is already running instead of any artifact. ``cluster`` (a
+    :class:`compress.measure.cluster.ClusterOptions`) runs each variant as a task on a Ray cluster.
     """
     from compress import apply, results, sources
     from compress.loading import pick_device
@@ -45,6 +49,8 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     check_output_folder(artifacts, "--artifacts")
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
     connection = None
+    if cluster is not None and endpoint:
+        raise UserInputError("--endpoint measures one running server: drop --cluster")
     if cluster is not None:  # Ray is imported on this path only
         from compress.measure.cluster import Cluster
 
@@ -53,12 +59,34 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     overrides = {"threads": sizes.get("threads"), "text": sizes.get("text"), "ppl_tokens": sizes.get("ppl_tokens"),
                  "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
                  "pp_tokens": sizes.get("pp"), "tg_tokens": sizes.get("tg"), "reps": sizes.get("reps"),
-                 "warmup": sizes.get("warmup"),
+                 "warmup": sizes.get("warmup"), "ppl_convention": sizes.get("ppl_convention"),
+                 "kld_top_k": sizes.get("kld_top_k"),
                  "batch_sizes": _int_list(batch, "--batch") if batch else None,
-                 "tests": tuple(t.strip() for t in tests.split(",") if t.strip()) if tests else None}
+                 "tests": tuple(t.strip() for t in tests.split(",") if t.strip()) if tests else None,
+                 "runtime": runtime, "serve_rate_per_s": rate, "serve_requests": serve_requests,
+                 "serve_concurrency": _int_list(concurrency, "--concurrency") if concurrency else None}
+    if runtime is not None:
+        from compress.measure.runtimes import ADAPTERS
+        from compress.registry import lookup
+
+        lookup(ADAPTERS, runtime, "runtime")  # an unknown name fails here, with the valid ones
+    if overrides["tests"] is None and (runtime == "vllm" or endpoint):
+        overrides["tests"] = ("serve",) if endpoint else ("ppl", "pp", "tg", "batch", "serve")
+    if slo:
+        from compress.measure.loadgen import Slo
+
+        parsed = Slo.parse(slo)
+        overrides.update(slo_ttft_ms=parsed.ttft_ms, slo_itl_ms=parsed.itl_ms)
     if overrides["ppl_stride"] is None:
         overrides["ppl_stride"] = overrides["ppl_context"]  # a new context keeps the windows disjoint
     settings = BenchSettings.for_device(resolved, **overrides)
+    if endpoint:
+        from compress.measure.sweep import run_endpoint
+
+        if methods or plan:
+            raise UserInputError("--endpoint measures a running server: drop --methods and --plan")
+        records = run_endpoint(source, settings, endpoint, Path(results_path), log=log)
+        return records, pareto_table(results.load(Path(results_path)), model=source.fingerprint())
     variant_list = choose_variants(source, resolved, methods, plan)
     options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                             trust_remote_code=trust_remote_code)

@@ -8,6 +8,7 @@ variant cannot be made, the records carry ``predicted: null`` and the reason is 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ class BenchEnvironment:
     _ids: list[int] | None = None
     _predicted: dict[Any, dict[str, float]] = field(default_factory=dict)
     isolated: bool = False  # measuring in a process of its own (run_sweep's isolate)
+    _bos: list[int | None] | None = None
+    _reference: Any = None
 
     def token_ids(self) -> list[int]:
         """The evaluation stream, tokenized once with the source model's Hugging Face tokenizer."""
@@ -55,6 +58,52 @@ class BenchEnvironment:
                                      "pass a longer --text or smaller --ppl-tokens")
             self._ids = ids
         return self._ids
+
+    def bos_id(self) -> int | None:
+        """The BOS id where the source's tokenizer adds one, else None (the add_bos rule our GGUF writer records)."""
+        if self._bos is None:
+            from compress.loading import hf_checkpoint, load_tokenizer
+
+            tokenizer = load_tokenizer(hf_checkpoint(self.source))
+            plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+            full = tokenizer("a")["input_ids"]
+            adds = len(full) > len(plain) and full[0] != plain[0]
+            self._bos = [full[0] if adds else None]
+        return self._bos[0]
+
+    def ppl_ids(self) -> list[int]:
+        """The stream perplexity scores: the first ``ppl_tokens``, after the convention's BOS."""
+        from compress.measure.perplexity import convention_stream
+
+        s = self.settings
+        bos = self.bos_id() if s.ppl_convention == "llama.cpp" else None
+        return convention_stream(self.token_ids(), s.ppl_convention, bos)[: s.ppl_tokens]
+
+    def ppl_bos(self) -> int | None:
+        return self.bos_id() if self.settings.ppl_convention == "llama.cpp" else None
+
+    def reference_key(self) -> str:
+        from compress.measure.reference import reference_key
+
+        s = self.settings
+        return reference_key(self.fingerprint, self.ppl_ids(), s.ppl_context, s.ppl_stride, s.ppl_convention,
+                             self.ppl_bos(), s.kld_top_k)
+
+    def ensure_reference(self) -> str:
+        """Build the baseline's cached distributions where they are missing; returns their key."""
+        from compress.measure.reference import ensure_reference
+
+        s = self.settings
+        return ensure_reference(self.source, self.ppl_ids(), s.ppl_context, s.ppl_stride, s.ppl_convention,
+                                self.ppl_bos(), s.kld_top_k, self.device, self.threads)
+
+    def reference(self) -> Any:
+        """The cached baseline distributions, or None where none was built (KLD is then not recorded)."""
+        if self._reference is None and self.settings.kld_top_k > 0:
+            from compress.measure.reference import load_reference
+
+            self._reference = load_reference(self.reference_key())
+        return self._reference
 
     def shape(self, variant: variants.Variant) -> ModelShape | None:
         if self.spec is None:
@@ -114,6 +163,9 @@ class BenchEnvironment:
                        "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
                 if at_prompt.get("ppl_delta_pct") is not None:
                     out["ppl_delta_pct"] = at_prompt["ppl_delta_pct"]
+                    out["ln_ppl_ratio"] = math.log1p(at_prompt["ppl_delta_pct"] / 100)
+                if at_prompt.get("kld_mean") is not None:
+                    out["kld_mean"] = at_prompt["kld_mean"]
             except Exception as err:  # the planner refusing a variant must not stop a measurement
                 self.notes.append(f"no prediction for {variant.name}: {err}")
         self._predicted[cache_key] = out

@@ -27,6 +27,10 @@ def _timed(call: Any, *args: Any) -> float:
 
 def measure_prefill(runtime: Any, prompt: Sequence[int], reps: int, warmup: int) -> list[float]:
     """Seconds to process ``prompt`` from an empty cache, one sample per timed repetition."""
+    if hasattr(runtime, "timed_generate"):
+        # An engine that schedules whole generations (vLLM) times them itself: the prompt and
+        # its first token, the time to first token a user sees.
+        return runtime.timed_generate([list(prompt)], 1, reps, warmup)["run_s"]
     samples = []
     with steps(f"prefill {len(prompt)} tokens, warm-up + repetitions", warmup + reps) as done:
         for i in range(warmup + reps):
@@ -44,12 +48,16 @@ def measure_decode(runtime: Any, rows: Sequence[Sequence[int]], tokens: int, rep
     """Decode ``tokens`` steps after prefilling ``rows`` (one row per sequence).
 
     Returns ``run_s`` (seconds for all steps, one per repetition) and ``step_s`` (every
-    step of every timed repetition: the inter-token latencies). The prefill is not timed.
+    step of every timed repetition: the inter-token latencies). The prefill is not timed,
+    except by an engine that only runs whole generations (``timed_generate``): its
+    ``run_s`` covers the prompt too, its ``step_s`` is empty and ``timed_as`` says so.
     """
     if tokens < 1:
         raise ValueError(f"decode needs at least one token, got {tokens}")
     if runtime.max_batch is not None and len(rows) > runtime.max_batch:
         raise UnsupportedError(f"{runtime.name} runs at most {runtime.max_batch} sequence(s) at once, asked for {len(rows)}")
+    if hasattr(runtime, "timed_generate"):
+        return runtime.timed_generate(rows, tokens, reps, warmup)
     run_s: list[float] = []
     step_s: list[float] = []
     with steps(f"decode {tokens} tokens x {len(rows)} sequence(s), warm-up + repetitions", warmup + reps) as done:

@@ -8,9 +8,11 @@ the planner's predictions beside the measurements with the error in percent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from compress.measure.metrics import prediction_error_pct
 from compress.output import Table
 from compress.pareto import pareto_front
 
@@ -18,7 +20,8 @@ GIB = 2**30
 MIB = 2**20
 OBJECTIVES = {"perplexity": "min", "decode_tok_s": "max", "peak_memory_gib": "min"}
 COLUMNS = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto",
-           "pred tok/s", "tok/s err%", "pred GiB", "mem err%", "status"]
+           "pred tok/s", "tok/s err%", "pred GiB", "mem err%", "Δppl %", "pred Δppl %", "Δppl err%", "KLD",
+           "pred KLD", "same top %", "status"]
 
 
 def _row_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -65,6 +68,18 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
             row["memory_error_pct"] = r.get("prediction_error_pct")
         elif metric == "artifact_bytes":
             row["artifact_mib"] = value / MIB
+        elif metric == "ln_ppl_ratio":
+            # The perplexity change against the float32 baseline on the same tokens, and the planner's.
+            row["ppl_delta_pct"] = 100 * math.expm1(value)
+            predicted = r.get("predicted")
+            row["predicted_ppl_delta_pct"] = None if predicted is None else 100 * math.expm1(predicted)
+            row["ppl_delta_error_pct"] = prediction_error_pct(row["ppl_delta_pct"], row["predicted_ppl_delta_pct"])
+        elif metric == "kld_mean":
+            row["kld_mean"] = value
+            row["predicted_kld_mean"] = r.get("predicted")
+            row["kld_error_pct"] = r.get("prediction_error_pct")
+        elif metric == "same_top_pct":
+            row["same_top_pct"] = value
     out = sorted(rows.values(), key=lambda x: (x["model"], x["device"], x.get("perplexity") or float("inf"), x["variant"]))
     # The front is taken among the variants of one model on one device.
     for group in {(r["model_fingerprint"], r["device"]) for r in out}:
@@ -76,6 +91,14 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
 
 def _ppl(value: float | None) -> str | None:
     return None if value is None else f"{value:.3f}"
+
+
+def _signed(value: float | None) -> str | None:
+    return None if value is None else f"{value:+.2f}"
+
+
+def _kld(value: float | None) -> str | None:
+    return None if value is None else f"{value:.4f}"
 
 
 def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) -> Table:
@@ -90,7 +113,10 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
     body = [[r["variant"], r["device"], r["runtime"], _ppl(r.get("perplexity")), r.get("decode_tok_s"), r.get("ttft_ms"),
              r.get("peak_memory_gib"), r.get("artifact_mib"), "*" if r.get("pareto") else "",
              r.get("predicted_decode_tok_s"), pct(r.get("decode_error_pct")), r.get("predicted_peak_memory_gib"),
-             pct(r.get("memory_error_pct")), "failed: " + "; ".join(r["failures"]) if r["failures"] else "ok"]
+             pct(r.get("memory_error_pct")), _signed(r.get("ppl_delta_pct")), _signed(r.get("predicted_ppl_delta_pct")),
+             pct(r.get("ppl_delta_error_pct")), _kld(r.get("kld_mean")), _kld(r.get("predicted_kld_mean")),
+             None if r.get("same_top_pct") is None else f"{r['same_top_pct']:.1f}",
+             "failed: " + "; ".join(r["failures"]) if r["failures"] else "ok"]
             for r in rows]
     columns = list(COLUMNS)
     compact = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto"]
@@ -105,7 +131,9 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
         rows=body,
         notes=["pareto * = no other variant of the model on that device has lower perplexity, higher decode "
                "tok/s and lower peak memory at once.",
-               "err% = (measured - predicted) / predicted; the prediction is the planner's for this device profile."],
+               "err% = (measured - predicted) / predicted; the prediction is the planner's for this device profile.",
+               "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
+               "baseline on the same tokens; same top % = positions where both models' most probable token agree."],
         name="pareto",
         compact=compact,
     )

@@ -11,6 +11,17 @@ with up to ``context - 1`` tokens of history. ``stride == context`` gives disjoi
 windows (as llama.cpp's ``llama-perplexity`` does, which also scores only each window's
 second half). The first token of the stream, and the first of every disjoint window,
 has no history and is not scored; the count of scored tokens is reported.
+
+The ``llama.cpp`` convention reproduces ``llama-perplexity -c N`` instead, so that numbers
+can be set beside published llama.cpp tables: where the vocabulary adds a BOS token, the
+stream starts with one and the first token of every chunk is replaced by it; the stream is
+cut into ``floor(tokens / N)`` disjoint chunks of N; only the second half of each chunk is
+scored (positions ``N/2 + 1 .. N - 1``, each with at least ``N/2`` tokens of history), so a
+chunk scores ``N - 1 - N/2`` tokens (:func:`llama_cpp_windows`).
+
+When a :class:`~compress.measure.kld.Reference` of the unquantized baseline is given, the
+same pass compares each scored position's distribution with it (KL divergence, top-token
+agreement); with ``collect_top_k`` the pass builds such a reference instead.
 """
 
 from __future__ import annotations
@@ -23,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from compress.measure import kld as kld_lib
 from compress.measure.metrics import perplexity
 from compress.progress import steps
+
+CONVENTIONS = ("compress", "llama.cpp")
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,36 @@ def windows(n_tokens: int, context: int, stride: int) -> list[Window]:
     return out
 
 
+def llama_cpp_windows(n_tokens: int, n_ctx: int) -> list[Window]:
+    """``llama-perplexity``'s chunks: ``floor(n_tokens / n_ctx)`` disjoint windows of ``n_ctx`` tokens.
+
+    In each chunk only the logits from position ``first = n_ctx // 2`` on are scored, against
+    the tokens at ``first + 1 .. n_ctx - 1``: ``n_ctx - 1 - n_ctx // 2`` tokens a chunk.
+    """
+    if n_ctx < 4:
+        raise ValueError(f"a llama.cpp perplexity chunk needs at least 4 tokens, got n_ctx={n_ctx}")
+    chunks = n_tokens // n_ctx
+    if chunks < 1:
+        raise ValueError(f"the llama.cpp convention needs at least one full chunk of {n_ctx} tokens, got {n_tokens}")
+    first = n_ctx // 2
+    return [Window(i * n_ctx, (i + 1) * n_ctx, first + 1) for i in range(chunks)]
+
+
+def convention_stream(ids: Sequence[int], convention: str, bos_id: int | None) -> list[int]:
+    """The token stream a convention scores: llama.cpp's starts with BOS where the vocabulary adds one."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown perplexity convention {convention!r}: expected one of {', '.join(CONVENTIONS)}")
+    if convention == "llama.cpp" and bos_id is not None:
+        return [bos_id, *ids]
+    return list(ids)
+
+
+def convention_windows(n_tokens: int, context: int, stride: int, convention: str) -> list[Window]:
+    if convention == "llama.cpp":
+        return llama_cpp_windows(n_tokens, context)
+    return windows(n_tokens, context, stride)
+
+
 #: Logit rows turned into log-probabilities at once: float64 copies of a whole window of
 #: full-vocabulary rows would cost more memory than the small models being measured.
 ROWS_PER_CHUNK = 64
@@ -82,27 +126,91 @@ def window_nll_nats(logits: np.ndarray, ids: Sequence[int], score_from: int) -> 
     return math.fsum(terms), int(len(targets))
 
 
-def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: int) -> dict[str, Any]:
+def logprob_nll_nats(logprobs: Sequence[float | None], score_from: int) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of a window's tokens from ``score_from`` on, given the
+    runtime's log-probability of each prompt token (``logprobs[i]`` scores token ``i``)."""
+    terms = list(logprobs[score_from:])
+    if not terms or any(t is None for t in terms):
+        raise ValueError(f"expected a log-probability for every position from {score_from}, got {list(logprobs)[:4]}...")
+    return -math.fsum(terms), len(terms)
+
+
+def scored_logprobs(logits: np.ndarray, ids: Sequence[int], score_from: int):
+    """Yield ``(log-probability rows, targets)`` of the scored positions, ``ROWS_PER_CHUNK`` rows at a time."""
+    first, last = score_from - 1, len(ids) - 1
+    for start in range(first, last, ROWS_PER_CHUNK):
+        stop = min(start + ROWS_PER_CHUNK, last)
+        yield kld_lib.log_softmax_rows(logits[start:stop]), list(ids[start + 1 : stop + 1])
+
+
+def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: int, convention: str = "compress",
+                       bos_id: int | None = None, reference: kld_lib.Reference | None = None,
+                       collect_top_k: int | None = None) -> dict[str, Any]:
     """Perplexity of ``runtime`` on ``ids``: ``ppl``, ``nll_sum_nats``, ``scored_tokens``,
-    ``windows``, and per-window perplexities and seconds as raw samples."""
+    ``windows``, and per-window perplexities and seconds as raw samples.
+
+    ``ids`` is the stream as the convention scores it (see :func:`convention_stream`); with the
+    llama.cpp convention and a ``bos_id`` the first token of every chunk is replaced by BOS.
+    With a ``reference``, ``kld`` holds :func:`compress.measure.kld.summarize`'s figures and
+    ``window_kld`` the per-window mean KLD; with ``collect_top_k``, ``reference`` is the
+    runtime's own compacted distributions. An engine that returns only each prompt token's
+    log-probability (``runtime.prompt_logprobs``, vLLM) gives perplexity but no KLD: the
+    reference needs the candidate's whole distribution at every position.
+    """
+    if hasattr(runtime, "prompt_logprobs"):
+        reference = collect_top_k = None
     nll_total = 0.0
     scored = 0
     per_window_ppl: list[float] = []
     per_window_s: list[float] = []
-    spans = list(windows(len(ids), context, stride))
+    per_window_kld: list[float] = []
+    comparisons: list[kld_lib.TokenComparison] = []
+    collected: list[kld_lib.Reference] = []
+    row = 0  # scored positions so far: the reference's row of the next one
+    spans = convention_windows(len(ids), context, stride, convention)
     with steps(f"perplexity, {context}-token windows", len(spans)) as done:
         for w in spans:
             chunk = list(ids[w.begin : w.end])
+            if convention == "llama.cpp" and bos_id is not None:
+                chunk[0] = bos_id
             started = time.perf_counter()
-            logits = runtime.logits(chunk)
-            per_window_s.append(time.perf_counter() - started)
-            nll, count = window_nll_nats(logits, chunk, w.score_from)
+            if hasattr(runtime, "prompt_logprobs"):  # an engine that returns log-probabilities, not logits
+                logprobs = runtime.prompt_logprobs(chunk)
+                per_window_s.append(time.perf_counter() - started)
+                nll, count = logprob_nll_nats(logprobs, w.score_from)
+            else:
+                logits = runtime.logits(chunk)
+                per_window_s.append(time.perf_counter() - started)
+                nll, count = window_nll_nats(logits, chunk, w.score_from)
             nll_total += nll
             scored += count
             per_window_ppl.append(perplexity(nll, count))
+            window_parts = []
+            for logp, targets in (scored_logprobs(logits, chunk, w.score_from)
+                                  if reference is not None or collect_top_k is not None else ()):
+                if collect_top_k is not None:
+                    collected.append(kld_lib.reference_from_logprobs(logp, targets, collect_top_k))
+                if reference is not None:
+                    if row + len(targets) > len(reference):
+                        raise ValueError(f"the reference holds {len(reference)} positions: expected at least "
+                                         f"{row + len(targets)}; it was built with other settings")
+                    window_parts.append(kld_lib.compare(reference.rows(row, row + len(targets)), logp, targets))
+                row += len(targets)
+            if window_parts:
+                comparisons += window_parts
+                per_window_kld.append(kld_lib.summarize(window_parts)["kld_mean"])
             done()
-    return {"ppl": perplexity(nll_total, scored), "nll_sum_nats": nll_total, "scored_tokens": scored,
-            "windows": len(per_window_ppl), "window_ppl": per_window_ppl, "window_s": per_window_s}
+    out: dict[str, Any] = {"ppl": perplexity(nll_total, scored), "nll_sum_nats": nll_total, "scored_tokens": scored,
+                           "windows": len(per_window_ppl), "window_ppl": per_window_ppl, "window_s": per_window_s}
+    if reference is not None:
+        if row != len(reference):
+            raise ValueError(f"the reference holds {len(reference)} positions but {row} were scored: "
+                             "it was built with other settings")
+        out["kld"] = kld_lib.summarize(comparisons)
+        out["window_kld"] = per_window_kld
+    if collect_top_k is not None:
+        out["reference"] = kld_lib.Reference.concat(collected, collect_top_k)
+    return out
 
 
 class _ModelLogits:

@@ -33,6 +33,7 @@ ADAPTERS = {
     "transformers": "compress.measure.runtimes:TransformersRuntime",
     "llama.cpp": "compress.measure.runtimes:LlamaCppRuntime",
     "onnxruntime": "compress.measure.runtimes:OnnxRuntime",
+    "vllm": "compress.measure.vllm_runtime:VllmRuntime",
 }
 
 
@@ -43,9 +44,10 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
 
-def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> Any:
-    """The adapter for an artifact folder, by its manifest's ``runtime``."""
-    cls = lookup(ADAPTERS, manifest.get("runtime", "transformers"), "runtime")
+def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int,
+                 runtime: str | None = None) -> Any:
+    """The adapter for an artifact folder: ``runtime`` where given, else its manifest's ``runtime``."""
+    cls = lookup(ADAPTERS, runtime or manifest.get("runtime", "transformers"), "runtime")
     return cls(Path(folder), manifest, device=device, threads=threads, n_ctx=n_ctx)
 
 
@@ -130,16 +132,18 @@ def _load_hf(folder: Path, device: str) -> Any:
 
 
 class LlamaCppRuntime:
-    """A GGUF file in llama-cpp-python: one sequence per context, greedy decoding.
+    """A GGUF file in llama-cpp-python, greedy decoding.
 
     Perplexity needs the logits of every position (``logits_all=True``), which makes a
     prompt pay a vocab-wide output matmul per token; timing wants only the last
     position. The context is therefore opened in the mode the call needs, and reopened
     (the weights are memory-mapped, so this takes milliseconds) when the mode changes.
+    Several rows decode together in one context of as many sequences
+    (:class:`~compress.measure.llamacpp_batch.BatchedContext`), on the same loaded weights.
     """
 
     name = "llama.cpp"
-    max_batch = 1  # llama-cpp-python's Llama evaluates one sequence per context
+    max_batch: int | None = None
     kv_bytes_per_element = 2  # llama.cpp's default cache type is F16 (type_k / type_v)
 
     def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> None:
@@ -160,6 +164,7 @@ class LlamaCppRuntime:
         self._llm: Any = None
         self._logits_all: bool | None = None
         self._next: int | None = None
+        self._batched: Any = None  # BatchedContext of the last batch size, while rows > 1
 
     def _open(self, logits_all: bool) -> Any:
         if self._llm is None or self._logits_all != logits_all:
@@ -180,14 +185,33 @@ class LlamaCppRuntime:
         return np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),))
 
     def prefill(self, rows: Sequence[Sequence[int]]) -> None:
-        if len(rows) != 1:
-            raise UnsupportedError(f"llama-cpp-python runs one sequence per context: expected batch 1, got {len(rows)}")
         llm = self._open(logits_all=False)
+        if len(rows) > 1:
+            self._batch_context(llm, len(rows)).prefill(rows)
+            self._next = None
+            return
+        self._close_batched()
         llm.reset()
         llm.eval(list(rows[0]))
         self._next = int(np.argmax(self._last_logits()))
 
+    def _batch_context(self, llm: Any, n_seq: int) -> Any:
+        from compress.measure.llamacpp_batch import BatchedContext
+
+        if self._batched is None or self._batched.n_seq != n_seq:
+            self._close_batched()
+            self._batched = BatchedContext(llm.model, n_seq, self.n_ctx, self.threads)
+        return self._batched
+
+    def _close_batched(self) -> None:
+        if self._batched is not None:
+            self._batched.close()
+            self._batched = None
+
     def decode_step(self) -> None:
+        if self._batched is not None and self._batched.next:
+            self._batched.step()
+            return
         if self._next is None:
             raise RuntimeError("decode_step() before prefill()")
         self._llm.eval([self._next])
@@ -196,12 +220,15 @@ class LlamaCppRuntime:
     def reset(self) -> None:
         if self._llm is not None:
             self._llm.reset()
+        if self._batched is not None:
+            self._batched.next = []
         self._next = None
 
     def peak_memory_bytes(self) -> int | None:
         return None  # llama.cpp allocates outside torch: the caller samples RSS
 
     def close(self) -> None:
+        self._close_batched()
         if self._llm is not None:
             self._llm.close()
             self._llm = None

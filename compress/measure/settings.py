@@ -22,6 +22,10 @@ from typing import Any
 from compress.errors import UserInputError
 
 
+#: Test kinds: perplexity, TTFT, decode, batch throughput, and served load (vLLM only).
+TEST_KINDS = ("ppl", "pp", "tg", "batch", "serve")
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     ppl_tokens: int = 2048  # tokens of the evaluation stream scored for perplexity
@@ -37,6 +41,16 @@ class BenchSettings:
     device: str = "auto"  # auto | cpu | cuda[:N]
     text: str | None = None  # evaluation text: None/'default', a file, 'wikitext-2'
     tests: tuple[str, ...] = ("ppl", "pp", "tg", "batch")  # which test kinds run
+    runtime: str | None = None  # None: each artifact's own runtime; "vllm": vLLM for every artifact it loads
+    # Served tests (``serve``, vLLM only): closed-loop concurrencies, one open-loop Poisson rate,
+    # requests per load run (prompts of pp_tokens, outputs of tg_tokens), and the SLO of goodput.
+    serve_concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    serve_rate_per_s: float | None = 2.0
+    serve_requests: int = 16
+    slo_ttft_ms: float = 1000.0
+    slo_itl_ms: float = 200.0
+    ppl_convention: str = "compress"  # compress | llama.cpp (llama-perplexity's BOS, chunks and scored half)
+    kld_top_k: int = 256  # baseline tokens kept per position for KL divergence; 0: no KLD records
 
     def __post_init__(self) -> None:
         for name in ("ppl_tokens", "ppl_context", "ppl_stride", "pp_tokens", "tg_tokens", "tg_prompt_tokens", "reps"):
@@ -52,28 +66,44 @@ class BenchSettings:
             raise UserInputError(f"batch sizes must be positive, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
             raise UserInputError(f"threads must be positive, got {self.threads}")
-        unknown = set(self.tests) - {"ppl", "pp", "tg", "batch"}
+        if self.ppl_convention not in ("compress", "llama.cpp"):
+            raise UserInputError(f"--ppl-convention must be 'compress' or 'llama.cpp', got {self.ppl_convention!r}")
+        if self.ppl_convention == "llama.cpp" and (self.ppl_context < 4 or self.ppl_tokens < self.ppl_context):
+            raise UserInputError(f"the llama.cpp convention needs ppl_tokens >= ppl_context >= 4, "
+                                 f"got {self.ppl_tokens} and {self.ppl_context}")
+        if self.kld_top_k < 0:
+            raise UserInputError(f"kld_top_k must be 0 (no KLD) or more, got {self.kld_top_k}")
+        unknown = set(self.tests) - set(TEST_KINDS)
         if unknown:
-            raise UserInputError(f"unknown bench tests {sorted(unknown)}: expected some of ppl, pp, tg, batch")
+            raise UserInputError(f"unknown bench tests {sorted(unknown)}: expected some of {', '.join(TEST_KINDS)}")
+        if any(c < 1 for c in self.serve_concurrency) or self.serve_requests < 1:
+            raise UserInputError(f"served tests need positive concurrencies and request counts, got "
+                                 f"{list(self.serve_concurrency)} and {self.serve_requests}")
+        if self.serve_rate_per_s is not None and self.serve_rate_per_s <= 0:
+            raise UserInputError(f"the request rate must be positive, got {self.serve_rate_per_s}")
+        if self.slo_ttft_ms <= 0 or self.slo_itl_ms <= 0:
+            raise UserInputError(f"SLO limits must be positive, got ttft_ms={self.slo_ttft_ms}, itl_ms={self.slo_itl_ms}")
 
     @classmethod
     def for_device(cls, device: str, **overrides: Any) -> BenchSettings:
         """CPU defaults, or llama-bench's pp512/tg128 with 5 repetitions on a GPU."""
         base = cls(device=device)
         if device.startswith("cuda"):
-            base = replace(base, pp_tokens=512, tg_tokens=128, reps=5, batch_sizes=(4, 16, 64))
+            base = replace(base, pp_tokens=512, tg_tokens=128, reps=5, batch_sizes=(4, 16, 64),
+                           serve_concurrency=(1, 2, 4, 8, 16), serve_requests=64, serve_rate_per_s=8.0)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["batch_sizes"] = list(self.batch_sizes)
         d["tests"] = list(self.tests)
+        d["serve_concurrency"] = list(self.serve_concurrency)
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchSettings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("batch_sizes", "tests"):
+        for key in ("batch_sizes", "tests", "serve_concurrency"):
             if key in known:
                 known[key] = tuple(known[key])
         return cls(**known)
@@ -86,13 +116,18 @@ class BenchSettings:
 
 def plan_tests(settings: BenchSettings, threads: int) -> dict[str, dict[str, Any]]:
     """Test name → the settings that decide its result, in run order."""
+    # A runtime chosen for every artifact (--runtime) decides every figure, so it is part of each
+    # test's key; artifacts measured in their own runtime keep the keys they always had.
+    chosen = {"runtime": settings.runtime} if settings.runtime else {}
     common = {"threads": threads, "device_requested": settings.device, "reps": settings.reps,
-              "warmup": settings.warmup}
+              "warmup": settings.warmup, **chosen}
     plan: dict[str, dict[str, Any]] = {"size": {}}
     if "ppl" in settings.tests:
         plan["ppl"] = {"tokens": settings.ppl_tokens, "context": settings.ppl_context, "stride": settings.ppl_stride,
                        "text": settings.text or "default", "threads": threads,
-                       "device_requested": settings.device}
+                       "device_requested": settings.device, "kld_top_k": settings.kld_top_k, **chosen}
+        if settings.ppl_convention != "compress":  # the default stays out, so earlier records keep their key
+            plan["ppl"]["convention"] = settings.ppl_convention
     if "pp" in settings.tests:
         plan[f"pp{settings.pp_tokens}"] = {"prompt_tokens": settings.pp_tokens, **common}
     if "tg" in settings.tests:
@@ -102,6 +137,14 @@ def plan_tests(settings: BenchSettings, threads: int) -> dict[str, dict[str, Any
         for b in settings.batch_sizes:
             plan[f"batch{b}"] = {"batch": b, "tokens": settings.tg_tokens,
                                  "prompt_tokens": settings.tg_prompt_tokens, **common}
+    if "serve" in settings.tests:
+        load = {"prompt_tokens": settings.pp_tokens, "output_tokens": settings.tg_tokens,
+                "requests": settings.serve_requests, "slo_ttft_ms": settings.slo_ttft_ms,
+                "slo_itl_ms": settings.slo_itl_ms, "text": settings.text or "default", **common}
+        for c in settings.serve_concurrency:
+            plan[f"serve-c{c}"] = {"concurrency": c, **load}
+        if settings.serve_rate_per_s is not None:
+            plan[f"serve-rate{settings.serve_rate_per_s:g}"] = {"rate_per_s": settings.serve_rate_per_s, **load}
     keyed = {name: {**params, "settings_key": settings_key(name, params)} for name, params in plan.items()}
     # The peak covers loading and every other test, so it is redone when any of them changes.
     memory = {"tests": {t: p["settings_key"] for t, p in keyed.items() if t != "size"},

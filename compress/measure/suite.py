@@ -28,6 +28,9 @@ METRICS: dict[str, tuple[str, bool]] = {
     "tpot_ms": ("ms", False),
     "itl_ms": ("ms", False),
     "throughput_tok_s": ("tok/s", True),
+    "e2e_ms": ("ms", False),
+    "request_throughput_req_s": ("req/s", True),
+    "goodput_req_s": ("req/s", True),
     "mfu_pct": ("%", True),
     "mfu_probe_pct": ("%", True),
     "mbu_pct": ("%", True),
@@ -35,6 +38,13 @@ METRICS: dict[str, tuple[str, bool]] = {
     "energy_j_per_token": ("J/token", False),
     "peak_memory_bytes": ("bytes", False),
     "artifact_bytes": ("bytes", False),
+    # Against the unquantized baseline on the same stream (compress/measure/kld.py).
+    "kld_mean": ("nats", False),
+    "kld_p99": ("nats", False),
+    "kld_max": ("nats", False),
+    "same_top_pct": ("%", True),
+    "delta_p_rms_pct": ("%", False),
+    "ln_ppl_ratio": ("nats", False),
 }
 
 
@@ -69,6 +79,10 @@ class RunContext:
     weight_bytes: int | None = None
     ceilings: list[Ceiling] = field(default_factory=list)
     predicted: dict[str, float] = field(default_factory=dict)  # metric → planner's figure
+    ppl_ids: Sequence[int] | None = None  # the stream perplexity scores (after the convention's BOS)
+    bos_id: int | None = None  # replaces each chunk's first token (llama.cpp convention)
+    reference: Any = None  # the baseline's distributions (compress.measure.kld.Reference), for KLD
+    reference_key: str | None = None
 
 
 def figure(metric: str, samples: Sequence[float] | None = None, value: float | None = None,
@@ -87,11 +101,26 @@ def figure(metric: str, samples: Sequence[float] | None = None, value: float | N
 
 def run_ppl(ctx: RunContext) -> list[dict[str, Any]]:
     s = ctx.settings
-    res = measure_perplexity(ctx.runtime, ctx.ids[: s.ppl_tokens], s.ppl_context, s.ppl_stride)
-    return [figure("perplexity", res["window_ppl"], value=res["ppl"], predicted=ctx.predicted.get("perplexity"),
-                   scored_tokens=res["scored_tokens"], windows=res["windows"], nll_sum_nats=res["nll_sum_nats"],
-                   value_is="exp(total NLL / scored tokens); samples are per-window perplexities",
-                   window_s=res["window_s"])]
+    ids = ctx.ppl_ids if ctx.ppl_ids is not None else ctx.ids[: s.ppl_tokens]
+    res = measure_perplexity(ctx.runtime, ids, s.ppl_context, s.ppl_stride, convention=s.ppl_convention,
+                             bos_id=ctx.bos_id, reference=ctx.reference)
+    common = {"convention": s.ppl_convention, "bos_id": ctx.bos_id}
+    out = [figure("perplexity", res["window_ppl"], value=res["ppl"], predicted=ctx.predicted.get("perplexity"),
+                  scored_tokens=res["scored_tokens"], windows=res["windows"], nll_sum_nats=res["nll_sum_nats"],
+                  value_is="exp(total NLL / scored tokens); samples are per-window perplexities",
+                  window_s=res["window_s"], **common)]
+    if "kld" in res:
+        k = res["kld"]
+        about = {**common, "tokens": k["tokens"], "top_k": s.kld_top_k, "tail_mass_mean": k["tail_mass_mean"],
+                 "baseline": "transformers float32 of the source model", "reference_key": ctx.reference_key}
+        out += [figure("kld_mean", res["window_kld"], value=k["kld_mean"], predicted=ctx.predicted.get("kld_mean"),
+                       value_is="mean over tokens; samples are per-window means", **about),
+                figure("kld_p99", value=k["kld_p99"], **about),
+                figure("kld_max", value=k["kld_max"], **about),
+                figure("same_top_pct", value=k["same_top_pct"], **about),
+                figure("delta_p_rms_pct", value=k["delta_p_rms_pct"], **about),
+                figure("ln_ppl_ratio", value=k["ln_ppl_ratio"], predicted=ctx.predicted.get("ln_ppl_ratio"), **about)]
+    return out
 
 
 def run_prefill(ctx: RunContext) -> list[dict[str, Any]]:
@@ -113,9 +142,11 @@ def run_decode(ctx: RunContext) -> list[dict[str, Any]]:
     with EnergyMeter(getattr(ctx.runtime, "device", "cpu")) as energy:
         res = latency.measure_decode(ctx.runtime, rows, s.tg_tokens, s.reps, s.warmup)
     tok_s = [s.tg_tokens / x for x in res["run_s"]]
-    out = [figure("decode_tok_s", tok_s, predicted=ctx.predicted.get("decode_tok_s")),
-           figure("tpot_ms", [x / s.tg_tokens * 1000 for x in res["run_s"]]),
-           figure("itl_ms", [x * 1000 for x in res["step_s"]])]
+    how = {"timed_as": res["timed_as"]} if "timed_as" in res else {}
+    out = [figure("decode_tok_s", tok_s, predicted=ctx.predicted.get("decode_tok_s"), **how),
+           figure("tpot_ms", [x / s.tg_tokens * 1000 for x in res["run_s"]], **how)]
+    if res["step_s"]:
+        out.append(figure("itl_ms", [x * 1000 for x in res["step_s"]]))
     median_tok_s = metrics.sample_stats(tok_s)["median"]
     if ctx.shape is not None:
         # Step k of M (1-based) attends to prompt + k positions: prompt + (M + 1) / 2 on average.
@@ -140,8 +171,11 @@ def run_batch(ctx: RunContext, batch: int) -> list[dict[str, Any]]:
     s = ctx.settings
     rows = latency.batch_rows(ctx.ids, batch, s.tg_prompt_tokens)
     res = latency.measure_decode(ctx.runtime, rows, s.tg_tokens, s.reps, s.warmup)
-    return [figure("throughput_tok_s", [batch * s.tg_tokens / x for x in res["run_s"]]),
-            figure("itl_ms", [x * 1000 for x in res["step_s"]])]
+    how = {"timed_as": res["timed_as"]} if "timed_as" in res else {}
+    out = [figure("throughput_tok_s", [batch * s.tg_tokens / x for x in res["run_s"]], **how)]
+    if res["step_s"]:
+        out.append(figure("itl_ms", [x * 1000 for x in res["step_s"]]))
+    return out
 
 
 def _mfu(flops_per_s: float, ceilings: list[Ceiling], **params: Any) -> list[dict[str, Any]]:

@@ -74,6 +74,8 @@ def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings
     """
     done = completed_tests(results.load(results_path)) if resume else set()
     written: list[dict[str, Any]] = []
+    if "ppl" in settings.tests and settings.kld_top_k > 0:
+        _prepare_reference(source, settings, results_path, isolate, log, env)
     for index, variant in enumerate(variant_list, 1):
         log(f"[{index}/{len(variant_list)}] {variant.name}")
         if isolate:
@@ -83,6 +85,37 @@ def run_sweep(source: Source, variant_list: Sequence[variants.Variant], settings
         with _remote_code(options):
             written += _bench_variant(env, variant, options, Path(results_path), Path(artifacts_dir), done, log)
     return written
+
+
+def _prepare_reference(source: Source, settings: BenchSettings, results_path: Path, isolate: bool,
+                       log: Callable[[str], None], env: BenchEnvironment | None) -> None:
+    """Compute the baseline's distributions once, before any variant compares itself with them.
+
+    In a process of its own under ``isolate``, so the float32 model's memory is gone before
+    the first variant's peak is measured. A failure only leaves the KLD records out.
+    """
+    started = time.perf_counter()
+    try:
+        if isolate:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_die_with_parent) as pool:
+                key = pool.submit(_child_reference, source, settings, results_path).result()
+        else:
+            key = (env or environment(source, settings, results_path)).ensure_reference()
+    except Exception as err:  # noqa: BLE001 - no baseline means no KLD, never no bench
+        log(f"  KL divergence baseline: not available ({failure_reason(err)}); KLD records are left out")
+        return
+    log(f"  KL divergence baseline {key} ready ({time.perf_counter() - started:.1f} s)")
+
+
+def _child_reference(source: Source, settings: BenchSettings, results_path: Path) -> str:
+    from compress.loading import quiet_libraries
+
+    quiet_libraries()
+    return environment(source, settings, results_path).ensure_reference()
 
 
 def _bench_in_child(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
@@ -164,12 +197,20 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         return writer.written
     writer.base.update({"artifact": str(folder), "artifact_bytes": manifest["size_bytes"],
                         "runtime": manifest.get("runtime")})
-    predicted = env.predictions(variant, manifest.get("runtime"))
+    predicted = env.predictions(variant, env.settings.runtime or manifest.get("runtime"))
+    if env.settings.runtime:
+        # The measured peak of a chosen runtime covers its whole process tree (vLLM's preallocated
+        # KV cache and compiled graphs included), which the planner's memory model does not.
+        predicted.pop("peak_memory_bytes", None)
     if "size" in pending:
         writer.group("size", [suite.figure("artifact_bytes", value=manifest["size_bytes"],
                                            predicted=predicted.get("artifact_bytes"))])
-    tests = [t for t in pending if t not in ("size", "memory")]
+    tests = [t for t in pending if t not in ("size", "memory") and not t.startswith("serve-")]
+    served = [t for t in pending if t.startswith("serve-")]
+    if served:
+        log("  served tests start after the offline tests")
     if not tests and "memory" not in pending:
+        _serve_tests(env, folder, manifest, served, writer, log)
         return writer.written
     from compress.measure.runtimes import open_runtime
     from compress.peakmem import PeakMemory
@@ -179,15 +220,23 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
     import torch  # noqa: F401 - loaded before the window: the runtimes' shared dependency, not the model
 
     token_ids = env.token_ids()
+    ppl_inputs = None
+    if "ppl" in tests:  # the baseline's distributions too are read before the window
+        reference = env.reference()
+        ppl_inputs = (env.ppl_ids(), env.ppl_bos(), reference, env.reference_key() if reference is not None else None)
     _release_memory()
     log(f"  loading it for {', '.join(tests) or 'peak memory'}")
     runtime = None
     with PeakMemory(env.device) as peak:
         try:
-            runtime = open_runtime(folder, manifest, env.device, env.threads, env.settings.context_tokens())
+            runtime = open_runtime(folder, manifest, env.device, env.threads, env.settings.context_tokens(),
+                                   runtime=env.settings.runtime)
         except Exception as err:  # a runtime that cannot open the artifact
             log(f"  load failed: {failure_reason(err)}")
-            writer.failed("load", err)
+            skipped = isinstance(err, UnsupportedError)
+            writer.failed("load", err, status="skipped" if skipped else "failed")
+            for test in served if skipped else []:
+                writer.failed(test, err, status="skipped")
             return writer.written
         try:
             writer.base.update({"runtime": runtime.name, "runtime_version": runtime.version,
@@ -195,6 +244,8 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
             ctx = suite.RunContext(runtime, token_ids, env.settings, shape=env.shape(variant),
                                     weight_bytes=_weight_bytes(folder), ceilings=env.ceilings(runtime),
                                     predicted=predicted)
+            if "ppl" in tests:
+                ctx.ppl_ids, ctx.bos_id, ctx.reference, ctx.reference_key = ppl_inputs
             for test in tests:
                 _run_test(test, ctx, env, writer, log)
             memory = runtime.peak_memory_bytes()
@@ -206,12 +257,90 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         value = memory if memory is not None else peak.rss_bytes - peak.baseline_rss_bytes
         writer.group("memory", [suite.figure(
             "peak_memory_bytes", value=value, predicted=predicted.get("peak_memory_bytes"),
-            measured_as="CUDA peak allocated" if memory is not None
+            measured_as=getattr(runtime, "memory_measured_as", "CUDA peak allocated") if memory is not None
             else "peak process RSS above the RSS before loading, sampled every 20 ms",
             peak_rss_bytes=peak.rss_bytes,
             baseline_rss_bytes=peak.baseline_rss_bytes, added_rss_bytes=peak.rss_bytes - peak.baseline_rss_bytes,
             process="own" if env.isolated else "shared with earlier variants",
             covers=["load", *tests])])
+    _serve_tests(env, folder, manifest, served, writer, log)
+    return writer.written
+
+
+def _serve_tests(env: BenchEnvironment, folder: Path, manifest: dict[str, Any], tests: Sequence[str],
+                 writer: _Writer, log: Callable[[str], None]) -> None:
+    """The served tests of one artifact: one ``vllm serve`` for all of them, always stopped after."""
+    if not tests:
+        return
+    from compress.measure import serving
+    from compress.measure.vllm_runtime import artifact_dtype, check_servable
+
+    try:
+        if env.settings.runtime != "vllm":
+            raise UnsupportedError("served tests run the artifact in `vllm serve`: pass --runtime vllm")
+        check_servable(manifest)
+    except UnsupportedError as err:
+        for test in tests:
+            writer.failed(test, err, status="skipped")
+        log(f"  served tests: skipped ({err})")
+        return
+    prompts = serving.serve_prompts(env.token_ids(), env.settings.serve_requests, env.settings.pp_tokens)
+    remaining = list(tests)
+    try:
+        with serving.VllmServer(folder, artifact_dtype(manifest), env.settings.context_tokens(),
+                                threads=env.threads) as server:
+            log(f"  vllm serve healthy on {server.url} after {server.start_s:.0f} s")
+            while remaining:
+                _run_serve_test(remaining[0], server.url, server.served_name, prompts, writer, log)
+                remaining.pop(0)
+    except Exception as err:  # the server did not start, or died: the tests not run are failures
+        log(f"  served tests: failed ({failure_reason(err)})")
+        for test in remaining:
+            writer.failed(test, err)
+
+
+def _run_serve_test(test: str, url: str, model: str, prompts: Sequence[Any], writer: _Writer,
+                    log: Callable[[str], None]) -> None:
+    from compress.measure import serving
+
+    started = time.perf_counter()
+    try:
+        figures = serving.run_serve_test(test, writer.plan[test], url, model, prompts)
+    except Exception as err:  # a load run that failed: a record, then the next one
+        log(f"  {test}: failed ({failure_reason(err)})")
+        writer.failed(test, err)
+        return
+    writer.group(test, figures)
+    shown = ", ".join(f"{f['metric']} {f['value']:.4g}" for f in figures[:3])
+    log(f"  {test}: {shown} ({time.perf_counter() - started:.1f} s)")
+
+
+def run_endpoint(source: Source, settings: BenchSettings, url: str, results_path: Path,
+                 log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """The served tests against an OpenAI-compatible server that is already running (no server started).
+
+    Prompts are text (the evaluation stream's token windows decoded with the model's tokenizer),
+    since the server's tokenizer is its own.
+    """
+    from compress.loading import hf_checkpoint, load_tokenizer
+    from compress.measure import loadgen, serving
+
+    base_url = loadgen.base_url(url)
+    model = loadgen.served_model(base_url)
+    env = environment(source, settings, results_path)
+    plan = {t: p for t, p in plan_tests(settings, env.threads).items() if t.startswith("serve-")}
+    if not plan:
+        raise UnsupportedError("--endpoint runs the served tests only: drop --tests or include serve")
+    base = {**env.where, "model": env.source.name, "model_fingerprint": env.fingerprint,
+            "variant": f"endpoint:{model}", "method": "endpoint", "config": {"endpoint": base_url, "served_model": model},
+            "artifact_key": None, "runtime": "openai-endpoint", "runtime_version": None, "device": "remote"}
+    writer = _Writer(results_path, base, plan)
+    tokenizer = load_tokenizer(hf_checkpoint(source))
+    prompts = [tokenizer.decode(p) for p in serving.serve_prompts(env.token_ids(), settings.serve_requests,
+                                                                   settings.pp_tokens)]
+    log(f"endpoint {base_url}: model {model}")
+    for test in plan:
+        _run_serve_test(test, base_url, model, prompts, writer, log)
     return writer.written
 
 
@@ -230,8 +359,8 @@ def _run_test(test: str, ctx: suite.RunContext, env: BenchEnvironment, writer: _
         else:
             batch = writer.plan[test]["batch"]
             if ctx.runtime.max_batch is not None and batch > ctx.runtime.max_batch:
-                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once "
-                                       f"(llama-cpp-python evaluates one sequence per context); batch {batch} not measured")
+                raise UnsupportedError(f"{ctx.runtime.name} runs at most {ctx.runtime.max_batch} sequence(s) at once; "
+                                       f"batch {batch} not measured")
             figures = suite.run_batch(ctx, batch)
     except UnsupportedError as err:
         log(f"  {test}: skipped ({err})")

@@ -11,11 +11,12 @@ from typing import Any
 
 from compress import methods, variants
 from compress.errors import UserInputError
+from compress.limits import MAXIMA
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
 from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
-from compress.planner.rank import OBJECTIVES, rank
+from compress.planner.rank import OBJECTIVES, STRUCTURAL, quality_delta, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
 
@@ -30,6 +31,9 @@ QUALITY_TIE_PCT = 0.1
 #: The most GPUs in one tensor-parallel group: 64 covers a rack-scale NVLink domain's usual
 #: power-of-two partitions (GB200 NVL72 holds 72 GPUs; TP degrees above 8 are rare in practice).
 MAX_GPUS = 64
+#: Concurrent sequences a plan may ask for: far above any engine's scheduler limit
+#: (vLLM's max_num_seqs defaults to 256), low enough that the memory model stays finite.
+MAX_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,10 @@ class PlanOptions:
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
-        if self.context < 1:
-            raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
-        if self.batch < 1:
-            raise UserInputError(f"--batch must be at least 1, got {self.batch}")
+        if not 1 <= self.context <= MAXIMA["max_context"]:
+            raise UserInputError(f"--context must be from 1 to {MAXIMA['max_context']:,} tokens, got {self.context}")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise UserInputError(f"--batch must be from 1 to {MAX_BATCH:,} concurrent sequences, got {self.batch}")
         if not 1 <= self.gpus <= MAX_GPUS:
             raise UserInputError(f"--gpus must be from 1 to {MAX_GPUS} (GPUs in one tensor-parallel group), "
                                  f"got {self.gpus}")
@@ -104,8 +108,11 @@ class Plan:
         raise KeyError(variant)
 
 
-def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dict[str, Any]]:
-    """Every default candidate predicted and ranked (only those ``options.engine`` serves)."""
+def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
+             measured: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every default candidate predicted and ranked (only those ``options.engine`` serves); a
+    variant bench measured on this device carries its ``measured`` quality, which the ranking
+    uses in place of the prediction."""
     names = cands.default_candidates(spec, gpu)
     if options.engine != ANY_ENGINE:
         names = [n for n in names if options.engine in engines_for(variants.parse(n), gpu)]
@@ -113,10 +120,10 @@ def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dic
                              kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib,
                              runtime=None if options.engine == ANY_ENGINE else options.engine)
              for name in names]
+    for c in found:
+        if measured and c["variant"] in measured:
+            c["measured"] = measured[c["variant"]]
     return rank(found, options.objective)
-
-
-STRUCTURAL = ("layerdrop", "distill")
 
 
 def _best(ranked: list[dict[str, Any]], *, direct: bool = False) -> dict[str, Any] | None:
@@ -143,8 +150,12 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
     p = best["predicted"]
     fitting = [c for c in ranked if c["fits"]]
     quality = p["ppl_delta_pct"]
-    quality_text = (f"about {quality:+.2f}% perplexity ({p['quality_source'].split(' (')[0]})"
+    measured = (best.get("measured") or {}).get("ppl_delta_pct")
+    band = p.get("ppl_delta_band_pct")
+    quality_text = (f"about {quality:+.2f}% perplexity" + (f" (band {band[0]:+.1f}% to {band[1]:+.1f}%)" if band else "")
                     if quality is not None else "an unpublished quality change")
+    if measured is not None:
+        quality_text += f", measured {measured:+.2f}% on this device"
     cached = p.get("decode_cache_tokens", p["prompt_tokens"])
     prompts = (f"{options.batch} prompts of {p['prompt_tokens']} tokens sent together (each waits for the "
                "batch's prefill)") if options.batch > 1 else f"a {p['prompt_tokens']}-token prompt"
@@ -159,7 +170,7 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
     fastest = max(fitting, key=lambda c: c["predicted"]["decode_tok_s"])
     if best_q and best_q is not best:
         text += (f" For the least quality loss take {best_q['variant']} "
-                 f"({best_q['predicted']['ppl_delta_pct']:+.2f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
+                 f"({quality_delta(best_q):+.2f}%, {best_q['predicted']['decode_tok_s']:.0f} tok/s)")
         text += f"; for speed {fastest['variant']} ({fastest['predicted']['decode_tok_s']:.0f} tok/s)." \
             if fastest is not best else "."
     too_big = [c["variant"] for c in ranked if not c["fits"] and c["margin_gib"] < 0 and c["method"] == "baseline"]
@@ -169,13 +180,14 @@ def recommendation_text(best: dict[str, Any] | None, ranked: list[dict[str, Any]
 
 
 def least_quality_loss(fitting: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The fitting candidate with the smallest predicted perplexity change; among those within
+    """The fitting candidate with the smallest perplexity change (measured where bench measured it
+    on this device, else predicted); among those within
     :data:`QUALITY_TIE_PCT` of it, the fastest."""
-    known = [c for c in fitting if c["predicted"]["ppl_delta_pct"] is not None]
+    known = [c for c in fitting if quality_delta(c) is not None]
     if not known:
         return None
-    least = min(c["predicted"]["ppl_delta_pct"] for c in known)
-    tied = [c for c in known if c["predicted"]["ppl_delta_pct"] <= least + QUALITY_TIE_PCT]
+    least = min(quality_delta(c) for c in known)
+    tied = [c for c in known if quality_delta(c) <= least + QUALITY_TIE_PCT]
     return max(tied, key=lambda c: c["predicted"]["decode_tok_s"])
 
 
@@ -286,12 +298,14 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
 def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None = None, batch: int = 1,
               gpus: int = 1, headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced",
               kv_dtype: str = "fp16", headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
-              sweep: bool = False) -> Plan:
+              sweep: bool = False, records: list[dict[str, Any]] | None = None) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, .toml file, "cpu"/"host", "auto",
     or a :class:`GpuProfile` such as :func:`~compress.planner.hardware.custom_gpu` builds).
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
     ``sweep``: also size every candidate at contexts from 512 tokens to the model's maximum.
+    ``records`` (bench results) put the quality measured for this model on this device
+    beside each prediction, and into the ranking.
     """
     spec = load_model_spec(model)
     device = gpu if isinstance(gpu, GpuProfile) else load_gpu(gpu)
@@ -305,7 +319,12 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
     options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
                           headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
                           objective=objective, kv_dtype=kv_dtype, engine=engine)
-    ranked = evaluate(spec, device, options)
+    measured = None
+    if records:
+        from compress.planner.measured import measured_quality, model_keys
+
+        measured = measured_quality(records, model_keys(model, spec.name, spec.aliases), device.name)
+    ranked = evaluate(spec, device, options, measured)
     if not ranked:
         where = "the CPU" if device.kind == "cpu" else device.display_name
         raise UserInputError(f"--engine {engine} serves none of the candidate formats on {where}; "

@@ -1,8 +1,24 @@
-"""Expected quality change of a variant: a perplexity delta from published tables.
+"""Expected quality change of a variant on a given model, with an uncertainty band.
 
-Entries live in ``profiles/quality.toml``; for a variant the entry measured on the model
-closest in parameter count (log scale) is used. Changes of steps in a recipe multiply
-(``wanda-50+gptq-4``: ppl ratio of pruning times ratio of quantizing), an approximation.
+Published changes live in ``profiles/quality.toml``: for each variant, the perplexity (and
+where published the KL divergence) of reference models, quantized and not. A change
+measured on one model is carried to another in ln(PPL ratio), which is what a per-token
+loss difference is (:func:`carry`):
+
+    ln r(model) = ln r(ref) x (N_ref / N_model)^alpha x regime factor
+
+- ``alpha`` (size): smaller models lose more; its value and range come from the Qwen2 0.5B-7B
+  tables (``[scaling]``).
+- the regime factor: models trained far past compute-optimal (Llama 3, Qwen2, SmolLM2...) lose
+  about twice what Llama 1/2 lose to the same format (llama.cpp's Llama 2 vs 3 comparison);
+  applied when the reference and the model differ in regime; for a model of unknown family
+  the band spans both regimes.
+
+Every reference of the variant in the model's own regime is carried (all references where
+none is), and the estimates are averaged in ln(PPL ratio); the band is the lowest and
+highest estimate with ``alpha`` and the regime factor at the ends of their ranges. Steps of a
+recipe add in ln(PPL ratio) (``wanda-50+gptq-4``: pruning's ratio times quantizing's), an
+approximation. Layer dropping interpolates published curves in the fraction dropped first.
 """
 
 from __future__ import annotations
@@ -17,72 +33,178 @@ from compress.planner.spec import ModelSpec
 
 
 @dataclass(frozen=True)
+class Carried:
+    """One quantity carried to the model: point estimate and band, in the quantity's own unit."""
+
+    point: float
+    low: float
+    high: float
+
+    def __add__(self, other: Carried) -> Carried:
+        return Carried(self.point + other.point, self.low + other.low, self.high + other.high)
+
+
+ZERO = Carried(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
 class QualityEstimate:
     ppl_delta_pct: float | None
     source: str
+    band_pct: tuple[float, float] | None = None  # ppl change (%) at the band's ends
+    kld: float | None = None  # expected mean KL divergence from the baseline, nats
+    kld_band: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ppl_delta_pct": self.ppl_delta_pct, "quality_source": self.source}
+        return {"ppl_delta_pct": self.ppl_delta_pct, "quality_source": self.source,
+                "ppl_delta_band_pct": list(self.band_pct) if self.band_pct else None,
+                "kld_mean": self.kld, "kld_band": list(self.kld_band) if self.kld_band else None}
 
 
-def _closest(entries: list[dict[str, Any]], params: int) -> dict[str, Any] | None:
-    if not entries:
-        return None
-    return min(entries, key=lambda e: abs(math.log(e["reference_params_b"] * 1e9 / params)))
+def _data() -> dict[str, Any]:
+    return profiles.load("quality.toml")
 
 
 def _entries(key: str) -> list[dict[str, Any]]:
-    return [e for e in profiles.load("quality.toml").get("entry", []) if e["variant"] == key]
+    return [e for e in _data().get("entry", []) if e["variant"] == key]
 
 
-def _describe(e: dict[str, Any], note: str = "") -> str:
-    return f"{e['source']} ({e['reference']}, {e['dataset']}: {e['baseline_ppl']} -> {e['ppl']}){note}"
+def regime_of_family(family: str) -> str | None:
+    """``modern``, ``legacy`` or None (unknown), by the longest family name the model's family starts with."""
+    sc = _data()["scaling"]
+    names = [(f, "modern") for f in sc["modern_families"]] + [(f, "legacy") for f in sc["legacy_families"]]
+    hits = [(len(f), regime) for f, regime in names if family.lower().startswith(f)]
+    return max(hits)[1] if hits else None
 
 
-def _step_estimate(step: variants.Step, spec: ModelSpec) -> tuple[float | None, str]:
-    """(ppl ratio, source) for one step; ratio None when nothing is published."""
+def model_regime(spec: ModelSpec) -> str | None:
+    return regime_of_family(spec.family or spec.name)
+
+
+def reference_regime(entry: dict[str, Any]) -> str:
+    modern = _data()["scaling"]["modern_references"]
+    return "modern" if any(entry["reference"].startswith(m) for m in modern) else "legacy"
+
+
+def carry(value: float, reference_params_b: float, ref_regime: str, params: int, regime: str | None) -> Carried:
+    """``value`` (a ln(PPL ratio) or a KLD) measured on the reference, carried to a model of ``params``."""
+    sc = _data()["scaling"]
+    ratio = reference_params_b * 1e9 / params
+    alpha, alphas = sc["size_exponent"], sc["size_exponent_band"]
+    f, (f_low, f_high) = sc["regime_factor"], sc["regime_factor_band"]
+    if regime == ref_regime:
+        factors = (1.0, 1.0, 1.0)
+    elif regime == "modern":
+        factors = (f, f_low, f_high)
+    elif regime == "legacy":
+        factors = (1 / f, 1 / f_high, 1 / f_low)
+    else:  # unknown family: either regime
+        factors = (1.0, 1 / f_high, 1.0) if ref_regime == "modern" else (1.0, 1.0, f_high)
+    ends = [value * ratio**a * r for a in alphas for r in factors[1:]]
+    return Carried(value * ratio**alpha * factors[0], min(ends), max(ends))
+
+
+def _pooled(entries: list[dict[str, Any]], spec: ModelSpec, field: str) -> tuple[Carried, list[dict[str, Any]]] | None:
+    """The average of every reference's carried value (own-regime references only, where there are some)."""
+    regime = model_regime(spec)
+    usable = [e for e in entries if field != "kld" or "kld" in e]
+    same = [e for e in usable if reference_regime(e) == regime]
+    chosen = same or usable
+    if not chosen:
+        return None
+    carried = []
+    for e in chosen:
+        value = math.log(e["ppl"] / e["baseline_ppl"]) if field == "ln_ratio" else e["kld"]
+        carried.append(carry(value, e["reference_params_b"], reference_regime(e), spec.params, regime))
+    n = len(carried)
+    return Carried(sum(c.point for c in carried) / n, min(c.low for c in carried),
+                   max(c.high for c in carried)), chosen
+
+
+def _keys(step: variants.Step, table_keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(table key, note) to look the step up under, best first: the descriptor's keys, then a proxy."""
+    c = step.config
+    keys = [(key, "" if i == 0 else f"; group size {c.get('group_size')} / act-order not tabulated, g128 figures used")
+            for i, key in enumerate(table_keys)]
+    proxy = _data().get("proxies", {}).get(variants.step_name(step))
+    if proxy:
+        keys.append((proxy, f"; proxy: {proxy} figures (see profiles/quality.toml [proxies])"))
+    return keys
+
+
+def _describe(chosen: list[dict[str, Any]], spec: ModelSpec, note: str) -> str:
+    refs = sorted({f"{e['reference']} ({e['source']})" for e in chosen})
+    sc = _data()["scaling"]
+    return (f"{len(chosen)} published figure(s) carried to {spec.params / 1e9:.3g}B params, "
+            f"{model_regime(spec) or 'unknown'} regime, by (N_ref/N)^{sc['size_exponent']} "
+            f"[{sc['size_exponent_band'][0]}-{sc['size_exponent_band'][1]}]: " + "; ".join(refs) + note)
+
+
+def _step_estimate(step: variants.Step, spec: ModelSpec) -> tuple[Carried | None, Carried | None, str]:
+    """(ln PPL ratio, KLD, source) of one step; None where nothing is published."""
     c = step.config
     where = step.descriptor.quality_source(step.settings)
     if where.kind == "reference":
-        return 1.0, "reference precision (no change)"
+        return ZERO, ZERO, "reference precision (no change)"
     if where.kind == "layerdrop":
-        return _layerdrop_ratio(c["drop_layers"] / spec.layers, spec)
+        return _layerdrop(c["drop_layers"] / spec.layers, spec)
     if where.kind == "none":
-        return None, where.note
-    name = variants.step_name(step)
-    for i, key in enumerate(where.keys):
-        entry = _closest(_entries(key), spec.params)
-        if entry:
-            note = "" if i == 0 else f"; group size {c['group_size']} / act-order not tabulated, g128 figure used"
-            return entry["ppl"] / entry["baseline_ppl"], _describe(entry, note)
-    return None, f"no published perplexity for {name} in profiles/quality.toml"
+        return None, None, where.note
+    # References in the model's own regime under any key (the exact variant, then its fallbacks)
+    # come before references of the other regime under the exact key.
+    regime = model_regime(spec)
+    found = [(key, note, _entries(key)) for key, note in _keys(step, where.keys)]
+    found = [f for f in found if f[2]]
+    own = [f for f in found if any(reference_regime(e) == regime for e in f[2])]
+    for key, note, entries in own[:1] or found[:1]:
+        ln_ratio, chosen = _pooled(entries, spec, "ln_ratio")
+        kld = _pooled(entries, spec, "kld")
+        return ln_ratio, kld[0] if kld else None, _describe(chosen, spec, note)
+    return None, None, f"no published perplexity for {variants.step_name(step)} in profiles/quality.toml"
 
 
-def _layerdrop_ratio(fraction: float, spec: ModelSpec) -> tuple[float | None, str]:
-    curves = profiles.load("quality.toml").get("layerdrop", [])
-    curve = _closest(curves, spec.params)
-    if curve is None:
-        return None, "no layer-drop data in profiles/quality.toml"
-    points = [(0.0, curve["baseline_ppl"]), *[(float(f), float(p)) for f, p in curve["points"]]]
-    (f0, p0), (f1, p1) = points[-2], points[-1]
-    for a, b in zip(points, points[1:]):
-        if fraction <= b[0]:
-            (f0, p0), (f1, p1) = a, b
-            break
-    ppl = p0 + (p1 - p0) * (fraction - f0) / (f1 - f0)
-    note = "; extrapolated past 20% (optimistic)" if fraction > points[-1][0] else ""
-    return ppl / curve["baseline_ppl"], (f"{curve['source']} ({curve['reference']}, {curve['dataset']}), "
-                                         f"interpolated at {fraction:.0%} of layers dropped{note}")
+def _layerdrop(fraction: float, spec: ModelSpec) -> tuple[Carried | None, Carried | None, str]:
+    curves = _data().get("layerdrop", [])
+    if not curves:
+        return None, None, "no layer-drop data in profiles/quality.toml"
+    carried = []
+    for curve in curves:
+        points = [(0.0, curve["baseline_ppl"]), *[(float(f), float(p)) for f, p in curve["points"]]]
+        (f0, p0), (f1, p1) = points[-2], points[-1]
+        for a, b in zip(points, points[1:]):
+            if fraction <= b[0]:
+                (f0, p0), (f1, p1) = a, b
+                break
+        ppl = p0 + (p1 - p0) * (fraction - f0) / (f1 - f0)
+        carried.append(carry(math.log(ppl / curve["baseline_ppl"]), curve["reference_params_b"], "legacy",
+                             spec.params, model_regime(spec)))
+    note = "; extrapolated past 20% (optimistic)" if fraction > 0.2 else ""
+    n = len(carried)
+    pooled = Carried(sum(c.point for c in carried) / n, min(c.low for c in carried), max(c.high for c in carried))
+    refs = "; ".join(f"{c['source']} ({c['reference']}, {c['dataset']})" for c in curves)
+    return pooled, None, f"{refs}, interpolated at {fraction:.0%} of layers dropped, carried to the model{note}"
+
+
+def _pct(ln_ratio: float) -> float:
+    return round(100 * math.expm1(ln_ratio), 3)
 
 
 def estimate(spec: ModelSpec, variant: variants.Variant | str) -> QualityEstimate:
-    """Expected relative perplexity change (%) of ``variant`` on ``spec``, with its source."""
+    """Expected relative perplexity change (%) of ``variant`` on ``spec``, its band, KLD where published, sources."""
     v = variants.parse(variant) if isinstance(variant, str) else variant
-    ratio, sources = 1.0, []
+    ln_total, kld_total, sources = ZERO, ZERO, []
+    kld_known = True
     for step in v.steps:
-        r, source = _step_estimate(step, spec)
+        ln_ratio, kld, source = _step_estimate(step, spec)
         sources.append(source)
-        if r is None:
+        if ln_ratio is None:
             return QualityEstimate(None, "; ".join(sources))
-        ratio *= r
-    return QualityEstimate(round(100 * (ratio - 1), 3), "; ".join(sources))
+        ln_total = ln_total + ln_ratio
+        if kld is None:
+            kld_known = False
+        else:
+            kld_total = kld_total + kld
+    return QualityEstimate(
+        _pct(ln_total.point), "; ".join(sources), band_pct=(_pct(ln_total.low), _pct(ln_total.high)),
+        kld=round(kld_total.point, 6) if kld_known else None,
+        kld_band=(round(kld_total.low, 6), round(kld_total.high, 6)) if kld_known else None)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress import methods
 from compress.pareto import pareto_front
 
 OBJECTIVES = ("balanced", "quality", "speed", "memory")
 #: Methods whose result is a different (smaller) model rather than a format of the same one.
-STRUCTURAL = ("layerdrop", "distill")
+STRUCTURAL = tuple(d.name for d in methods.descriptors() if not d.stores_weights)
 #: Pareto objectives over a candidate's "predicted" figures.
 PARETO = {"ppl_delta_pct": "min", "decode_tok_s": "max", "peak_memory_gib": "min"}
 #: Weights of the balanced score: quality first, then speed, then memory left.
@@ -24,10 +25,17 @@ def quality_utility(ppl_delta_pct: float | None) -> float:
     return 1.0 / (1.0 + max(ppl_delta_pct, 0.0) / QUALITY_HALF_PCT)
 
 
+def quality_delta(candidate: dict[str, Any]) -> float | None:
+    """The perplexity change (%) bench measured for this variant on this device where there is one,
+    else the planner's prediction."""
+    measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
+    return measured if measured is not None else candidate["predicted"]["ppl_delta_pct"]
+
+
 def score(candidate: dict[str, Any], best_tok_s: float, least_memory_gib: float, objective: str) -> float:
     """Higher is better. quality: -ppl delta; speed: tok/s; memory: -GiB; balanced: weighted utilities."""
     p = candidate["predicted"]
-    delta = p["ppl_delta_pct"]
+    delta = quality_delta(candidate)
     if objective == "quality":
         return -(delta if delta is not None else 1e6) + 1e-6 * p["decode_tok_s"]
     if objective == "speed":
@@ -45,7 +53,7 @@ def rank(candidates: list[dict[str, Any]], objective: str) -> list[dict[str, Any
     Returned in rank order (fitting ones first), the rest by how close they came to fitting.
     """
     fitting = [c for c in candidates if c["fits"]]
-    front = pareto_front([c["predicted"] for c in fitting], PARETO)
+    front = pareto_front([{**c["predicted"], "ppl_delta_pct": quality_delta(c)} for c in fitting], PARETO)
     on_front = {id(c) for c, f in zip(fitting, front) if f}
     best_tok_s = max((c["predicted"]["decode_tok_s"] for c in fitting), default=1.0)
     least_gib = min((c["predicted"]["peak_memory_gib"] for c in fitting), default=1.0)

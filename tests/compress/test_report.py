@@ -106,6 +106,16 @@ def test_report_renders_and_sorts_in_headless_chromium(tmp_path):
     assert names == ["a", "b", "c"]
 
 
+def test_quality_plot_sets_predicted_against_measured():
+    records = _records()
+    for i, name in enumerate(("q8_0", "q4_k_m"), 1):
+        common = {"model": "smollm2", "model_fingerprint": "f", "variant": name, "device": "cpu", "runtime": "rt"}
+        records += [results.record(**common, test="ppl", metric="ln_ppl_ratio", value=0.01 * i, predicted=0.005 * i),
+                    results.record(**common, test="ppl", metric="kld_mean", value=0.02 * i, predicted=0.01 * i)]
+    html = render_report(records)
+    assert 'id="pred-ppl_delta_pct"' in html and 'id="pred-kld_mean"' in html
+    assert "How to read" in html
+    assert "pred-ppl_delta_pct" not in render_report(_records())  # no quality records, no empty plot
 def _svg(text, svg_id):
     return re.search(rf'<svg id="{svg_id}".*?</svg>', text, re.S).group(0)
 

@@ -58,3 +58,21 @@ def test_devices_are_separate_fronts_and_model_filter_applies():
     rows = pareto_rows(records)
     assert len(rows) == 2 and all(r["pareto"] for r in rows)
     assert pareto_rows(records, model="other") == [] and len(pareto_rows(records, model="f")) == 2
+
+
+def test_quality_against_the_baseline_beside_its_prediction():
+    import math
+
+    records = _variant("fp32", 10.0, 20.0, 2.0) + _variant("q4_k_m", 10.8, 40.0, 1.0) + [
+        _rec("q4_k_m", "ln_ppl_ratio", math.log(1.08), predicted=math.log(1.04), test="ppl"),
+        _rec("q4_k_m", "kld_mean", 0.05, predicted=0.04, test="ppl"),
+        _rec("q4_k_m", "same_top_pct", 91.5, test="ppl")]
+    row = {r["variant"]: r for r in pareto_rows(records)}["q4_k_m"]
+    assert row["ppl_delta_pct"] == __import__("pytest").approx(8.0)
+    assert row["predicted_ppl_delta_pct"] == __import__("pytest").approx(4.0)
+    assert row["ppl_delta_error_pct"] == __import__("pytest").approx(100.0)  # twice the predicted loss
+    assert row["kld_mean"] == 0.05 and row["predicted_kld_mean"] == 0.04 and row["same_top_pct"] == 91.5
+    table = pareto_table(records)
+    cells = dict(zip(table.columns, next(r for r in table.rows if r[0] == "q4_k_m")))
+    assert cells["Δppl %"] == "+8.00" and cells["pred Δppl %"] == "+4.00" and cells["Δppl err%"] == "+100"
+    assert cells["KLD"] == "0.0500" and cells["same top %"] == "91.5"

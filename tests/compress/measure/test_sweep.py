@@ -222,3 +222,37 @@ def test_killed_bench_process_resumes_without_loss(tiny_llama, tmp_path, artifac
     assert after[: len(before)] == before  # nothing written before the kill was lost
     assert [r["test"] for r in after[len(before):] if r["metric"] == "perplexity"] == []  # ppl not redone
     assert {r["test"] for r in after[len(before):]} == {"tg8", "memory"}
+
+
+KLD_METRICS = ("kld_mean", "kld_p99", "kld_max", "same_top_pct", "delta_p_rms_pct", "ln_ppl_ratio")
+
+
+def test_kld_records_for_every_runtime_and_repeatable(tiny_llama, tmp_path, artifacts):
+    only_ppl = replace(TINY, tests=("ppl",))
+    first = _sweep(tiny_llama, tmp_path / "a.jsonl", artifacts, names="fp32,fp16,q4_k_m", settings=only_ppl)
+    for variant in ("fp32", "fp16", "q4_k_m"):
+        got = {r["metric"]: r for r in first if r["variant"] == variant and r["status"] == "ok"}
+        assert set(KLD_METRICS) <= set(got), variant
+        assert got["same_top_pct"]["higher_is_better"] is True and got["kld_mean"]["higher_is_better"] is False
+        assert got["kld_mean"]["params"]["tokens"] == got["perplexity"]["params"]["scored_tokens"] == 254
+        assert got["perplexity"]["params"]["convention"] == "compress"
+    by = {(r["variant"], r["metric"]): r["value"] for r in first if r["status"] == "ok"}
+    # The baseline is the float32 source model: the fp32 variant is the same model, bit for bit.
+    assert by[("fp32", "kld_max")] == 0.0 and by[("fp32", "same_top_pct")] == 100.0
+    assert by[("q4_k_m", "kld_mean")] > by[("fp16", "kld_mean")] > 0
+    # ln(PPL ratio) is the log of the two perplexities' ratio on the same tokens.
+    assert by[("q4_k_m", "ln_ppl_ratio")] == pytest.approx(
+        __import__("math").log(by[("q4_k_m", "perplexity")] / by[("fp32", "perplexity")]), abs=1e-9)
+    again = _sweep(tiny_llama, tmp_path / "b.jsonl", artifacts, names="fp16,q4_k_m", settings=only_ppl)
+    for r in again:
+        if r["status"] == "ok" and r["metric"] in KLD_METRICS:
+            assert r["value"] == by[(r["variant"], r["metric"])]  # to the last digit
+
+
+def test_llama_cpp_convention_records_say_so(tiny_llama, tmp_path, artifacts):
+    settings = replace(TINY, tests=("ppl",), ppl_convention="llama.cpp")
+    records = _sweep(tiny_llama, tmp_path / "c.jsonl", artifacts, names="fp32", settings=settings)
+    ppl = _ok(records, "perplexity")[0]
+    # The tiny tokenizer adds no BOS: 256 tokens, 2 chunks of 128, 63 scored tokens each (128 - 1 - 64).
+    assert ppl["params"]["convention"] == "llama.cpp" and ppl["params"]["scored_tokens"] == 126
+    assert _ok(records, "kld_max")[0]["value"] == 0.0

@@ -1,0 +1,71 @@
+"""What bench records say about a model's quality on a device profile, for the planner and the review.
+
+From ``results/*.jsonl`` (plain JSON, no torch): for each variant of the model measured on
+the profile, its perplexity change against the unquantized baseline measured with the same
+settings (the same ``settings_key``: same text, windows, convention and threads), and its
+KL divergence and top-token agreement where recorded. The newest record of each wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+#: Variants whose perplexity is the baseline of a perplexity change, best first.
+BASELINES = ("fp32", "bf16", "fp16")
+QUALITY_METRICS = ("perplexity", "kld_mean", "same_top_pct", "ln_ppl_ratio")
+
+
+def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[str]:
+    """Names and the fingerprint that bench records of this model may carry."""
+    keys = {model, spec_name, *aliases}
+    try:
+        from compress import sources
+        from compress.errors import UserInputError
+
+        try:
+            source = sources.resolve(model)
+            keys |= {source.name, source.fingerprint()}
+        except UserInputError:
+            pass  # a catalog name with no local copy: matched by name only
+    except ImportError:
+        pass
+    return keys
+
+
+def load_records(path: Path | None) -> list[dict[str, Any]]:
+    if path is None or not Path(path).exists():
+        return []
+    from compress import results
+
+    return results.load(Path(path))
+
+
+def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile: str) -> dict[str, dict[str, Any]]:
+    """Variant → ``ppl_delta_pct`` (against the baseline of the same settings), ``perplexity``,
+    ``baseline_ppl``, ``kld_mean``, ``same_top_pct``, ``ln_ppl_ratio`` (those that were recorded)."""
+    latest: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    for order, r in enumerate(records):
+        if (r.get("status") != "ok" or r.get("profile") != profile or r.get("metric") not in QUALITY_METRICS
+                or not (r.get("model") in keys or r.get("model_fingerprint") in keys)):
+            continue
+        key = (r["variant"], (r.get("params") or {}).get("settings_key") or "", r["metric"])
+        stamp = f"{r.get('timestamp') or ''}:{order:09d}"
+        if key not in latest or stamp >= latest[key][0]:
+            latest[key] = (stamp, r)
+    by_settings: dict[str, dict[str, dict[str, float]]] = {}
+    for (variant, settings, metric), (_, r) in latest.items():
+        by_settings.setdefault(settings, {}).setdefault(variant, {})[metric] = r["value"]
+    out: dict[str, dict[str, Any]] = {}
+    # Settings measured most recently last, so that they win for a variant measured under several.
+    for settings in sorted(by_settings, key=lambda s: max(latest[k][0] for k in latest if k[1] == s)):
+        group = by_settings[settings]
+        base = next((group[b]["perplexity"] for b in BASELINES if "perplexity" in group.get(b, {})), None)
+        for variant, figures in group.items():
+            row = dict(figures)
+            if base is not None and "perplexity" in figures:
+                row["baseline_ppl"] = base
+                row["ppl_delta_pct"] = 100 * (figures["perplexity"] / base - 1)
+            out[variant] = row
+    return out
