@@ -140,6 +140,8 @@ class Method:
     may_precede: ClassVar[bool] = False
     #: False when the step changes the architecture but not the storage format (stored fp16).
     stores_weights: ClassVar[bool] = True
+    #: True when the result needs a training run before it can be served (distillation).
+    needs_training: ClassVar[bool] = False
     #: Variant names the planner proposes by default, by device kind (``gpu``, ``cpu``), in
     #: the order they are listed; ``-g128`` is replaced by the model's group size.
     candidates: ClassVar[dict[str, tuple[str, ...]]] = {}

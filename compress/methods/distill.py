@@ -37,6 +37,7 @@ class Distill(Method):
     apply = "compress.apply.distill:apply"
     may_precede = True
     stores_weights = False
+    needs_training = True
     grammar = "distill-<n>                             distil into a student of n decoder layers"
 
     @classmethod

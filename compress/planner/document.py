@@ -41,6 +41,22 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """The planner's figures for one candidate (``predicted`` in the JSON); None where absent."""
+
+    artifact_gib: float | None = None
+    peak_memory_gib: float | None = None
+    decode_tok_s: float | None = None
+    ttft_ms: float | None = None
+    ppl_delta_pct: float | None = None
+    quality_source: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prediction:
+        return cls(**{f: data.get(f) for f in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
 class Candidate:
     """One evaluated variant of a plan."""
 
@@ -71,6 +87,10 @@ class Candidate:
         return {"variant": self.variant, "method": self.method, "fits": self.fits, "supported": self.supported,
                 "rank": self.rank, "pareto": self.pareto, "reasons": list(self.reasons),
                 "predicted": dict(self.predicted), **self.extra}
+
+    @property
+    def prediction(self) -> Prediction:
+        return Prediction.from_dict(self.predicted)
 
     def typed_reasons(self) -> tuple[Reason, ...]:
         """The reasons with their codes (``note`` where the plan carries no codes)."""

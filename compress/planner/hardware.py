@@ -12,6 +12,8 @@ compress cache when ``compress probe`` has measured them, else from the document
 
 from __future__ import annotations
 
+import math
+
 import json
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -164,15 +166,20 @@ def kernel_rules() -> dict[str, dict[str, Any]]:
     return profiles.load("kernels.toml")
 
 
+def _positive(value: float) -> bool:
+    """A finite number above zero (NaN and infinity compare in ways that slip through ``<= 0``)."""
+    return math.isfinite(value) and value > 0
+
+
 def custom_gpu(memory_gib: float, bandwidth_gbs: float, tflops: float | None = None, *,
                compute_capability: str | None = None, name: str = "custom") -> GpuProfile:
     """A device described on the command line: memory, bandwidth and optionally the dense
     fp16/bf16 TFLOPS. Without a compute capability it is taken as sm80 (Ampere-class kernels)."""
-    if memory_gib <= 0 or bandwidth_gbs <= 0:
+    if not (_positive(memory_gib) and _positive(bandwidth_gbs)):
         raise UserInputError(f"a custom device needs positive --gpu-memory and --bandwidth, got {memory_gib:g} GiB "
                              f"and {bandwidth_gbs:g} GB/s")
-    if tflops is not None and tflops <= 0:
-        raise UserInputError(f"--tflops must be positive, got {tflops:g}")
+    if tflops is not None and not _positive(tflops):
+        raise UserInputError(f"--tflops must be a positive number, got {tflops:g}")
     cc = compute_capability or CUSTOM_DEFAULT_CC
     try:
         float(cc)

@@ -11,11 +11,12 @@ from typing import Any
 
 from compress import methods, variants
 from compress.errors import UserInputError
+from compress.limits import MAXIMA
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
 from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
-from compress.planner.rank import OBJECTIVES, rank
+from compress.planner.rank import OBJECTIVES, STRUCTURAL, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
 
@@ -30,6 +31,9 @@ QUALITY_TIE_PCT = 0.1
 #: The most GPUs in one tensor-parallel group: 64 covers a rack-scale NVLink domain's usual
 #: power-of-two partitions (GB200 NVL72 holds 72 GPUs; TP degrees above 8 are rare in practice).
 MAX_GPUS = 64
+#: Concurrent sequences a plan may ask for: far above any engine's scheduler limit
+#: (vLLM's max_num_seqs defaults to 256), low enough that the memory model stays finite.
+MAX_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,10 @@ class PlanOptions:
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
-        if self.context < 1:
-            raise UserInputError(f"--context must be a positive number of tokens, got {self.context}")
-        if self.batch < 1:
-            raise UserInputError(f"--batch must be at least 1, got {self.batch}")
+        if not 1 <= self.context <= MAXIMA["max_context"]:
+            raise UserInputError(f"--context must be from 1 to {MAXIMA['max_context']:,} tokens, got {self.context}")
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise UserInputError(f"--batch must be from 1 to {MAX_BATCH:,} concurrent sequences, got {self.batch}")
         if not 1 <= self.gpus <= MAX_GPUS:
             raise UserInputError(f"--gpus must be from 1 to {MAX_GPUS} (GPUs in one tensor-parallel group), "
                                  f"got {self.gpus}")
@@ -114,9 +118,6 @@ def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions) -> list[dic
                              runtime=None if options.engine == ANY_ENGINE else options.engine)
              for name in names]
     return rank(found, options.objective)
-
-
-STRUCTURAL = ("layerdrop", "distill")
 
 
 def _best(ranked: list[dict[str, Any]], *, direct: bool = False) -> dict[str, Any] | None:

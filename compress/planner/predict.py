@@ -434,7 +434,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     if model is not spec and model.name != spec.name:
         reasons.append(Reason("model_changes",
                               f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
-    if v.method == "distill" or any(s.method == "distill" for s in v.steps):
+    if any(s.descriptor.needs_training for s in v.steps):
         reasons.append(Reason("needs_training", "needs a distillation (training) run before it can be served"))
     return {
         "variant": v.name,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress import methods
 from compress.pareto import pareto_front
 
 OBJECTIVES = ("balanced", "quality", "speed", "memory")
 #: Methods whose result is a different (smaller) model rather than a format of the same one.
-STRUCTURAL = ("layerdrop", "distill")
+STRUCTURAL = tuple(d.name for d in methods.descriptors() if not d.stores_weights)
 #: Pareto objectives over a candidate's "predicted" figures.
 PARETO = {"ppl_delta_pct": "min", "decode_tok_s": "max", "peak_memory_gib": "min"}
 #: Weights of the balanced score: quality first, then speed, then memory left.

@@ -44,3 +44,11 @@ def test_dict_and_document_give_the_same_pareto_variants():
 
     data = make_plan("llama-2-7b", "a100-80gb").to_dict()
     assert pareto_candidates(data) == pareto_candidates(PlanDocument.from_dict(data))
+
+
+def test_predictions_are_typed():
+    plan = PlanDocument.from_dict(make_plan("llama-2-7b", "t4").to_dict())
+    best = plan.ranked()[0]
+    assert best.prediction.decode_tok_s == best.predicted["decode_tok_s"] > 0
+    assert best.prediction.peak_memory_gib == best.predicted["peak_memory_gib"]
+    assert all(r.code != "note" for c in plan.candidates for r in c.typed_reasons())

@@ -98,10 +98,18 @@ def test_kv_dtype_and_headroom():
 
 
 @pytest.mark.parametrize("kwargs", [{"context": 100_000}, {"batch": 0}, {"gpus": 0}, {"objective": "fastest"},
-                                    {"kv_dtype": "fp4"}, {"headroom_gib": -1}])
+                                    {"kv_dtype": "fp4"}, {"headroom_gib": -1}, {"batch": 100_000_000}])
 def test_impossible_options_are_user_errors(kwargs):
     with pytest.raises(UserInputError):
         make_plan("llama-2-7b", "t4", **kwargs)
+
+
+@pytest.mark.parametrize("numbers", [(24, 1000, float("nan")), (24, float("inf"), None), (float("nan"), 1000, None)])
+def test_a_custom_device_needs_finite_positive_numbers(numbers):
+    from compress.planner.hardware import custom_gpu
+
+    with pytest.raises(UserInputError):
+        custom_gpu(*numbers)
 
 
 def test_predict_variant_on_the_host():
