@@ -158,7 +158,6 @@ def print_table(table: Table, out: Any | None = None) -> None:
     """A table for people. A column is never narrower than its longest word or number, so
     text wraps between words and numbers stay whole; the widest text gives way first."""
     from rich import box
-    from rich.markup import escape
     from rich.padding import Padding
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -174,13 +173,13 @@ def print_table(table: Table, out: Any | None = None) -> None:
         minimum.append(max(len(w) for w in words))
     gaps = 2 * (len(table.columns) - 1)  # one space of padding and one of separator between columns
     widths = column_widths(natural, minimum, out.width - gaps)
-    # Names from files and users are text, never rich markup ("[link=...]").
-    rich_table = RichTable(title=escape(table.title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+    # Names from files and users are text, never rich markup ("[link=...]"): Text is not parsed.
+    rich_table = RichTable(title=Text(table.title), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                            show_edge=False, pad_edge=False, collapse_padding=True)
     for column, width, number in zip(table.columns, widths, numeric):
-        rich_table.add_column(escape(column), justify="right" if number else "left", width=width, overflow="fold")
+        rich_table.add_column(Text(column), justify="right" if number else "left", width=width, overflow="fold")
     for row in texts:
-        rich_table.add_row(*(escape(c) for c in row))
+        rich_table.add_row(*(Text(c) for c in row))
     out.print(rich_table, markup=False)
     for note in table.notes:
         out.print(Padding(Text(note), (0, 0, 0, 2), expand=False))

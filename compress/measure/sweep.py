@@ -209,7 +209,8 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
     served = [t for t in pending if t.startswith("serve-")]
     if served:
         log("  served tests start after the offline tests")
-    if not tests and "memory" not in pending:
+    if not tests and ("memory" not in pending or served):
+        # Served tests alone do not load the offline engine just to record its memory.
         _serve_tests(env, folder, manifest, served, writer, log)
         return writer.written
     from compress.measure.runtimes import open_runtime
