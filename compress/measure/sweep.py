@@ -311,9 +311,7 @@ def _run_serve_test(test: str, url: str, model: str, prompts: Sequence[Any], wri
         log(f"  {test}: failed ({failure_reason(err)})")
         writer.failed(test, err)
         return
-    writer.group(test, figures)
-    shown = ", ".join(f"{f['metric']} {f['value']:.4g}" for f in figures[:3])
-    log(f"  {test}: {shown} ({time.perf_counter() - started:.1f} s)")
+    _write_group(writer, test, figures, started, log)
 
 
 def run_endpoint(source: Source, settings: BenchSettings, url: str, results_path: Path,
@@ -371,6 +369,12 @@ def _run_test(test: str, ctx: suite.RunContext, env: BenchEnvironment, writer: _
         log(f"  {test}: failed ({failure_reason(err)})")
         writer.failed(test, err)
         return
+    _write_group(writer, test, figures, started, log)
+
+
+def _write_group(writer: _Writer, test: str, figures: list[dict[str, Any]], started: float,
+                 log: Callable[[str], None]) -> None:
+    """Append a finished test's figures and log its first three."""
     writer.group(test, figures)
     shown = ", ".join(f"{f['metric']} {f['value']:.4g}" for f in figures[:3])
     log(f"  {test}: {shown} ({time.perf_counter() - started:.1f} s)")
