@@ -50,19 +50,32 @@ def _settled(path: Path) -> bool:
     return time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RACY_NS
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of ``path``, from the cache when this exact version of the file was hashed before."""
+def _entry(key: str) -> Path:
+    from compress.paths import cache_dir
+
+    return cache_dir("fingerprints") / f"{key}.json"
+
+
+def cached_digest(path: Path) -> str | None:
+    """SHA-256 of ``path`` if it costs no read through a large file: a small file is hashed,
+    a large one answered from the cache, or None where this version was never hashed."""
     path = Path(path)
     if path.stat().st_size < CACHE_MIN_BYTES:
         return hash_file(path)
-    from compress.paths import cache_dir
-
-    key = cache_key(path)
-    entry = cache_dir("fingerprints") / f"{key}.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        cached = json.loads(entry.read_text())["sha256"]
+        cached = json.loads(_entry(cache_key(path)).read_text())["sha256"]
         if isinstance(cached, str) and len(cached) == 64:
             return cached
+    return None
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of ``path``, from the cache when this exact version of the file was hashed before."""
+    path = Path(path)
+    key = cache_key(path)
+    if (known := cached_digest(path)) is not None:
+        return known
+    entry = _entry(key)
     digest = hash_file(path)
     if cache_key(path) == key and _settled(path):  # unchanged while we read it: safe to remember
         with contextlib.suppress(OSError):

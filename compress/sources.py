@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +54,25 @@ class Source:
         """
         from compress.fingerprint import file_digest
 
+        return self._fingerprint(file_digest)  # type: ignore[return-value]
+
+    def known_fingerprint(self) -> str | None:
+        """The fingerprint if it costs no read through a large weight file (its digest is
+        cached from an earlier ``apply`` or ``bench``), else None: what the planner asks."""
+        from compress.fingerprint import cached_digest
+
+        return self._fingerprint(cached_digest)
+
+    def _fingerprint(self, digest_of: Callable[[Path], str | None]) -> str | None:
         files = [self.path] if self.path.is_file() else sorted(p for p in self.path.rglob("*") if p.is_file())
         digest = hashlib.sha256()
         for file in files:
             rel = file.name if self.path.is_file() else str(file.relative_to(self.path))
+            if (part := digest_of(file)) is None:
+                return None
             digest.update(rel.encode())
             digest.update(str(file.stat().st_size).encode())
-            digest.update(file_digest(file).encode())
+            digest.update(part.encode())
         return digest.hexdigest()[:16]
 
 
@@ -77,11 +90,13 @@ def default_model_path() -> Path:
     return path
 
 
-def resolve(model: str | None, trust_remote_code: bool = False) -> Source:
+def resolve(model: str | None, trust_remote_code: bool = False, check: bool = True) -> Source:
     """Turn a ``--model`` value into a :class:`Source`, or raise one clear line.
 
     A folder whose config asks for its own Python code is refused unless
-    ``trust_remote_code`` is set (the user's explicit ``--trust-remote-code``).
+    ``trust_remote_code`` is set (the user's explicit ``--trust-remote-code``). ``check=False``
+    names a local file or folder without reading it through (the planner, which only looks
+    up records of it).
     """
     if not model or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
         return Source("gguf", default_model_path(), "smollm2-135m-instruct")
@@ -92,12 +107,14 @@ def resolve(model: str | None, trust_remote_code: bool = False) -> Source:
         return Source("hf", synthetic.checkpoint(name), f"{name}-random")
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        check_gguf(path)
+        if check:
+            check_gguf(path)
         return Source("gguf", path.resolve(), path.stem)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserInputError(f"{path} has no config.json: expected a Hugging Face model folder or a .gguf file")
-        check_hf_dir(path, trust_remote_code=trust_remote_code)
+        if check:
+            check_hf_dir(path, trust_remote_code=trust_remote_code)
         return Source("hf", path.resolve(), path.resolve().name)
     if path.exists():
         raise UserInputError(f"{path} is neither a .gguf file nor a model folder: expected one of those")

@@ -24,9 +24,13 @@ def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[s
         from compress import sources
         from compress.errors import UserInputError
 
+        if model.startswith("random:"):
+            return keys  # random weights have no measured quality to show
         try:
-            source = sources.resolve(model)
-            keys |= {source.name, source.fingerprint()}
+            # Named, not read through: planning a 40 GB file must not hash it. Its fingerprint
+            # is known when bench has hashed this version of it before.
+            source = sources.resolve(model, check=False)
+            keys |= {source.name} | ({fingerprint} if (fingerprint := source.known_fingerprint()) else set())
         except UserInputError:
             pass  # a catalog name with no local copy: matched by name only
     except ImportError:
