@@ -104,12 +104,21 @@ def carry(value: float, reference_params_b: float, ref_regime: str, params: int,
     return Carried(value * ratio**alpha * factors[0], min(ends), max(ends))
 
 
+def _names_model(entry: dict[str, Any], spec: ModelSpec) -> bool:
+    """Whether a published figure was measured on this very model (its name or an alias)."""
+    def plain(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    return plain(entry["reference"]) in {plain(n) for n in (spec.name, spec.display_name, *spec.aliases) if n}
+
+
 def _pooled(entries: list[dict[str, Any]], spec: ModelSpec, field: str) -> tuple[Carried, list[dict[str, Any]]] | None:
-    """The average of every reference's carried value (own-regime references only, where there are some)."""
+    """The average of every reference's carried value: the figures published for this very model
+    where there are some, else own-regime references only, where there are some."""
     regime = model_regime(spec)
     usable = [e for e in entries if field != "kld" or "kld" in e]
     same = [e for e in usable if reference_regime(e) == regime]
-    chosen = same or usable
+    chosen = [e for e in usable if _names_model(e, spec)] or same or usable
     if not chosen:
         return None
     carried = []
