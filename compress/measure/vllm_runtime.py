@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,26 @@ def artifact_dtype(manifest: dict[str, Any]) -> str:
             "fp16": "float16", "float16": "float16"}.get(str(last.get("dtype", "")), "auto")
 
 
+#: An exception line as Python logs it (``...] AttributeError: message``).
+_EXCEPTION = re.compile(r"\b([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$")
+
+
+def root_cause(log_text: str) -> str | None:
+    """The first exception vLLM's processes logged that is not a wrapper pointing elsewhere.
+
+    A failed engine start ends in "Engine core initialization failed. See root cause above";
+    the root cause is an earlier line of a worker's traceback (a missing kernel, out of memory).
+    """
+    lines = log_text.splitlines()
+    # Lines logged at ERROR level first: a warning at start-up may quote an exception it survived.
+    for line in [ln for ln in lines if "ERROR" in ln] + lines:
+        if m := _EXCEPTION.search(line.strip()):
+            message = m.group(2)
+            if "root cause" not in message and "stack trace" not in message:
+                return f"{m.group(1).rsplit('.', 1)[-1]}: {message}"[:300]
+    return None
+
+
 class VllmRuntime:
     """An artifact in vLLM's offline engine, run by a worker process of the vLLM environment."""
 
@@ -142,7 +163,8 @@ class VllmRuntime:
             raise RuntimeFailure(f"the vLLM worker {why} during {op}: {self._log_tail()}")
         data = json.loads(answer[0])
         if not data.pop("ok"):
-            raise RuntimeFailure(f"vLLM {op} failed: {data['error']}")
+            cause = root_cause(Path(self._log.name).read_text(errors="replace")) if "root cause" in data["error"] else None
+            raise RuntimeFailure(f"vLLM {op} failed: {data['error']}" + (f" (root cause: {cause})" if cause else ""))
         return data
 
     def _log_tail(self) -> str:

