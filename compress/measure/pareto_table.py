@@ -47,6 +47,10 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
             continue
         row = rows.setdefault(key[:4], {"model": key[0], "model_fingerprint": key[1], "variant": key[2],
                                         "device": key[3], "runtime": None, "failures": []})
+        # The runtime that measured the variant names the row; a size record only names the
+        # artifact's own runtime (a GPTQ checkpoint measured with --runtime vllm says transformers).
+        if r.get("test") != "size" and r.get("runtime"):
+            row["runtime"] = r["runtime"]
         row["runtime"] = row["runtime"] or r.get("runtime")
         if r.get("status") == "failed":
             row["failures"].append(f"{r.get('test')}: {r.get('error')}")
@@ -60,8 +64,8 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
             row["decode_tok_s"] = value
             row["predicted_decode_tok_s"] = r.get("predicted")
             row["decode_error_pct"] = r.get("prediction_error_pct")
-        elif metric == "ttft_ms":
-            row["ttft_ms"] = value
+        elif metric == "ttft_ms" and str(r.get("test", "")).startswith("pp"):
+            row["ttft_ms"] = value  # the prefill test's; served tests' TTFT includes queueing under load
         elif metric == "peak_memory_bytes":
             row["peak_memory_gib"] = value / GIB
             row["predicted_peak_memory_gib"] = r["predicted"] / GIB if r.get("predicted") is not None else None

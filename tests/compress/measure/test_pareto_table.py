@@ -76,3 +76,16 @@ def test_quality_against_the_baseline_beside_its_prediction():
     cells = dict(zip(table.columns, next(r for r in table.rows if r[0] == "q4_k_m")))
     assert cells["Δppl %"] == "+8.00" and cells["pred Δppl %"] == "+4.00" and cells["Δppl err%"] == "+100"
     assert cells["KLD"] == "0.0500" and cells["same top %"] == "91.5"
+
+
+def test_ttft_is_the_prefill_tests_and_the_runtime_the_measuring_ones():
+    # A variant measured with --runtime vllm: its size record names the artifact's own runtime,
+    # and the served tests' TTFT (queueing under load included) must not replace pp128's.
+    records = _variant("w8a8", 22.7, 6.2, 3.8) + [
+        _rec("w8a8", "ttft_ms", 387.0, test="pp128"),
+        _rec("w8a8", "ttft_ms", 3060.0, test="serve-rate2", ts="2026-01-02T00:00:00"),
+        results.record(model="m", model_fingerprint="f", variant="w8a8", device="cpu", runtime="transformers",
+                       test="size", metric="artifact_bytes", value=159 * 2**20, status="ok"),
+    ]
+    row = pareto_rows(records)[0]
+    assert row["ttft_ms"] == 387.0 and row["runtime"] == "rt" and row["artifact_mib"] == 159
