@@ -28,7 +28,7 @@ CONFIGS = {a.name: a.config_class for a in arch.TABLE if a.config_class}
 
 def checkpoint(name: str, dtype: str = "float16") -> Path:
     """The cached random-weight folder for catalog model ``name``, built on first use."""
-    from compress.planner import load_model_spec
+    from compress.planner.spec import load_model_spec
 
     spec = load_model_spec(name)
     if spec.architecture not in CONFIGS or spec.experts > 1:

@@ -17,7 +17,8 @@ from typing import Any
 
 from compress import arch, formulas
 from compress.errors import UserInputError
-from compress.planner import profiles
+# The module, not the package: the package imports the planner, which reaches sources and synthetic.
+import compress.planner.profiles as profiles
 from compress.registry import suggest
 
 
