@@ -72,14 +72,13 @@ def cached_digest(path: Path) -> str | None:
 def file_digest(path: Path) -> str:
     """SHA-256 of ``path``, from the cache when this exact version of the file was hashed before."""
     path = Path(path)
-    key = cache_key(path)
     if (known := cached_digest(path)) is not None:
         return known
-    entry = _entry(key)
+    key = cache_key(path)  # a large file not hashed before: the version about to be read
     digest = hash_file(path)
     if cache_key(path) == key and _settled(path):  # unchanged while we read it: safe to remember
         with contextlib.suppress(OSError):
             from compress.fsutil import atomic_write_text
 
-            atomic_write_text(entry, json.dumps({"path": str(path.resolve()), "sha256": digest}))
+            atomic_write_text(_entry(key), json.dumps({"path": str(path.resolve()), "sha256": digest}))
     return digest

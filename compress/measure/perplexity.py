@@ -157,7 +157,8 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
     log-probability (``runtime.prompt_logprobs``, vLLM) gives perplexity but no KLD: the
     reference needs the candidate's whole distribution at every position.
     """
-    if hasattr(runtime, "prompt_logprobs"):
+    engine_logprobs = hasattr(runtime, "prompt_logprobs")
+    if engine_logprobs:
         reference = collect_top_k = None
     nll_total = 0.0
     scored = 0
@@ -174,7 +175,7 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
             if convention == "llama.cpp" and bos_id is not None:
                 chunk[0] = bos_id
             started = time.perf_counter()
-            if hasattr(runtime, "prompt_logprobs"):  # an engine that returns log-probabilities, not logits
+            if engine_logprobs:  # an engine that returns log-probabilities, not logits
                 logprobs = runtime.prompt_logprobs(chunk)
                 per_window_s.append(time.perf_counter() - started)
                 nll, count = logprob_nll_nats(logprobs, w.score_from)

@@ -30,7 +30,9 @@ def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[s
             # Named, not read through: planning a 40 GB file must not hash it. Its fingerprint
             # is known when bench has hashed this version of it before.
             source = sources.resolve(model, check=False)
-            keys |= {source.name} | ({fingerprint} if (fingerprint := source.known_fingerprint()) else set())
+            keys.add(source.name)
+            if fingerprint := source.known_fingerprint():
+                keys.add(fingerprint)
         except UserInputError:
             pass  # a catalog name with no local copy: matched by name only
     except ImportError:
