@@ -112,12 +112,14 @@ class QualitySource:
 
     ``kind``: ``reference`` (no change), ``table`` (``keys`` into ``profiles/quality.toml``,
     tried in order), ``layerdrop`` (the layer-drop curves), ``none`` (nothing published;
-    ``note`` says why).
+    ``note`` says why). ``gguf_ftype``: the llama.cpp file type whose per-tensor mix the
+    published figures assume, for formats whose tensors may be stored otherwise on this model.
     """
 
     kind: str
     keys: tuple[str, ...] = ()
     note: str = ""
+    gguf_ftype: str = ""
 
 
 class Method:

@@ -64,4 +64,4 @@ class Gguf(Method):
     def quality_source(cls, config: GgufConfig) -> QualitySource:
         if config.qtype in UNQUANTIZED:
             return QualitySource("reference")
-        return QualitySource("table", (cls.core_name(config),))
+        return QualitySource("table", (cls.core_name(config),), gguf_ftype=config.qtype)

@@ -96,8 +96,11 @@ def _rule_applies(layers_rule: str, layer: int | None, layers: int) -> bool:
     raise ValueError(f"unknown layer rule {layers_rule!r} in formats.toml")
 
 
-def gguf_tensor_type(ftype: str, tensor: Tensor, spec: ModelSpec, fmt: dict[str, Any] | None = None) -> str:
-    """The GGML type llama.cpp's quantizer gives ``tensor`` in file type ``ftype``."""
+def gguf_tensor_type(ftype: str, tensor: Tensor, spec: ModelSpec, fmt: dict[str, Any] | None = None, *,
+                     fit_blocks: bool = True) -> str:
+    """The GGML type llama.cpp's quantizer gives ``tensor`` in file type ``ftype``; with
+    ``fit_blocks=False``, the type the file type's mix names before rows that do not fit its
+    blocks fall back to another."""
     fmt = fmt or formats()
     mix = fmt["gguf_ftype"][ftype]
     if tensor.role in ("vector", "router"):
@@ -113,7 +116,7 @@ def gguf_tensor_type(ftype: str, tensor: Tensor, spec: ModelSpec, fmt: dict[str,
                 qtype = option["type"]
                 break
     block_weights = fmt["gguf_block"][qtype][1]
-    if tensor.cols % block_weights:
+    if fit_blocks and tensor.cols % block_weights:
         qtype = fmt["gguf_k_fallback"].get(qtype, "F16")
         if tensor.cols % fmt["gguf_block"][qtype][1]:
             qtype = "F16"

@@ -7,8 +7,9 @@ loss difference is (:func:`carry`):
 
     ln r(model) = ln r(ref) x (N_ref / N_model)^alpha x regime factor
 
-- ``alpha`` (size): smaller models lose more; its value and range come from the Qwen2 0.5B-7B
-  tables (``[scaling]``).
+- ``alpha`` (size): smaller models lose more below about 7B parameters (Qwen2 0.5B-7B GGUF
+  tables: alpha 0.29) and hardly differ above (Llama 2 7B-70B in one paper each: alpha 0);
+  ``[scaling]`` and ``bench/quality_constants.py``.
 - the regime factor: models trained far past compute-optimal (Llama 3, Qwen2, SmolLM2...) lose
   about twice what Llama 1/2 lose to the same format (llama.cpp's Llama 2 vs 3 comparison);
   applied when the reference and the model differ in regime; for a model of unknown family
@@ -16,7 +17,11 @@ loss difference is (:func:`carry`):
 
 Every reference of the variant in the model's own regime is carried (all references where
 none is), and the estimates are averaged in ln(PPL ratio); the band is the lowest and
-highest estimate with ``alpha`` and the regime factor at the ends of their ranges. Steps of a
+highest estimate with ``alpha`` and the regime factor at the ends of their ranges. Where the
+format's mean KL divergence is published, that is what is carried, and the perplexity change
+is read from it (ln(PPL ratio) is the mean KLD where the model's distribution stands for the
+text's; ``[kld_to_ln_ratio]``): published KLDs are precise where small perplexity changes are
+noise. A format with no table borrows another's, scaled by the ratio of their noise powers. Steps of a
 recipe add in ln(PPL ratio) (``wanda-50+gptq-4``: pruning's ratio times quantizing's), an
 approximation. Layer dropping interpolates published curves in the fraction dropped first.
 """
@@ -42,6 +47,9 @@ class Carried:
 
     def __add__(self, other: Carried) -> Carried:
         return Carried(self.point + other.point, self.low + other.low, self.high + other.high)
+
+    def scaled(self, factor: float) -> Carried:
+        return Carried(self.point * factor, self.low * factor, self.high * factor)
 
 
 ZERO = Carried(0.0, 0.0, 0.0)
@@ -86,11 +94,20 @@ def reference_regime(entry: dict[str, Any]) -> str:
     return "modern" if any(entry["reference"].startswith(m) for m in modern) else "legacy"
 
 
+def size_factor(reference_params_b: float, params: int, small: float, large: float) -> float:
+    """How much more a model of ``params`` loses than the reference: (N_ref / N)^alpha, with
+    alpha ``small`` below the pivot size and ``large`` above it (``[scaling]``)."""
+    pivot = _data()["scaling"]["size_pivot_b"]
+
+    def log_sensitivity(n_b: float) -> float:
+        return -small * math.log(min(n_b, pivot)) - large * math.log(max(n_b, pivot))
+
+    return math.exp(log_sensitivity(params / 1e9) - log_sensitivity(reference_params_b))
+
+
 def carry(value: float, reference_params_b: float, ref_regime: str, params: int, regime: str | None) -> Carried:
     """``value`` (a ln(PPL ratio) or a KLD) measured on the reference, carried to a model of ``params``."""
     sc = _data()["scaling"]
-    ratio = reference_params_b * 1e9 / params
-    alpha, alphas = sc["size_exponent"], sc["size_exponent_band"]
     f, (f_low, f_high) = sc["regime_factor"], sc["regime_factor_band"]
     if regime == ref_regime:
         factors = (1.0, 1.0, 1.0)
@@ -100,8 +117,10 @@ def carry(value: float, reference_params_b: float, ref_regime: str, params: int,
         factors = (1 / f, 1 / f_high, 1 / f_low)
     else:  # unknown family: either regime
         factors = (1.0, 1 / f_high, 1.0) if ref_regime == "modern" else (1.0, 1.0, f_high)
-    ends = [value * ratio**a * r for a in alphas for r in factors[1:]]
-    return Carried(value * ratio**alpha * factors[0], min(ends), max(ends))
+    point = size_factor(reference_params_b, params, sc["size_exponent"], sc["size_exponent_large"])
+    ends = [value * size_factor(reference_params_b, params, small, large) * r
+            for small in sc["size_exponent_band"] for large in sc["size_exponent_large_band"] for r in factors[1:]]
+    return Carried(value * point * factors[0], min(ends), max(ends))
 
 
 def _names_model(entry: dict[str, Any], spec: ModelSpec) -> bool:
@@ -130,14 +149,17 @@ def _pooled(entries: list[dict[str, Any]], spec: ModelSpec, field: str) -> tuple
                    max(c.high for c in carried)), chosen
 
 
-def _keys(step: variants.Step, table_keys: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(table key, note) to look the step up under, best first: the descriptor's keys, then a proxy."""
+def _keys(step: variants.Step, table_keys: tuple[str, ...]) -> list[tuple[str, str, float]]:
+    """(table key, note, noise ratio) to look the step up under, best first: the descriptor's
+    keys, then a proxy, whose figures are scaled by the ratio of the two formats' noise powers."""
     c = step.config
-    keys = [(key, "" if i == 0 else f"; group size {c.get('group_size')} / act-order not tabulated, g128 figures used")
-            for i, key in enumerate(table_keys)]
+    keys = [(key, "" if i == 0 else f"; group size {c.get('group_size')} / act-order not tabulated, g128 figures used",
+             1.0) for i, key in enumerate(table_keys)]
     proxy = _data().get("proxies", {}).get(variants.step_name(step))
     if proxy:
-        keys.append((proxy, f"; proxy: {proxy} figures (see profiles/quality.toml [proxies])"))
+        ratio = proxy["noise_ratio"]
+        keys.append((proxy["variant"], f"; proxy: {proxy['variant']} figures x {ratio:g} noise power "
+                     "(see profiles/quality.toml [proxies])", ratio))
     return keys
 
 
@@ -145,8 +167,8 @@ def _describe(chosen: list[dict[str, Any]], spec: ModelSpec, note: str) -> str:
     refs = sorted({f"{e['reference']} ({e['source']})" for e in chosen})
     sc = _data()["scaling"]
     return (f"{len(chosen)} published figure(s) carried to {spec.params / 1e9:.3g}B params, "
-            f"{model_regime(spec) or 'unknown'} regime, by (N_ref/N)^{sc['size_exponent']} "
-            f"[{sc['size_exponent_band'][0]}-{sc['size_exponent_band'][1]}]: " + "; ".join(refs) + note)
+            f"{model_regime(spec) or 'unknown'} regime, by (N_ref/N)^{sc['size_exponent']} below "
+            f"{sc['size_pivot_b']:g}B and ^{sc['size_exponent_large']} above: " + "; ".join(refs) + note)
 
 
 def _step_estimate(step: variants.Step, spec: ModelSpec) -> tuple[Carried | None, Carried | None, str]:
@@ -162,14 +184,61 @@ def _step_estimate(step: variants.Step, spec: ModelSpec) -> tuple[Carried | None
     # References in the model's own regime under any key (the exact variant, then its fallbacks)
     # come before references of the other regime under the exact key.
     regime = model_regime(spec)
-    found = [(key, note, _entries(key)) for key, note in _keys(step, where.keys)]
-    found = [f for f in found if f[2]]
-    own = [f for f in found if any(reference_regime(e) == regime for e in f[2])]
-    for key, note, entries in own[:1] or found[:1]:
+    found = [(key, note, ratio, _entries(key)) for key, note, ratio in _keys(step, where.keys)]
+    found = [f for f in found if f[3]]
+    own = [f for f in found if any(reference_regime(e) == regime for e in f[3])]
+    mix, mix_note = _mix_factor(where.gguf_ftype, spec)
+    for key, note, ratio, entries in own[:1] or found[:1]:
+        ratio, note = ratio * mix, note + mix_note
         ln_ratio, chosen = _pooled(entries, spec, "ln_ratio")
-        kld = _pooled(entries, spec, "kld")
-        return ln_ratio, kld[0] if kld else None, _describe(chosen, spec, note)
+        ln_ratio = ln_ratio.scaled(ratio)
+        pooled_kld = _pooled(entries, spec, "kld")
+        if pooled_kld is None:
+            return ln_ratio, None, _describe(chosen, spec, note)
+        kld, kld_chosen = pooled_kld[0].scaled(ratio), pooled_kld[1]
+        # Read the perplexity change from the KLD where the KLD is of the model's own regime and
+        # no figure of this very model says otherwise.
+        if any(_names_model(e, spec) for e in chosen) or any(reference_regime(e) != regime for e in kld_chosen):
+            return ln_ratio, kld, _describe(chosen, spec, note)
+        refs = ", ".join(sorted({e["reference"] for e in kld_chosen}))
+        return _from_kld(kld, ln_ratio), kld, _describe(chosen, spec, f"{note}; ln(PPL ratio) read from the KLD of {refs}")
     return None, None, f"no published perplexity for {variants.step_name(step)} in profiles/quality.toml"
+
+
+def _mix_factor(ftype: str, spec: ModelSpec) -> tuple[float, str]:
+    """How much noisier (or quieter) the GGUF file type's tensors are on this model than in the
+    mix its published figures were measured with (``[gguf_type_noise]``): 1 where every row fits."""
+    if not ftype:
+        return 1.0, ""
+    from compress.planner.formats import formats, gguf_tensor_type, tensors
+
+    table = _data()["gguf_type_noise"]
+    kld = {e["variant"]: e["kld"] for e in _data()["entry"] if e["reference"] == table["reference"] and "kld" in e}
+    if any(row not in kld for row in table["types"].values()):
+        return 1.0, ""
+    noise = {t: kld[row] for t, row in table["types"].items()} | {t: 0.0 for t in table["lossless"]}
+    fmt = formats()
+    stored = named = 0.0
+    for t in tensors(spec):
+        if t.role in ("vector", "router"):
+            continue
+        actual = gguf_tensor_type(ftype, t, spec, fmt)
+        nominal = gguf_tensor_type(ftype, t, spec, fmt, fit_blocks=False)
+        if actual not in noise or nominal not in noise:
+            return 1.0, ""
+        stored += t.numel * noise[actual]
+        named += t.numel * noise[nominal]
+    if not named or abs(stored / named - 1) < 1e-9:
+        return 1.0, ""
+    return stored / named, f"; x {stored / named:.2f} for the tensors stored in other types on this model"
+
+
+def _from_kld(kld: Carried, ln_ratio: Carried) -> Carried:
+    """ln(PPL ratio) read from a carried KLD (``[kld_to_ln_ratio]``); the band also spans the
+    perplexity changes carried directly, which is what it rests on where KLD is small."""
+    conv = _data()["kld_to_ln_ratio"]
+    low, high = conv["band"]
+    return Carried(kld.point * conv["factor"], min(kld.low * low, ln_ratio.low), max(kld.high * high, ln_ratio.high))
 
 
 def _layerdrop(fraction: float, spec: ModelSpec) -> tuple[Carried | None, Carried | None, str]:
