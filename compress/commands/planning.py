@@ -89,21 +89,21 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
-                 "TTFT ms", "ppl delta % [band] / measured", "why / notes"],
+                 "TTFT ms", "ppl +%", "ppl +% band", "measured ppl +%", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
                c["runtime"], c["kernel"], c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
-               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], quality_cell(c),
+               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], *quality_cells(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
               + [f"Alternative: {a['text']}" for a in d["alternatives"]]
               + [f"Note: {n}" for n in d["notes"]]
               + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
-                 "quality deltas are published figures carried to this model's size and family, with the band "
-                 "their spread allows (see --format json, quality_source); after '/' the change bench measured on "
-                 "this device, which the ranking uses where present."],
+                 "ppl +% is the expected perplexity change, published figures carried to this model's size, "
+                 "family and storage, with the band their spread allows (--wide; --format json, quality_source); "
+                 "measured ppl +% is the change bench measured on this device, which the ranking uses where present."],
         name="candidates",
-        compact=["rank", "variant", "runtime", "fits", "margin GiB", "peak GiB", "decode tok/s", "TTFT ms",
-                 "ppl delta % [band] / measured"],
+        compact=["rank", "variant", "runtime", "fits", "peak GiB", "decode tok/s", "TTFT ms", "ppl +%",
+                 "measured ppl +%"],
     )
     tables = [seed_table, mem_table, rank_table]
     if d.get("context_sweep"):
@@ -117,14 +117,21 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     return lead, tables
 
 
-def quality_cell(candidate: dict[str, Any]) -> str | None:
-    """'+3.5 [1.4, 15] / +7.9': the predicted perplexity change, its band, and the measured change, in %."""
+def quality_cells(candidate: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """('+3.5', '1.4 - 15', '+7.9'): the predicted perplexity change, its band and the measured change, in %."""
     predicted = candidate["predicted"]
     delta = predicted.get("ppl_delta_pct")
     band = predicted.get("ppl_delta_band_pct")
-    text = "?" if delta is None else f"{delta:+.2g}" + (f" [{band[0]:.2g}, {band[1]:.2g}]" if band else "")
     measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
-    return text + (f" / {measured:+.2g}" if measured is not None else "")
+    return ("?" if delta is None else _pct(delta), f"{_pct(band[0], sign='')} - {_pct(band[1], sign='')}" if band else None,
+            None if measured is None else _pct(measured))
+
+
+def _pct(value: float, sign: str = "+") -> str:
+    """Two significant digits below 10, whole numbers above: +0.42, +5.9, +340, +2,100."""
+    return f"{value:{sign}.2g}" if abs(value) < 10 else f"{value:{sign},.0f}"
+
+
 def _speed_basis(cands: list[dict[str, Any]], opt: dict[str, Any]) -> str:
     """What the speeds were predicted at, from the plan's own figures."""
     if not cands:
