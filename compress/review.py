@@ -41,6 +41,25 @@ def _model_keys(model: str) -> set[str]:
     return keys
 
 
+def _by_variant(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One row per variant. A variant may have several (records of an earlier version of the
+    model file, or of random weights of its architecture): each figure is taken from the row
+    whose newest record is the newest that has it."""
+    newest: dict[tuple[Any, Any, Any], str] = {}
+    for r in records:
+        key = (r.get("model"), r.get("model_fingerprint"), r.get("variant"))
+        newest[key] = max(newest.get(key, ""), r.get("timestamp") or "")
+    out: dict[str, dict[str, Any]] = {}
+    ordered = sorted(rows, key=lambda r: newest.get((r["model"], r["model_fingerprint"], r["variant"]), ""),
+                     reverse=True)
+    for row in ordered:
+        merged = out.setdefault(row["variant"], {})
+        for field, value in row.items():
+            if merged.get(field) is None:
+                merged[field] = value
+    return out
+
+
 def _planner_model(model: str) -> str:
     from compress import sources
 
@@ -60,7 +79,7 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         r.get("model") in keys or r.get("model_fingerprint") in keys
         # random weights of the same architecture: evidence of speed and memory, never of quality
         or (r.get("model") == random_weights and r.get("metric") != "perplexity"))]
-    measured = {r["variant"]: r for r in pareto_rows(mine)}
+    measured = _by_variant(pareto_rows(mine), mine)
     data = {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan)}
     if plan["gpu"]["kind"] == "gpu" and batch < SERVING_BATCH and plan["recommended"]:
         # A pair chosen for one stream may not be the one to serve many users with.
@@ -165,18 +184,18 @@ def quality_error_factor(predicted: float, measured: float) -> float | None:
 
 def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     columns = ["variant", "rank", "pareto", "fits", "margin GiB", "pred mem GiB", "pred tok/s", "pred TTFT ms",
-               "pred ppl +% [band]", "measured tok/s", "measured mem GiB", "measured ppl", "measured ppl +%",
-               "ppl +% off (x)", "pred KLD", "measured KLD"]
+               "pred ppl +%", "pred ppl +% band", "measured tok/s", "measured mem GiB", "measured ppl",
+               "measured ppl +%", "ppl +% off (x)", "pred KLD", "measured KLD"]
     rows = []
     for c in plan["candidates"]:
         p, m, q = c["predicted"], measured.get(c["variant"], {}), c.get("measured") or {}
         band = p.get("ppl_delta_band_pct")
-        pred = None if p.get("ppl_delta_pct") is None else (
-            f"{p['ppl_delta_pct']:+.2f}" + (f" [{band[0]:+.2f}, {band[1]:+.2f}]" if band else ""))
+        pred = None if p.get("ppl_delta_pct") is None else f"{p['ppl_delta_pct']:+.2f}"
         got = q.get("ppl_delta_pct")
         off = None if got is None or p.get("ppl_delta_pct") is None else quality_error_factor(p["ppl_delta_pct"], got)
         rows.append([c["variant"], c.get("rank"), bool(c.get("pareto")), c["fits"], c["margin_gib"],
                      p["peak_memory_gib"], p["decode_tok_s"], p["ttft_ms"], pred,
+                     None if not band else f"{band[0]:+.2f} to {band[1]:+.2f}",
                      m.get("decode_tok_s"), m.get("peak_memory_gib"), m.get("perplexity"),
                      None if got is None else f"{got:+.2f}", None if off is None else f"{off:.2f}",
                      p.get("kld_mean"), q.get("kld_mean")])
@@ -205,8 +224,8 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
               "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
               "## Plan and measured evidence",
               Table("Candidates", columns, rows, name="candidates",
-                    compact=["variant", "fits", "pred mem GiB", "pred tok/s", "pred ppl +%",
-                             "measured tok/s", "measured mem GiB", "measured ppl"])]
+                    compact=["variant", "fits", "pred mem GiB", "measured mem GiB", "pred tok/s",
+                             "measured tok/s", "pred ppl +%", "measured ppl +%"])]
     if not data["measured"]:
         parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
     parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]

@@ -46,6 +46,19 @@ def test_random_weight_records_count_for_speed_and_memory_not_quality():
     assert measured[best].get("perplexity") is None  # random weights say nothing of quality
 
 
+def test_a_variant_measured_on_two_versions_of_the_model_shows_the_newest_figures():
+    # An earlier file of the model (another fingerprint) measured speed and perplexity; the
+    # current one perplexity only: the newer perplexity, and the speed only the older run has.
+    old = [dict(r, model_fingerprint="old", timestamp="2026-01-01T00:00:00")
+           for r in _measured("q8_0", 100.0, 95.0)]
+    new = [dict(results.record(model="smollm2-135m", model_fingerprint="new", variant="q8_0", device="cpu",
+                               profile="cpu", test="ppl", metric="perplexity", value=22.5),
+                timestamp="2026-02-01T00:00:00")]
+    for records in (old + new, new + old):  # whatever the order in the file
+        got = review_data("smollm2-135m", "cpu", records)["measured"]["q8_0"]
+        assert got["perplexity"] == 22.5 and got["decode_tok_s"] == 100.0
+
+
 def test_context_near_the_maximum_is_a_risk():
     data = review_data("smollm2-135m", "cpu", [], context=8000)  # SmolLM2 trains to 8,192 tokens
     assert any("within 10% of the model's maximum 8192" in r for r in data["risks"])
