@@ -16,24 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from compress.errors import UnsupportedError, UserInputError
+from compress.pretokenizers import PRE_TOKENIZER_SPECS
 
 # Token types of the GGUF spec (gguf.TokenType): kept as plain numbers so this table reads alone.
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
-
-# The split regexes of the Llama-3 and Qwen2 tokenizer.json files; llama.cpp splits the same
-# way for the pre-tokenizer names below (src/llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_*).
-_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-_QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-#: The steps of a tokenizer.json pre-tokenizer → llama.cpp's name for the same splitting.
-#: "bytelevel+regex" is GPT-2's own split; "digits" splits every digit apart (SmolLM, StarCoder).
-PRE_TOKENIZERS = {
-    ("bytelevel+regex",): "gpt-2",
-    ("digits", "bytelevel+regex"): "smollm",
-    ("split:" + _LLAMA3_SPLIT, "bytelevel"): "llama-bpe",
-    ("split:" + _QWEN2_SPLIT, "bytelevel"): "qwen2",
-}
 
 
 @dataclass
@@ -93,6 +79,10 @@ def pre_tokenizer_signature(pre: dict[str, Any] | None) -> tuple[str, ...]:
         else:
             signature.append(kind.lower())
     return tuple(signature)
+
+
+#: The steps of a tokenizer.json pre-tokenizer → llama.cpp's name for the same splitting.
+PRE_TOKENIZERS = {pre_tokenizer_signature(spec): name for name, spec in PRE_TOKENIZER_SPECS.items()}
 
 
 def _bpe_vocab(spec: dict[str, Any], signature: tuple[str, ...], vocab_size: int) -> Vocab:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -78,8 +79,37 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
+#: Increased whenever what a dequantized copy holds changes, so copies made before are not reused.
+#: 2: the tokenizer splits text as the GGUF's ``tokenizer.ggml.pre`` says (:func:`_split_as_gguf`).
+DEQUANTIZED_VERSION = 2
+
+
 def _dequantized_dir(source: Source) -> Path:
-    return cache_dir("dequantized") / f"{source.path.stem}-{source.fingerprint()}"
+    return cache_dir("dequantized") / f"{source.path.stem}-{source.fingerprint()}-v{DEQUANTIZED_VERSION}"
+
+
+def _split_as_gguf(tokenizer_json: Path, gguf_path: Path) -> None:
+    """Give a dequantized copy's tokenizer the pre-tokenizer llama.cpp uses for the GGUF.
+
+    transformers builds every GGUF byte-level BPE vocabulary with GPT-2's split and ignores
+    ``tokenizer.ggml.pre``. SmolLM's ("smollm") splits digits apart first, so "Press,  2004"
+    ended in two one-space tokens where llama.cpp, and SmolLM's own tokenizer.json, make one
+    token of both spaces. A name :data:`~compress.pretokenizers.PRE_TOKENIZER_SPECS` does not
+    know keeps transformers' split.
+    """
+    from gguf import GGUFReader
+
+    from compress.pretokenizers import PRE_TOKENIZER_SPECS
+
+    fields = GGUFReader(str(gguf_path)).fields
+    model, pre = (fields[key].contents() if key in fields else None
+                  for key in ("tokenizer.ggml.model", "tokenizer.ggml.pre"))
+    spec = PRE_TOKENIZER_SPECS.get(pre) if model == "gpt2" else None
+    if spec is None or not tokenizer_json.is_file():
+        return
+    data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    data["pre_tokenizer"] = spec
+    tokenizer_json.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def cached_hf_checkpoint(source: Source) -> Path | None:
@@ -121,6 +151,7 @@ def hf_checkpoint(source: Source) -> Path:
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            _split_as_gguf(Path(tmp) / "tokenizer.json", source.path)
     except (UserInputError, OSError):
         # Another process finished the same conversion first; its copy is as good as ours.
         if not (out / "config.json").exists():

@@ -113,6 +113,12 @@ def artifact_key(source: Source, variant: variants.Variant, options: Options, de
     decided_by = {"source": source.fingerprint(), "variant": variant.to_dict(), "text": options.text,
                   "calib_samples": options.calib_samples, "calib_seq_len": options.calib_seq_len,
                   "seed": options.seed, "device": device.split(":")[0]}
+    if source.kind == "gguf":
+        from compress.loading import DEQUANTIZED_VERSION
+
+        # Methods start from the dequantized copy: its tokenizer picks the calibration tokens
+        # and is what a GGUF artifact's vocabulary is written from.
+        decided_by["dequantized"] = DEQUANTIZED_VERSION
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:16]
 
 
