@@ -9,11 +9,21 @@ corpus, so nothing is downloaded.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 TINY_VOCAB = 512
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let Ctrl-C reach the tests that send it. A shell that starts a job in the background
+    (``cmd &`` without job control) makes it ignore SIGINT, and every process it starts inherits
+    that: Python then installs no KeyboardInterrupt handler, and the Ctrl-C tests' children
+    would run to the end. A handler, unlike an ignored signal, is reset to the default on exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
