@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from compress import variants
@@ -210,27 +211,36 @@ def _mix_factor(ftype: str, spec: ModelSpec) -> tuple[float, str]:
     mix its published figures were measured with (``[gguf_type_noise]``): 1 where every row fits."""
     if not ftype:
         return 1.0, ""
-    from compress.planner.formats import formats, gguf_tensor_type, tensors
-
     table = _data()["gguf_type_noise"]
     kld = {e["variant"]: e["kld"] for e in _data()["entry"] if e["reference"] == table["reference"] and "kld" in e}
     if any(row not in kld for row in table["types"].values()):
         return 1.0, ""
     noise = {t: kld[row] for t, row in table["types"].items()} | {t: 0.0 for t in table["lossless"]}
-    fmt = formats()
     stored = named = 0.0
-    for t in tensors(spec):
-        if t.role in ("vector", "router"):
-            continue
-        actual = gguf_tensor_type(ftype, t, spec, fmt)
-        nominal = gguf_tensor_type(ftype, t, spec, fmt, fit_blocks=False)
+    for (actual, nominal), numel in _stored_and_named(ftype, spec, str(profiles.profiles_dir())).items():
         if actual not in noise or nominal not in noise:
             return 1.0, ""
-        stored += t.numel * noise[actual]
-        named += t.numel * noise[nominal]
+        stored += numel * noise[actual]
+        named += numel * noise[nominal]
     if not named or abs(stored / named - 1) < 1e-9:
         return 1.0, ""
     return stored / named, f"; x {stored / named:.2f} for the tensors stored in other types on this model"
+
+
+@lru_cache(maxsize=1024)
+def _stored_and_named(ftype: str, spec: ModelSpec, _profiles: str) -> dict[tuple[str, str], int]:
+    """Weights of ``spec`` in file type ``ftype`` by (type stored, type the mix names). The same for
+    every device a plan weighs, so it is worked out once per model and file type."""
+    from compress.planner.formats import formats, gguf_tensor_type, tensors
+
+    fmt = formats()
+    out: dict[tuple[str, str], int] = {}
+    for t in tensors(spec):
+        if t.role in ("vector", "router"):
+            continue
+        key = (gguf_tensor_type(ftype, t, spec, fmt), gguf_tensor_type(ftype, t, spec, fmt, fit_blocks=False))
+        out[key] = out.get(key, 0) + t.numel
+    return out
 
 
 def _from_kld(kld: Carried, ln_ratio: Carried) -> Carried:
