@@ -171,8 +171,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as one line, whole or not at all.
+def append_jsonl(path: Path, record: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Append one record as one line (or a list of records as lines), whole or not at all.
 
     The line is written with a single ``write`` on an ``O_APPEND`` descriptor under
     an exclusive lock, then fsynced, so concurrent writers never interleave. A short
@@ -181,7 +181,8 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+    batch = record if isinstance(record, list) else [record]
+    line = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in batch).encode("utf-8")
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

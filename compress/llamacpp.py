@@ -13,6 +13,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,112 @@ def quiet() -> None:
 
 
 def load_llama(path: Path | str, n_ctx: int = 512, n_threads: int | None = None, logits_all: bool = False,
-               **kwargs: Any) -> Any:
-    """A ``llama_cpp.Llama`` on ``path``, CPU threads defaulting to the cores this process may use."""
+               extra_buffer_types: bool = True, **kwargs: Any) -> Any:
+    """A ``llama_cpp.Llama`` on ``path``, CPU threads defaulting to the cores this process may use.
+
+    ``extra_buffer_types=False`` opens the weights without llama.cpp's extra CPU buffer types
+    (``llama_model_params.use_extra_bufts``: the AMX and repacked-weight layouts), the fallback
+    :func:`check_opens` chooses where those crash.
+    """
     quiet()
     from llama_cpp import Llama
 
     threads = n_threads or len(os.sched_getaffinity(0))
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                     logits_all=logits_all, verbose=False, **kwargs)
+        with _model_params(use_extra_bufts=extra_buffer_types):
+            return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         logits_all=logits_all, verbose=False, **kwargs)
     except ValueError as err:  # llama-cpp-python's wording for "llama.cpp could not load it"
         raise RuntimeFailure(f"llama.cpp cannot load {path} ({err}): expected a GGUF of an architecture it knows") from None
+
+
+@contextlib.contextmanager
+def _model_params(**fields: Any) -> Iterator[None]:
+    """Model parameters that ``Llama(...)`` has no argument for: its constructor starts from
+    ``llama_model_default_params()``, so that function answers with ``fields`` set while inside."""
+    import llama_cpp.llama_cpp as low
+
+    if all(getattr(low.llama_model_default_params(), k) == v for k, v in fields.items()):
+        yield
+        return
+    original = low.llama_model_default_params
+
+    def with_fields() -> Any:
+        params = original()
+        for key, value in fields.items():
+            setattr(params, key, value)
+        return params
+
+    low.llama_model_default_params = with_fields
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
+
+
+@dataclass(frozen=True)
+class OpenCheck:
+    """How llama.cpp can run a file on this machine: with its extra CPU buffer types or without,
+    and why without (a crash with them, or the user's choice)."""
+
+    extra_buffer_types: bool
+    why: str | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        return {"extra_buffer_types": self.extra_buffer_types, "extra_buffer_types_why": self.why}
+
+
+#: ``COMPRESS_LLAMA_EXTRA_BUFTS=0`` opens every file without the extra buffer types and skips the check.
+EXTRA_BUFTS_ENV = "COMPRESS_LLAMA_EXTRA_BUFTS"
+_CHECKED: dict[tuple[str, int, int, int], OpenCheck] = {}
+
+
+def check_opens(path: Path | str, n_threads: int) -> OpenCheck:
+    """Open ``path`` and evaluate a few tokens in a child process before this process does.
+
+    A llama.cpp build may carry kernels that crash on this CPU: a build for the AMX of one Xeon
+    died with a general protection fault on the first eval there, in the AMX / repacked-weight
+    path that its extra CPU buffer types select. If the child dies on a signal, a second child
+    tries without those buffer types; if that runs, so will this process, and the returned
+    check says why. If that too dies, :class:`~compress.isolation.ChildDied` names the signal
+    and the CPU. Answers are kept per file (path, size, mtime) and thread count.
+    """
+    from compress.isolation import ChildDied, run_in_child
+
+    if os.environ.get(EXTRA_BUFTS_ENV, "").strip() == "0":
+        return OpenCheck(False, f"turned off by {EXTRA_BUFTS_ENV}=0")
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, n_threads)
+    if key in _CHECKED:
+        return _CHECKED[key]
+    name = Path(path).name
+    try:
+        run_in_child(_try_open, str(path), n_threads, True, what=f"llama.cpp running {name}", timeout_s=600)
+        check = OpenCheck(True)
+    except ChildDied as first:
+        run_in_child(_try_open, str(path), n_threads, False, timeout_s=600,
+                     what=f"llama.cpp running {name} without its extra CPU buffer types")
+        check = OpenCheck(False, f"with its extra CPU buffer types (AMX / repacked weights) llama.cpp died on "
+                                 f"{first.signal_name} here; reopened without them")
+    _CHECKED[key] = check
+    return check
+
+
+def _try_open(path: str, n_threads: int, extra_buffer_types: bool) -> None:
+    """Open ``path`` as bench does and evaluate a short prompt, then one more token."""
+    from compress.isolation import inject_crash
+
+    if extra_buffer_types:
+        inject_crash("llama.cpp-extra-bufts")
+    inject_crash("llama.cpp-open")
+    llm = load_llama(path, n_ctx=64, n_threads=n_threads, n_batch=64, n_ubatch=64,
+                     extra_buffer_types=extra_buffer_types)
+    try:
+        prompt = llm.tokenize(b"The quick brown fox jumps over the lazy dog.", add_bos=True)[:32]
+        llm.eval(prompt)
+        llm.eval([prompt[-1]])
+    finally:
+        llm.close()
 
 
 def gguf_tokenize(model: Any, text: str, add_bos: bool = False, special: bool = False) -> list[int]:

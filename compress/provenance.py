@@ -52,6 +52,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
+def cpu_flags() -> tuple[str, ...]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (``avx2``, ``avx512f``, ``amx_tile``...)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return tuple(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return ()
+
+
 def device_name(device: str) -> str:
     """A human name for a torch device string: the GPU's name or the CPU's model."""
     if device.startswith("cuda"):

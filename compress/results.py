@@ -45,7 +45,9 @@ def record(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
-def append(path: Path, rec: dict[str, Any]) -> None:
+def append(path: Path, rec: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Append a record, or the records of one test in one write: a reader (``--resume``) sees all
+    of them or none."""
     append_jsonl(path, rec)
 
 

@@ -130,8 +130,9 @@ def test_bench_exits_non_zero_when_no_variant_was_measured(tiny_llama, tmp_path)
     results = tmp_path / "r.jsonl"
     run = compress("bench", "--model", str(tiny_llama), "--methods", "gptq-4-g96", "--tests", "ppl",
                    "--results", str(results), "--artifacts", str(tmp_path / "a"), "--device", "cpu", timeout=300)
-    assert run.returncode == 1, run.stderr
-    assert "Traceback" not in run.stderr and "error: no variant was measured" in run.stderr
+    assert run.returncode == 4, run.stderr  # compress.measure.outcome.NOTHING_MEASURED
+    assert "Traceback" not in run.stderr and "error: nothing was measured" in run.stderr
+    assert "gptq-4-g96 apply:" in run.stderr  # the summary names the variant, the test and the cause
     assert '"status": "failed"' in results.read_text()
 
 

@@ -90,10 +90,15 @@ def bench_command(
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)
         raise typer.Exit(130) from None
     emit([table], {"written": records, "pareto": table.records()}, fmt, wide=wide)
-    if records and not any(r.get("status") == "ok" for r in records):
-        typer.echo(f"error: no variant was measured: every test failed or was skipped (reasons in {results_file})",
-                   err=True)
-        raise typer.Exit(1)
+    if not records and resume:
+        return  # every test was already on disk
+    from compress.measure.outcome import outcome
+
+    result = outcome(records)
+    for line in result.lines(results_file):
+        typer.echo(line, err=True)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 def probe_command(

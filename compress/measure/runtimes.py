@@ -161,6 +161,12 @@ class LlamaCppRuntime:
         self.device = "cuda" if device.startswith("cuda") and llama_cpp.llama_supports_gpu_offload() else "cpu"
         # ggml's CPU kernels accumulate in fp32; its CUDA kernels in fp16.
         self.compute_dtype = "fp16" if self.device == "cuda" else "fp32"
+        # A child process runs the file first: if llama.cpp's extra CPU buffer types crash on this
+        # CPU, the file is opened without them, and every record says so.
+        from compress.llamacpp import check_opens
+
+        self.open_check = check_opens(self.path, threads)
+        self.record_fields = self.open_check.record_fields()
         self._llm: Any = None
         self._logits_all: bool | None = None
         self._next: int | None = None
@@ -169,7 +175,8 @@ class LlamaCppRuntime:
     def _open(self, logits_all: bool) -> Any:
         if self._llm is None or self._logits_all != logits_all:
             self.close()
-            self._llm = _load_llama(self.path, self.n_ctx, self.threads, logits_all, self.device)
+            self._llm = _load_llama(self.path, self.n_ctx, self.threads, logits_all, self.device,
+                                    self.open_check.extra_buffer_types)
             self._logits_all = logits_all
         return self._llm
 
@@ -235,12 +242,14 @@ class LlamaCppRuntime:
             gc.collect()
 
 
-def _load_llama(path: Path, n_ctx: int, threads: int, logits_all: bool, device: str) -> Any:
+def _load_llama(path: Path, n_ctx: int, threads: int, logits_all: bool, device: str,
+                extra_buffer_types: bool) -> Any:
     from compress.llamacpp import load_llama
 
     # n_batch = n_ctx: a whole perplexity window goes through one llama_decode call.
     return load_llama(path, n_ctx=n_ctx, n_threads=threads, logits_all=logits_all, n_batch=n_ctx,
-                      n_ubatch=min(n_ctx, 512), n_gpu_layers=-1 if device == "cuda" else 0, seed=0)
+                      n_ubatch=min(n_ctx, 512), n_gpu_layers=-1 if device == "cuda" else 0, seed=0,
+                      extra_buffer_types=extra_buffer_types)
 
 
 class OnnxRuntime:

@@ -24,6 +24,7 @@ from typing import Any
 
 from compress import results, variants
 from compress.errors import UnsupportedError
+from compress.isolation import ChildDied, run_in_child
 from compress.measure import suite
 from compress.measure.context import BenchEnvironment, environment
 from compress.measure.settings import BenchSettings, plan_tests
@@ -59,6 +60,8 @@ def failure_reason(err: BaseException) -> str:
         return f"out of memory: {text or type(err).__name__}"
     if isinstance(err, UnsupportedError):
         return f"unsupported: {text}"
+    if isinstance(err, ChildDied):
+        return f"crashed: {text}"
     return f"{type(err).__name__}: {text}"
 
 
@@ -97,12 +100,8 @@ def _prepare_reference(source: Source, settings: BenchSettings, results_path: Pa
     started = time.perf_counter()
     try:
         if isolate:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_die_with_parent) as pool:
-                key = pool.submit(_child_reference, source, settings, results_path).result()
+            key = run_in_child(_child_reference, source, settings, results_path,
+                               what="the process computing the KLD baseline")
         else:
             key = (env or environment(source, settings, results_path)).ensure_reference()
     except Exception as err:  # noqa: BLE001 - no baseline means no KLD, never no bench
@@ -120,29 +119,40 @@ def _child_reference(source: Source, settings: BenchSettings, results_path: Path
 
 def _bench_in_child(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
                     results_path: Path, artifacts_dir: Path, done: set[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
     args = (source, variant, settings, options, results_path, artifacts_dir, done)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_die_with_parent) as pool:
-        try:
-            return pool.submit(_child_bench_variant, *args).result()
-        except BrokenProcessPool as err:  # killed by a signal: a segfault, or the OOM killer
-            env = environment(source, settings, results_path)
-            crash = RuntimeError(f"the measuring process died ({err}); a native runtime crashed or the OOM killer struck")
-            writer = _Writer(results_path, {**env.where, "model": source.name, "model_fingerprint": env.fingerprint,
-                                            "variant": variant.name, "method": variant.method}, {})
-            writer.failed("load", crash)
-            return writer.written
+    try:
+        return run_in_child(_child_bench_variant, *args, what=f"the process measuring {variant.name}")
+    except ChildDied as crash:  # a segfault or an illegal instruction in a native runtime, or the OOM killer
+        env = environment(source, settings, results_path)
+        writer = _Writer(results_path, {**env.where, "model": source.name, "model_fingerprint": env.fingerprint,
+                                        "variant": variant.name, "method": variant.method,
+                                        "runtime": _artifact_runtime(artifacts_dir, source, variant, options, env),
+                                        "signal": crash.signal_name}, {})
+        writer.failed("load", crash)
+        return writer.written
+
+
+def _artifact_runtime(artifacts_dir: Path, source: Source, variant: variants.Variant, options: Any,
+                      env: BenchEnvironment) -> str | None:
+    """The runtime that was running when a measuring process died: the chosen one, else the artifact's."""
+    if env.settings.runtime:
+        return env.settings.runtime
+    from compress import apply
+
+    try:
+        key = apply.artifact_key(source, variant, options, env.device)
+        return apply.read_manifest(artifact_folder(artifacts_dir, source, variant, key)).get("runtime")
+    except Exception:  # noqa: BLE001 - no artifact yet: the crash was in apply
+        return None
 
 
 def _child_bench_variant(source: Source, variant: variants.Variant, settings: BenchSettings, options: Any,
                          results_path: Path, artifacts_dir: Path,
                          done: set[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+    from compress.isolation import inject_crash
     from compress.loading import quiet_libraries
 
+    inject_crash("bench-variant")
     quiet_libraries()
     env = environment(source, settings, results_path)
     env.isolated = True
@@ -161,17 +171,6 @@ def _log_to_stderr(line: str) -> None:
     import sys
 
     print(line, file=sys.stderr, flush=True)
-
-
-def _die_with_parent() -> None:
-    """Have the kernel end a measuring process whose sweep was killed (Linux PR_SET_PDEATHSIG)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: Any, results_path: Path,
@@ -241,7 +240,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
             return writer.written
         try:
             writer.base.update({"runtime": runtime.name, "runtime_version": runtime.version,
-                                "device": runtime.device})
+                                "device": runtime.device, **getattr(runtime, "record_fields", {})})
             ctx = suite.RunContext(runtime, token_ids, env.settings, shape=env.shape(variant),
                                     weight_bytes=_weight_bytes(folder), ceilings=env.ceilings(runtime),
                                     predicted=predicted)
@@ -393,11 +392,15 @@ class _Writer:
         test_id = uuid.uuid4().hex[:12]
         # Other processes competing for the cores inflate every time: keep the load beside the figure.
         load_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        group = []
         for f in figures:
             extra = f.pop("extra", {})
             params = {**self.plan.get(test, {}), **extra, "load_avg_1m": load_1m}
-            self._append(results.record(**self.base, **f, test=test, params=params, test_id=test_id,
+            group.append(results.record(**self.base, **f, test=test, params=params, test_id=test_id,
                                         test_records=len(figures)))
+        # One write for the whole test: --resume after a kill sees all of its figures or none.
+        results.append(self.path, group)
+        self.written += group
 
     def failed(self, test: str, err: BaseException, status: str = "failed") -> None:
         params = self.plan.get(test, {"settings_key": None})
