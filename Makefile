@@ -40,13 +40,16 @@ setup: $(STAMP) $(VLLM_STAMP)
 # The demo's records go to results/local/ (ignored by git): the committed results/ stay as they are.
 DEMO_RESULTS := results/local/bench.jsonl
 
+# doctor first: what runs on this machine (a failing runtime is named there, and bench then fails).
 demo: setup
+	-$(BIN)/compress doctor
 	$(BIN)/compress plan --model smollm2-135m --gpu cpu
 	$(BIN)/compress bench --model default --methods fp32,gptq-4-g64,nf4,q8_0,q4_k_m --results $(DEMO_RESULTS)
 	$(BIN)/compress report --results $(DEMO_RESULTS) -o results/local/report.html
 
 test: setup
 	bash scripts/system-deps.sh
+	bash scripts/machine.sh $(BIN)/compress
 	bash scripts/check-wheel.sh $(BIN)/python
 	$(BIN)/python -m pytest
 

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from compress.commands import applying, measuring, planning
+from compress.commands import applying, diagnosing, measuring, planning
 from compress.errors import CompressError
 
 #: OSErrors that mean "cannot write here", reported as one line rather than a traceback.
@@ -29,6 +29,7 @@ app = typer.Typer(
 planning.register(app)
 applying.register(app)
 measuring.register(app)
+diagnosing.register(app)
 
 
 @app.callback()

@@ -91,6 +91,8 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                             trust_remote_code=trust_remote_code)
     log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
+    if connection is None:
+        _probe_host_once(log)
     for stale in remove_stale_partials(artifacts):
         log(f"removed {stale}, left by an interrupted run")
     if connection is not None:
@@ -101,6 +103,21 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
                             log=log, isolate=True)
     table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
     return records, table
+
+
+def _probe_host_once(log: Callable[[str], None]) -> None:
+    """Measure this machine before its first bench: the planner's predictions (shown beside every
+    measurement) and MBU/MFU use its bandwidth and FLOPs, and the unmeasured defaults can be off by
+    a factor of two on a CPU kind they were not taken on."""
+    from compress.measure.probe import probe
+    from compress.planner.hardware import probe_of_this_machine, read_probe
+
+    if probe_of_this_machine(read_probe()):
+        return
+    log("no probe of this machine yet: measuring its memory bandwidth and matmul speed first (compress probe)")
+    data, path = probe(device="cpu")
+    log(f"  copy {data.get('copy_bandwidth_gbs', 0):.1f} GB/s, fp32 matmul "
+        f"{data.get('matmul_tflops_fp32', 0):.3f} TFLOPS: written to {path}")
 
 
 def choose_variants(source: Any, device: str, methods: str | None, plan: Path | None) -> list[Any]:

@@ -258,9 +258,18 @@ def read_probe() -> dict[str, Any] | None:
     when absent/unreadable."""
     path = profiles.probe_path()
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def probe_of_this_machine(probe: dict[str, Any] | None) -> bool:
+    """Whether a probe was measured on this CPU model with this many cores: a cache folder can
+    outlive the machine (a home folder carried to a new VM of another CPU kind)."""
+    from compress.provenance import cpu_name
+
+    return bool(probe) and probe.get("cpu") == cpu_name() and probe.get("cores") == (os.cpu_count() or 1)
 
 
 def host_profile() -> GpuProfile:
@@ -284,6 +293,10 @@ def host_profile() -> GpuProfile:
                f"({defaults['bandwidth_gbs_per_core']:g} GB/s per core x {cores} cores, profiles/host.toml); "
                "run `compress probe` to measure it")
     probe = read_probe()
+    if probe and not probe_of_this_machine(probe):
+        bw_note += (f" (the cached probe was measured on {probe.get('cpu')} with {probe.get('cores')} cores, "
+                    "not this machine)")
+        probe = None
     if probe and probe.get("copy_bandwidth_gbs"):
         bandwidth_gbs = float(probe["copy_bandwidth_gbs"])
         bw_note = f"host bandwidth {bandwidth_gbs:.1f} GB/s measured by `compress probe` ({profiles.probe_path()})"

@@ -41,3 +41,23 @@ def test_probe_writes_to_the_cache_and_a_busy_probe_keeps_the_quiet_one(tmp_path
     probe_mod.probe(device="cpu", size_mib=1, matmul_n=32, repeats=1, runs=1, accept_busy=True)
     assert json.loads(path.read_text())["busy"]
     assert any("measured while the machine was busy" in n for n in load_gpu("cpu").notes)
+
+
+def test_a_probe_of_another_machine_is_not_used_for_this_one(monkeypatch, tmp_path):
+    """A cache folder can outlive its machine: the planner then says its bandwidth is the default."""
+    import json
+    import os
+
+    from compress.planner import hardware
+    from compress.provenance import cpu_name
+
+    probe = {"cpu": cpu_name(), "cores": os.cpu_count(), "copy_bandwidth_gbs": 123.0, "matmul_tflops_fp32": 1.0}
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path))
+    (tmp_path / "probe.json").write_text(json.dumps(probe))
+    assert hardware.probe_of_this_machine(hardware.read_probe())
+    assert hardware.host_profile().memory_bandwidth_gbs == 123.0
+    (tmp_path / "probe.json").write_text(json.dumps({**probe, "cpu": "Other CPU 9000"}))
+    assert not hardware.probe_of_this_machine(hardware.read_probe())
+    profile = hardware.host_profile()
+    assert profile.memory_bandwidth_gbs != 123.0
+    assert any("measured on Other CPU 9000" in note and "documented default" in note for note in profile.notes)
