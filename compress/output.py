@@ -200,7 +200,7 @@ def pick_table(tables: list[Table], name: str | None, main: int = 0) -> Table:
 def text_md(text: str) -> str:
     """Lead text as a Markdown list: ``Label  rest`` becomes ``- **Label** rest``."""
     lines = []
-    for line in text.splitlines():
+    for line in filter(str.strip, text.splitlines()):
         label, _, rest = line.strip().partition(" ")
         lines.append(f"- **{md_escape(label)}** {md_escape(rest.strip())}" if rest else f"- {md_escape(label)}")
     return "\n".join(lines) + "\n"

@@ -18,7 +18,8 @@ runner = CliRunner()
 def test_plan_table_shows_seed_breakdown_and_ranking():
     result = runner.invoke(cli.app, ["plan", "--model", "llama-2-7b", "--gpu", "t4"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "Seed formula" in result.output and "16.8" in result.output and "8.40" in result.output
+    # 16.8 and 8.40 decimal GB (Substratus' rule for 7B params at 16 and 8 bits) shown as GiB
+    assert "Seed formula" in result.output and "15.6" in result.output and "7.82" in result.output
     assert "Memory breakdown" in result.output and "KV cache GiB" in result.output
     assert "Candidates ranked by balanced" in result.output and "Recommended:" in result.output
 
@@ -34,7 +35,8 @@ def test_plan_json_is_the_plan_file(tmp_path):
 def test_plan_md_and_csv():
     md = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "md", "--headroom", "10%"])
     assert md.exit_code == 0 and "| rank | variant |" in md.output
-    assert md.output.startswith("- **Model** smollm2-135m")  # Markdown from the first line
+    assert md.output.startswith("- **Verdict** smollm2-135m")  # Markdown from the first line
+    assert "- **Model** smollm2-135m" in md.output and "\n- \n" not in md.output
     csv = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "csv"])
     assert csv.exit_code == 0 and csv.output.startswith("rank,variant,")
     seed = runner.invoke(cli.app, ["plan", "-m", "smollm2-135m", "-g", "l4", "-f", "csv", "--table", "seed"])
@@ -70,8 +72,12 @@ def test_gpus_and_models_commands():
     assert models.exit_code == 0 and len(json.loads(models.output)) >= 20
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, cwd=ROOT)
+def _run(*args, env_extra=None):
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env)
 
 
 def test_errors_are_one_line_exit_2():
@@ -151,3 +157,17 @@ def test_apply_refuses_planned_only_formats(tmp_path):
     result = _run("apply", "--method", "nvfp4", "--out-dir", str(tmp_path / "out"))
     assert result.returncode == 2 and "nvfp4 is planned only" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_verdict_leads_and_brief_prints_only_it():
+    """At 80 columns the first 15 lines say whether it fits, what to use, how fast and at what quality."""
+    full = _run("plan", "--model", "llama-2-7b", "--gpu", "t4", env_extra={"COLUMNS": "80"})
+    assert full.returncode == 0, full.stderr
+    head = "\n".join(full.stdout.splitlines()[:15])
+    for said in ("Fits:     yes, q5_k_m", "Use:      q5_k_m in llama.cpp", "tok/s decode", "% perplexity"):
+        assert said in head, head
+    assert all(len(line) <= 80 for line in full.stdout.splitlines())
+    brief = _run("plan", "--model", "llama-2-7b", "--gpu", "t4", "--brief", env_extra={"COLUMNS": "80"})
+    assert brief.returncode == 0 and brief.stdout.startswith("Verdict")
+    assert len(brief.stdout.splitlines()) <= 14 and "Memory breakdown" not in brief.stdout
+    assert "compress apply --model <local folder of" in brief.stdout  # a catalog name has no weights here

@@ -50,12 +50,31 @@ def parse_memory_gib(text: str) -> float:
     return value * 1e9 / 2**30 if m.group(2) == "gb" else value
 
 
-def plan_tables(plan: Any) -> tuple[str, list[Table]]:
-    """The lead text and the tables a person reads for a plan."""
+def verdict_text(d: dict[str, Any], width: int | None = None) -> str:
+    """The verdict block that leads a plan (compress.verdict), with the command that serves the
+    choice, wrapped to the terminal with its labels kept in their column."""
+    import textwrap
+
+    from compress.output import console
+    from compress.review import serve_line
+    from compress.verdict import verdict_lines
+
+    width = width or console().width
+    lines = verdict_lines(d, serve_line(d) if d["recommended"] else None)
+    labelled = [f"Verdict   {lines[0]}", *(f"  {line}" for line in lines[1:])]
+    return "\n".join(textwrap.fill(line, width=width, subsequent_indent=" " * 12, break_on_hyphens=False,
+                                    break_long_words=False) for line in labelled)
+
+
+def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
+    """The lead text (the verdict, then what was planned) and the tables a person reads for a plan;
+    ``width`` wraps the verdict (default: the terminal's)."""
     d = plan.to_dict()
     model, gpu, opt, seed = d["model"], d["gpu"], d["options"], d["seed_formula"]
     devices = f" x{opt['gpus']}" if opt["gpus"] > 1 else ""
     lead = "\n".join([
+        verdict_text(d, width),
+        "",
         f"Model   {model['name']}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
         f"{model['heads']} heads / {model['kv_heads']} KV heads, vocab {model['vocab']}, max context {model['max_context']})",
         f"Device  {gpu['display_name']}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
@@ -65,12 +84,14 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
         f"headroom {opt['headroom_gib']:g} GiB, objective {opt['objective']}",
     ])
     nominal = seed.get("params_nominal")
+    gib = lambda gb: round(gb * 1e9 / 2**30, 3)  # noqa: E731 - the formula's decimal GB, shown in GiB as every table
     seed_table = Table(
-        title=f"Seed formula {seed['formula']}  (decimal GB)",
-        columns=["Q (bits)", f"M GB, P = {seed['params'] / 1e9:.3f}B (architecture)"]
-        + ([f"M GB, P = {nominal / 1e9:g}B (nominal)"] if nominal else []),
-        rows=[[r["bits"], r["memory_gb"]] + ([r["memory_gb_nominal"]] if nominal else []) for r in seed["rows"]],
-        notes=[seed["source"]],
+        title=f"Seed formula {seed['formula']}, shown in GiB (2^30 bytes)",
+        columns=["Q (bits)", f"M GiB, P = {seed['params'] / 1e9:.3f}B (architecture)"]
+        + ([f"M GiB, P = {nominal / 1e9:g}B (nominal)"] if nominal else []),
+        rows=[[r["bits"], gib(r["memory_gb"])] + ([gib(r["memory_gb_nominal"])] if nominal else [])
+              for r in seed["rows"]],
+        notes=[seed["source"] + "; the formula's B is decimal gigabytes, converted here"],
         name="seed",
     )
     cands = d["candidates"]
@@ -105,7 +126,7 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
         compact=["rank", "variant", "runtime", "fits", "peak GiB", "decode tok/s", "TTFT ms", "ppl +%",
                  "measured ppl +%"],
     )
-    tables = [seed_table, mem_table, rank_table]
+    tables = [mem_table, seed_table, rank_table]
     if d.get("context_sweep"):
         tables.append(Table(
             title=f"Context sweep at batch {opt['batch']} (best fitting variant at each context)",
@@ -168,6 +189,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOption = "table",
         table: TableOption = None,
         wide: WideOption = False,
+        brief: Annotated[bool, typer.Option("--brief", help="Print only the verdict: fit, choice, speed, quality, commands.")] = False,
     ) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
@@ -206,7 +228,12 @@ def register(app: typer.Typer) -> None:
                          engine=engine, sweep=sweep_context, records=load_records(results_file))
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
-        lead, tables = plan_tables(plan)
+        if brief and fmt == "table":
+            from compress.output import console
+
+            console().print(verdict_text(plan.to_dict()), markup=False)
+            return
+        lead, tables = plan_tables(plan, width=10_000 if fmt == "md" else None)
         emit(tables, plan.to_dict(), fmt, text=lead, table=table, wide=wide, main=PLAN_TABLES.index("candidates"))
 
     @app.command("gpus", epilog="Example: compress gpus --format json  (every profile with its sources)")
