@@ -22,9 +22,13 @@ _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EAC
 app = typer.Typer(
     name="compress",
     help="Plan, apply and measure LLM compression for a model on a GPU or CPU.",
+    epilog="Example: compress plan --model llama-2-7b --gpu t4   (then: compress apply, compress bench, "
+           "compress report; compress doctor says what runs here)",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text is plain text: a name such as compress[cluster] must not be read as markup.
+    rich_markup_mode=None,
 )
 planning.register(app)
 applying.register(app)

@@ -27,3 +27,14 @@ def test_one_vocabulary_of_options():
     for name in ("report", "review", "probe", "plan"):
         assert "--output" in _help(name) and "-o" in _help(name), name
     assert "to read from" in _help("pareto") and "to append to" in _help("bench")
+
+
+def test_help_is_plain_text_at_80_columns():
+    """Flags take no value, so none shows one; text in brackets is printed, not read as markup."""
+    top = CliRunner().invoke(cli.app, ["--help"], env={"COLUMNS": "80"}).output
+    assert "Example: compress plan" in top
+    for name in _commands():
+        text = CliRunner().invoke(cli.app, [name, "--help"], env={"COLUMNS": "80"}).output
+        assert "<bool>" not in text, name
+        assert all(len(line) <= 80 for line in text.splitlines()), name
+    assert "compress[cluster]" in " ".join(_help("bench").split())
