@@ -60,7 +60,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
                  "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
                  "pp_tokens": sizes.get("pp"), "tg_tokens": sizes.get("tg"), "reps": sizes.get("reps"),
                  "warmup": sizes.get("warmup"), "ppl_convention": sizes.get("ppl_convention"),
-                 "kld_top_k": sizes.get("kld_top_k"),
+                 "kld_top_k": sizes.get("kld_top_k"), "kv_dtype": sizes.get("kv_dtype"),
                  "batch_sizes": _int_list(batch, "--batch") if batch else None,
                  "tests": tuple(t.strip() for t in tests.split(",") if t.strip()) if tests else None,
                  "runtime": runtime, "serve_rate_per_s": rate, "serve_requests": serve_requests,

@@ -145,18 +145,19 @@ class BenchEnvironment:
 
                 engine = runtime if runtime in ENGINES else None
                 s = self.settings
+                kv = {"kv_dtype": s.kv_dtype} if s.kv_dtype else {}  # the planner's own default otherwise
                 at_prompt = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
-                                            prompt_tokens=s.pp_tokens, runtime=engine)["predicted"]
+                                            prompt_tokens=s.pp_tokens, runtime=engine, **kv)["predicted"]
                 at_decode = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
                                             prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2,
-                                            runtime=engine)["predicted"]
+                                            runtime=engine, **kv)["predicted"]
                 # The measured peak spans the whole run, so predict it for the largest
                 # (batch, sequence) any test holds, not for one test's shape.
                 # What the model takes: weights, KV cache and activations, without the runtime's
                 # fixed overhead, which the measurement leaves out too (see sweep._bench_variant).
                 peak_gib = max(_model_memory_gib(predict_variant(self.spec, self.gpu, variant.name, context=tokens,
                                                                  batch=batch, prompt_tokens=min(tokens, s.pp_tokens),
-                                                                 logits_positions=logits))
+                                                                 logits_positions=logits, **kv))
                                for batch, tokens, logits in self._memory_shapes())
                 out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB,
                        "peak_memory_bytes": peak_gib * GIB,

@@ -21,7 +21,8 @@ from compress.errors import RuntimeFailure
 class BatchedContext:
     """A llama.cpp context of ``n_seq`` sequences of up to ``n_ctx_per_seq`` tokens each, on a loaded model."""
 
-    def __init__(self, model: Any, n_seq: int, n_ctx_per_seq: int, threads: int) -> None:
+    def __init__(self, model: Any, n_seq: int, n_ctx_per_seq: int, threads: int, type_k: int | None = None,
+                 type_v: int | None = None, flash_attn: bool = False) -> None:
         import llama_cpp
 
         self.lib = llama_cpp
@@ -31,6 +32,10 @@ class BatchedContext:
         params.n_ubatch = min(params.n_ctx, 512)
         params.n_seq_max = n_seq
         params.n_threads = params.n_threads_batch = threads
+        if type_k is not None:  # a quantized KV cache, as the single-sequence context has (--kv-dtype)
+            params.type_k, params.type_v = type_k, type_v
+        if flash_attn:
+            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self.ctx = llama_cpp.llama_init_from_model(model, params)
         if not self.ctx:
             raise RuntimeFailure(f"llama.cpp could not create a context of {n_seq} sequences x {n_ctx_per_seq} tokens")

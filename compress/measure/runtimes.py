@@ -45,9 +45,20 @@ def physical_cores() -> int:
 
 
 def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int,
-                 runtime: str | None = None) -> Any:
-    """The adapter for an artifact folder: ``runtime`` where given, else its manifest's ``runtime``."""
-    cls = lookup(ADAPTERS, runtime or manifest.get("runtime", "transformers"), "runtime")
+                 runtime: str | None = None, kv_dtype: str | None = None) -> Any:
+    """The adapter for an artifact folder: ``runtime`` where given, else its manifest's ``runtime``.
+
+    ``kv_dtype`` asks for a KV-cache type other than the runtime's default; a runtime that has
+    no such cache raises :class:`UnsupportedError` (a skipped record, not a failure).
+    """
+    name = runtime or manifest.get("runtime", "transformers")
+    cls = lookup(ADAPTERS, name, "runtime")
+    kv_types = getattr(cls, "kv_dtypes", {})
+    if kv_dtype is not None and kv_dtype not in kv_types:
+        raise UnsupportedError(f"{name} runs a KV cache of {', '.join(kv_types) or 'its default type only'} here, "
+                               f"not {kv_dtype}")
+    if kv_types:
+        return cls(Path(folder), manifest, device=device, threads=threads, n_ctx=n_ctx, kv_dtype=kv_dtype)
     return cls(Path(folder), manifest, device=device, threads=threads, n_ctx=n_ctx)
 
 
@@ -144,9 +155,12 @@ class LlamaCppRuntime:
 
     name = "llama.cpp"
     max_batch: int | None = None
-    kv_bytes_per_element = 2  # llama.cpp's default cache type is F16 (type_k / type_v)
+    #: KV-cache types (``--kv-dtype``) → ggml type names for ``type_k``/``type_v``, and bytes per
+    #: element (a q8_0 block: 32 values in 34 bytes, q4_0: 32 in 18; ggml-common.h). The default is F16.
+    kv_dtypes = {"fp16": ("F16", 2.0), "fp32": ("F32", 4.0), "q8_0": ("Q8_0", 34 / 32), "q4_0": ("Q4_0", 18 / 32)}
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int) -> None:
+    def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int,
+                 kv_dtype: str | None = None) -> None:
         import llama_cpp
 
         self.llama_cpp = llama_cpp
@@ -166,7 +180,14 @@ class LlamaCppRuntime:
         from compress.llamacpp import check_opens
 
         self.open_check = check_opens(self.path, threads)
-        self.record_fields = self.open_check.record_fields()
+        self.kv_dtype = kv_dtype or "fp16"
+        ggml_type, self.kv_bytes_per_element = self.kv_dtypes[self.kv_dtype]
+        # A quantized V cache needs llama.cpp's flash-attention path (llama-context.cpp refuses it otherwise).
+        self.cache_args = {} if kv_dtype is None else {
+            "type_k": int(getattr(llama_cpp, f"GGML_TYPE_{ggml_type}")),
+            "type_v": int(getattr(llama_cpp, f"GGML_TYPE_{ggml_type}")),
+            "flash_attn": ggml_type not in ("F16", "F32")}
+        self.record_fields = {**self.open_check.record_fields(), "kv_dtype": self.kv_dtype}
         self._llm: Any = None
         self._logits_all: bool | None = None
         self._next: int | None = None
@@ -176,7 +197,7 @@ class LlamaCppRuntime:
         if self._llm is None or self._logits_all != logits_all:
             self.close()
             self._llm = _load_llama(self.path, self.n_ctx, self.threads, logits_all, self.device,
-                                    self.open_check.extra_buffer_types)
+                                    self.open_check.extra_buffer_types, self.cache_args)
             self._logits_all = logits_all
         return self._llm
 
@@ -207,7 +228,7 @@ class LlamaCppRuntime:
 
         if self._batched is None or self._batched.n_seq != n_seq:
             self._close_batched()
-            self._batched = BatchedContext(llm.model, n_seq, self.n_ctx, self.threads)
+            self._batched = BatchedContext(llm.model, n_seq, self.n_ctx, self.threads, **self.cache_args)
         return self._batched
 
     def _close_batched(self) -> None:
@@ -243,13 +264,13 @@ class LlamaCppRuntime:
 
 
 def _load_llama(path: Path, n_ctx: int, threads: int, logits_all: bool, device: str,
-                extra_buffer_types: bool) -> Any:
+                extra_buffer_types: bool, cache_args: dict[str, Any]) -> Any:
     from compress.llamacpp import load_llama
 
     # n_batch = n_ctx: a whole perplexity window goes through one llama_decode call.
     return load_llama(path, n_ctx=n_ctx, n_threads=threads, logits_all=logits_all, n_batch=n_ctx,
                       n_ubatch=min(n_ctx, 512), n_gpu_layers=-1 if device == "cuda" else 0, seed=0,
-                      extra_buffer_types=extra_buffer_types)
+                      extra_buffer_types=extra_buffer_types, **cache_args)
 
 
 class OnnxRuntime:

@@ -230,7 +230,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
     with PeakMemory(env.device) as peak:
         try:
             runtime = open_runtime(folder, manifest, env.device, env.threads, env.settings.context_tokens(),
-                                   runtime=env.settings.runtime)
+                                   runtime=env.settings.runtime, kv_dtype=env.settings.kv_dtype)
         except Exception as err:  # a runtime that cannot open the artifact
             log(f"  load failed: {failure_reason(err)}")
             skipped = isinstance(err, UnsupportedError)
