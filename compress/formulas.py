@@ -68,10 +68,34 @@ def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: float, byt
     return per_token_layer * layer_tokens * batch
 
 
-def decode_bytes_per_token(weight_bytes: float, kv_bytes_read: float) -> float:
-    """Bytes a decode step must read from memory: every weight once, plus the KV cache so far.
+def decode_weight_bytes(weight_bytes: float, params: int, vocab: int, hidden: int, tied_embeddings: bool,
+                        layers: int = 0, intermediate: int = 0, experts: int = 1, experts_per_token: int = 1,
+                        batch: int = 1) -> float:
+    """Weight bytes one decode step reads: all but the input embedding table, and for a
+    mixture of experts only the experts the batch routes to.
 
-    At batch 1 each generated token streams all weights through the processor once and
+    The embedding is a lookup: a step reads one row of it, not the table, unless the table is
+    tied to the output head, which multiplies by all of it. A step of ``batch`` sequences
+    routes each token to ``experts_per_token`` of ``experts`` experts per layer; with routing
+    spread evenly, the expected share of experts touched is ``1 - (1 - k / E) ** batch``
+    (each expert missed by every token with probability ``(1 - k/E)`` per token). The expert
+    weights are ``layers * 3 * hidden * intermediate * experts`` (gate, up and down
+    projections, as in Mixtral). The planner's speed and the bench's MBU both use this.
+    """
+    embed_share = 0.0 if tied_embeddings else vocab * hidden / params
+    read = weight_bytes * (1 - embed_share)
+    if experts > 1:
+        expert_share = layers * 3 * hidden * intermediate * experts / params
+        touched = 1 - (1 - experts_per_token / experts) ** batch
+        read -= weight_bytes * expert_share * (1 - touched)
+    return read
+
+
+def decode_bytes_per_token(weight_bytes: float, kv_bytes_read: float) -> float:
+    """Bytes a decode step must read from memory: the weights it reads once
+    (:func:`decode_weight_bytes`), plus the KV cache so far.
+
+    At batch 1 each generated token streams those weights through the processor once and
     reads the keys and values of every earlier position (activations are negligible).
     """
     return weight_bytes + kv_bytes_read

@@ -114,9 +114,7 @@ class BenchEnvironment:
             spec = variant_spec(self.spec, variant)
         except ValueError:
             return None
-        return ModelShape(matmul_params=spec.matmul_params, layers=spec.layers, attention_dim=spec.heads * spec.head_dim,
-                          kv_heads=spec.kv_heads, head_dim=spec.head_dim, sliding_window=spec.sliding_window,
-                          sliding_window_layers=spec.sliding_window_layers)
+        return model_shape(spec)
 
     def ceilings(self, runtime: Any) -> list[Ceiling]:
         """The device profile's peaks and, where ``compress probe`` ran, the measured ones."""
@@ -243,3 +241,12 @@ def environment(source: Source, settings: BenchSettings, results_path: Path) -> 
                  "threads": threads, "host": host(), "git_sha": git_sha(), "libraries": library_versions(),
                  "run_id": results.new_run_id(), "bench_settings": settings.to_dict()}
     return env
+
+
+def model_shape(spec: Any) -> ModelShape:
+    """The counts bench's FLOP and byte figures need, from a planner model spec (of the variant)."""
+    return ModelShape(matmul_params=spec.matmul_params, layers=spec.layers, attention_dim=spec.heads * spec.head_dim,
+                      kv_heads=spec.kv_heads, head_dim=spec.head_dim, sliding_window=spec.sliding_window,
+                      sliding_window_layers=spec.sliding_window_layers, params=spec.params, vocab=spec.vocab,
+                      hidden=spec.hidden, tied_embeddings=spec.tied_embeddings, intermediate=spec.intermediate,
+                      experts=spec.experts, experts_per_token=spec.experts_per_token)

@@ -68,6 +68,22 @@ class ModelShape:
     head_dim: int
     sliding_window: int | None = None
     sliding_window_layers: int | None = None  # None: every layer, when sliding_window is set
+    # What decides which weights a decode step reads (compress.formulas.decode_weight_bytes).
+    params: int = 0
+    vocab: int = 0
+    hidden: int = 0
+    tied_embeddings: bool = True
+    intermediate: int = 0
+    experts: int = 1
+    experts_per_token: int = 1
+
+    def decode_weight_bytes(self, file_bytes: float, batch: int = 1) -> float:
+        """The weight bytes of ``file_bytes`` that one decode step reads, as the planner counts them."""
+        if not self.params:
+            return file_bytes
+        return formulas.decode_weight_bytes(file_bytes, self.params, self.vocab, self.hidden, self.tied_embeddings,
+                                            self.layers, self.intermediate, self.experts, self.experts_per_token,
+                                            batch)
 
 
 @dataclass
@@ -158,7 +174,7 @@ def run_decode(ctx: RunContext) -> list[dict[str, Any]]:
                                         getattr(ctx.runtime, "kv_bytes_per_element", 2),
                                         sliding_window=ctx.shape.sliding_window,
                                         sliding_window_layers=ctx.shape.sliding_window_layers)
-            per_token = metrics.decode_bytes_per_token(ctx.weight_bytes, kv)
+            per_token = metrics.decode_bytes_per_token(ctx.shape.decode_weight_bytes(ctx.weight_bytes), kv)
             out += _mbu(per_token, median_tok_s, ctx.ceilings)
     if energy.joules is not None:
         generated = (s.warmup + s.reps) * s.tg_tokens

@@ -251,15 +251,11 @@ def batch_factor(engine: str, batch: int) -> float:
 
 
 def _read_bytes(spec: ModelSpec, weight_bytes: int, batch: int) -> float:
-    """Weight bytes one decode step reads: all but the embedding table (one row is read), and
-    for MoE only the experts the batch routes to (expected distinct experts: 1-(1-k/E)^batch)."""
-    embed_share = spec.vocab * spec.hidden / spec.params if not spec.tied_embeddings else 0.0
-    read = weight_bytes * (1 - embed_share)
-    if spec.experts > 1:
-        expert_share = spec.layers * 3 * spec.hidden * spec.intermediate * spec.experts / spec.params
-        touched = 1 - (1 - spec.experts_per_token / spec.experts) ** batch
-        read -= weight_bytes * expert_share * (1 - touched)
-    return read
+    """Weight bytes one decode step reads (:func:`compress.formulas.decode_weight_bytes`)."""
+    from compress.formulas import decode_weight_bytes
+
+    return decode_weight_bytes(weight_bytes, spec.params, spec.vocab, spec.hidden, spec.tied_embeddings,
+                               spec.layers, spec.intermediate, spec.experts, spec.experts_per_token, batch)
 
 
 def prefill_tokens_per_pass(rt: dict[str, Any], prompt_tokens: int, batch: int) -> int:

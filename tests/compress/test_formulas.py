@@ -62,3 +62,29 @@ def test_sliding_window_by_hand():
         (21 * 4096 + 21 * 8192) * 8192
     # No window: every layer keeps every token.
     assert formulas.kv_cache_bytes(42, 8, 256, 8192, 2) == 42 * 8192 * 8192
+
+
+@pytest.mark.parametrize("model, variant", [("mixtral-8x7b", "q4_k_m"), ("llama-3-8b", "fp16"), ("smollm2-135m", "q8_0")])
+def test_bench_mbu_and_the_planner_count_the_same_decode_bytes(model, variant):
+    """One formula: the planner's speed and bench's MBU read the same weight bytes per decode step,
+    for a mixture of experts (two of eight experts a token), an untied embedding and a tied one."""
+    from compress import variants
+    from compress.formulas import decode_weight_bytes
+    from compress.measure.context import model_shape
+    from compress.planner import formats
+    from compress.planner.predict import _read_bytes
+    from compress.planner.spec import load_model_spec
+
+    spec = load_model_spec(model)
+    stored = formats.weight_bytes(spec, variants.parse(variant))
+    shape = model_shape(formats.variant_spec(spec, variants.parse(variant)))
+    for batch in (1, 4):
+        assert shape.decode_weight_bytes(stored, batch) == pytest.approx(_read_bytes(spec, stored, batch), rel=1e-12)
+    read = decode_weight_bytes(stored, spec.params, spec.vocab, spec.hidden, spec.tied_embeddings, spec.layers,
+                               spec.intermediate, spec.experts, spec.experts_per_token)
+    if spec.experts > 1:
+        assert read < 0.4 * stored  # Mixtral reads about 13B of its 47B parameters a token
+    elif not spec.tied_embeddings:
+        assert read == pytest.approx(stored * (1 - spec.vocab * spec.hidden / spec.params))
+    else:
+        assert read == stored  # a tied table is read whole by the output head
