@@ -40,9 +40,11 @@ setup: $(STAMP) $(VLLM_STAMP)
 # The demo's records go to results/local/ (ignored by git): the committed results/ stay as they are.
 DEMO_RESULTS := results/local/bench.jsonl
 
-# doctor first: what runs on this machine (a failing runtime is named there, and bench then fails).
+# doctor first: what runs on this machine (a failing runtime is named there, and bench then fails);
+# then probe, so that the plan predicts from this machine's measured bandwidth, not a default.
 demo: setup
 	-$(BIN)/compress doctor
+	$(BIN)/compress probe
 	$(BIN)/compress plan --model smollm2-135m --gpu cpu
 	$(BIN)/compress bench --model default --methods fp32,gptq-4-g64,nf4,q8_0,q4_k_m --results $(DEMO_RESULTS)
 	$(BIN)/compress report --results $(DEMO_RESULTS) -o results/local/report.html
