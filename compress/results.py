@@ -16,6 +16,9 @@ One record per measured metric of one variant, appended atomically to
 - the prediction: ``predicted`` and ``prediction_error_pct`` (measured vs planner);
 - bookkeeping: ``schema``, ``run_id``, ``timestamp``, ``status`` (``ok``/``failed``),
   ``error`` (the reason of a failure record).
+
+:func:`load` adds ``results_file`` (the file a record was read from) to each record it returns,
+so views that merge several files keep each record's origin; it is never written back.
 """
 
 from __future__ import annotations
@@ -50,13 +53,18 @@ def append(path: Path, rec: dict[str, Any]) -> None:
 
 
 def load(paths: Iterable[Path] | Path) -> list[dict[str, Any]]:
-    """Every record in the given files, or in every ``*.jsonl`` of a given folder."""
+    """Every record in the given files, or in every ``*.jsonl`` of a given folder, each with the
+    file it came from in ``results_file``. A file named twice is read once."""
     if isinstance(paths, str | Path):
         paths = [Path(paths)]
     records: list[dict[str, Any]] = []
+    seen: set[Path] = set()
     for path in paths:
         path = Path(path)
         files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
         for file in files:
-            records += [r for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+            if file.resolve() in seen:
+                continue
+            seen.add(file.resolve())
+            records += [{**r, "results_file": str(file)} for r in read_jsonl(file) if r.get("schema") == SCHEMA]
     return records
