@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
         tflops: Annotated[float | None, typer.Option("--tflops", help="With --gpu-memory: dense fp16/bf16 TFLOPS (for prefill and TTFT).")] = None,
         compute_capability: Annotated[str | None, typer.Option("--compute-capability", help="With --gpu-memory: CUDA compute capability, e.g. 8.9 (default 8.0).")] = None,
         sweep_context: Annotated[bool, typer.Option("--sweep-context", help="Also size every candidate from 512 tokens to the model's maximum context.")] = False,
-        results_file: Annotated[Path | None, typer.Option("--results", help="Bench records (file or folder) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [results/].")] = Path("results"),
+        results_files: Annotated[list[Path] | None, typer.Option("--results", help="Bench records (file or folder; repeat it or give a comma list) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [$COMPRESS_RESULTS, else results/ here].")] = None,
         fmt: FormatOption = "table",
         table: TableOption = None,
         wide: WideOption = False,
@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
         from compress.planner.hardware import custom_gpu
-        from compress.planner.measured import load_records
+        from compress.commands.measuring import view_records
 
         _check_format(fmt)
         if table is not None and table not in PLAN_TABLES:
@@ -203,7 +203,10 @@ def register(app: typer.Typer) -> None:
             raise UserInputError("--compute-capability describes a custom device: pass it with --gpu-memory and --bandwidth")
         plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, sweep=sweep_context, records=load_records(results_file))
+                         engine=engine, sweep=sweep_context,
+                         # Measured figures only (no predictions are read from records); none found is
+                         # no evidence yet, unless --results named files that are not there.
+                         records=view_records(results_files, as_recorded=True, required=bool(results_files)))
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)

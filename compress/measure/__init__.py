@@ -112,9 +112,18 @@ def choose_variants(source: Any, device: str, methods: str | None, plan: Path | 
     if methods:
         return variants.parse_list(methods)
     if plan is not None:
-        from compress.planner.document import read_plan
+        from compress.planner.document import check_plan_model, read_plan
+        from compress.planner.spec import load_model_spec
 
-        return pareto_candidates(read_plan(plan))
+        doc = read_plan(plan)
+        try:
+            given = load_model_spec(str(source.path)).to_dict()
+        except UserInputError:
+            given = None  # a model the planner cannot read: the sweep reports what is wrong with it
+        if given is not None:
+            # As apply --plan does: a plan sized for another model must not measure this one.
+            check_plan_model(doc.model, given, plan, str(source.name))
+        return pareto_candidates(doc)
     from compress.planner import make_plan
 
     return pareto_candidates(make_plan(str(source.path), gpu="cpu" if device == "cpu" else "auto").to_dict())

@@ -16,6 +16,7 @@ A test that failed shows ``failed: <cause>`` in its cells instead of a figure.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ COLUMNS = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB",
 FAILED_CELLS = {"ppl": ("ppl", "Δppl %", "KLD", "same top %"), "pp": ("TTFT ms",), "tg": ("tok/s",),
                 "memory": ("mem GiB",), "size": ("size MiB",)}
 WHOLE_VARIANT_TESTS = ("apply", "load")
-FAILED_CELL_CHARS = 24  # "failed: " and the start of the cause: a table cell, not the log
+FAILED_CELL_CHARS = 18  # "failed: " and the start of the cause, within an 80-column view; --wide has it whole
 #: Metric → its short name in the status column's "prediction changed" mark.
 PREDICTED_FIELDS = {"decode_tok_s": "tok/s", "peak_memory_bytes": "mem", "ln_ppl_ratio": "Δppl", "kld_mean": "KLD",
                     "ttft_ms": "TTFT", "perplexity": "ppl", "artifact_bytes": "size"}
@@ -69,7 +70,9 @@ def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[A
 
 def failure_text(reason: str | None, status: str = "failed", limit: int = FAILED_CELL_CHARS) -> str:
     """``failed: <cause>`` cut to ``limit`` characters, for a cell where a figure would be."""
-    text = f"{status}: {(reason or 'no reason recorded').splitlines()[0]}"
+    cause = (reason or "no reason recorded").splitlines()[0]
+    cause = re.sub(r"^\w+(Error|Failure|Exception): ", "", cause)  # the exception's class says little here
+    text = f"{status}: {cause}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -163,12 +166,19 @@ def _take(row: dict[str, Any], r: dict[str, Any]) -> None:
 
 
 def _label_settings(rows: list[dict[str, Any]]) -> None:
-    """``setting``: what tells a row from the other rows of its variant (None where it is alone):
-    the model file's fingerprint, the perplexity convention, the tokens scored, the chosen runtime."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    """``setting``: what tells a row from the other rows of its variant (None where every variant of
+    the model on the device has one row): the model file's fingerprint, the perplexity convention,
+    the tokens scored, the chosen runtime; the same parts for every row of the model, so that one
+    label means one setting."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["variant"], r["device"]), []).append(r)
+        groups.setdefault((r["model"], r["device"]), []).append(r)
     for members in groups.values():
+        variants = [m["variant"] for m in members]
+        if len(set(variants)) == len(variants):
+            for m in members:
+                m["setting"] = None
+            continue
         differs = [len({m["model_fingerprint"] for m in members}) > 1,
                    *(len({m["_setting"][i] for m in members}) > 1 for i in range(3))]
         for m in members:
@@ -235,15 +245,18 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
     columns = list(COLUMNS)
     body = [[_cells(r)[c] for c in COLUMNS] for r in rows]
     compact = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto"]
-    if any(r.get("setting") for r in rows):
+    # A setting is a letter in the table (the notes spell it out), so the view still fits 80 columns.
+    letters = {text: chr(ord("A") + i) for i, text in enumerate(dict.fromkeys(r["setting"] for r in rows
+                                                                             if r.get("setting")))}
+    if letters:
         columns.insert(1, "setting")
-        body = [[row[0], r.get("setting") or "", *row[1:]] for r, row in zip(rows, body)]
-        compact = [c for c in compact if c not in ("device", "size MiB")]
+        body = [[row[0], letters.get(r.get("setting"), ""), *row[1:]] for r, row in zip(rows, body)]
+        compact = [c for c in compact if c != "device"]
         compact.insert(1, "setting")
     if len(models) > 1:
         columns.insert(0, "model")
         body = [[r["model"], *row] for r, row in zip(rows, body)]
-        compact = ["model", *(c for c in compact if c not in ("runtime", "size MiB"))]
+        compact = ["model", *(c for c in compact if c not in ("runtime", "size MiB", "device"))]
     changed = sum(bool(r.get("prediction_changed")) for r in rows)
     whose = ("the prediction stored in each record when it was measured (--as-recorded)" if as_recorded else
              "today's planner's prediction for the record's model, device profile, runtime and settings"
@@ -259,9 +272,9 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
                f"err% = (measured - predicted) / predicted; the prediction is {whose}.",
                "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
                "baseline on the same tokens; same top % = positions where both models' most probable token agree."]
-              + (["setting = what tells rows of one variant apart: the model file (its fingerprint), the "
-                  "perplexity convention, the tokens scored, or the runtime every artifact ran in."]
-                 if "setting" in columns else []),
+              + ([f"setting = what tells rows of one variant apart (model file, perplexity convention, tokens "
+                  f"scored, runtime): {'; '.join(f'{letter} = {text}' for text, letter in letters.items())}."]
+                 if letters else []),
         name="pareto",
         compact=compact,
     )

@@ -9,7 +9,6 @@ KL divergence and top-token agreement where recorded. The newest record of each 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 #: Variants whose perplexity is the baseline of a perplexity change, best first.
@@ -38,14 +37,6 @@ def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[s
     except ImportError:
         pass
     return keys
-
-
-def load_records(path: Path | None) -> list[dict[str, Any]]:
-    if path is None or not Path(path).exists():
-        return []
-    from compress import results
-
-    return results.load(Path(path))
 
 
 def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile: str) -> dict[str, dict[str, Any]]:
