@@ -14,7 +14,7 @@ _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {'
 _CLUSTER_HELP = ("Run each variant as a task on a Ray cluster: auto (RAY_ADDRESS or this machine's cluster), "
                  "ray://HOST:10001, or local[:CPUS] (a private cluster on 127.0.0.1 for this run). Needs compress[cluster].")
 _RESULTS_IN = Annotated[list[Path] | None, typer.Option("--results", help=(
-    "Bench records to read: a JSON Lines file or a folder of them; repeat it or give a comma list to merge "
+    "Bench records to read from: a JSON Lines file or a folder of them; repeat it or give a comma list to merge "
     "several [$COMPRESS_RESULTS, else results/ here]."))]
 _AS_RECORDED = Annotated[bool, typer.Option("--as-recorded", help=(
     "Set each measurement beside the prediction stored when it was measured, instead of today's planner's."))]
