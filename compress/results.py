@@ -17,8 +17,9 @@ One record per measured metric of one variant, appended atomically to
 - bookkeeping: ``schema``, ``run_id``, ``timestamp``, ``status`` (``ok``/``failed``),
   ``error`` (the reason of a failure record).
 
-:func:`load` adds ``results_file`` (the file a record was read from) to each record it returns,
-so views that merge several files keep each record's origin; it is never written back.
+:func:`load` with ``provenance`` adds ``results_file`` (the file a record was read from) to each
+record it returns, so views that merge several files keep each record's origin; it is never
+written back.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ def append(path: Path, rec: dict[str, Any]) -> None:
     append_jsonl(path, rec)
 
 
-def load(paths: Iterable[Path] | Path) -> list[dict[str, Any]]:
-    """Every record in the given files, or in every ``*.jsonl`` of a given folder, each with the
-    file it came from in ``results_file``. A file named twice is read once."""
+def load(paths: Iterable[Path] | Path, provenance: bool = False) -> list[dict[str, Any]]:
+    """Every record in the given files, or in every ``*.jsonl`` of a given folder (a file named
+    twice is read once); with ``provenance``, each with the file it came from in ``results_file``."""
     if isinstance(paths, str | Path):
         paths = [Path(paths)]
     records: list[dict[str, Any]] = []
@@ -66,5 +67,6 @@ def load(paths: Iterable[Path] | Path) -> list[dict[str, Any]]:
             if file.resolve() in seen:
                 continue
             seen.add(file.resolve())
-            records += [{**r, "results_file": str(file)} for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+            found = [r for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+            records += [{**r, "results_file": str(file)} for r in found] if provenance else found
     return records

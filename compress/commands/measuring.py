@@ -201,7 +201,7 @@ def view_records(given: list[Path] | None, as_recorded: bool = False, required: 
     from compress.measure.predictions import with_current_predictions
 
     try:
-        records = results.load(paths.results_inputs(given))
+        records = results.load(paths.results_inputs(given), provenance=True)
     except UserInputError:
         if required:
             raise

@@ -16,8 +16,9 @@ def _file(path, variant):
 def test_given_files_are_merged_and_each_record_keeps_its_file(tmp_path):
     a, b = _file(tmp_path / "a.jsonl", "q8_0"), _file(tmp_path / "b.jsonl", "nf4")
     inputs = paths.results_inputs([str(a), f"{b},{a}"])
-    records = results.load(inputs)
+    records = results.load(inputs, provenance=True)
     assert [(r["variant"], r["results_file"]) for r in records] == [("q8_0", str(a)), ("nf4", str(b))]
+    assert "results_file" not in results.load(inputs)[0]  # what bench reads back to resume is as written
 
 
 def test_the_environment_then_the_working_folder(tmp_path, monkeypatch):
