@@ -118,3 +118,15 @@ def test_the_printed_apply_line_writes_what_the_serve_line_names(tmp_path):
         assert (tmp_path / served[served.index("-m") + 1]).is_file()
     else:
         assert (tmp_path / served[2] / "manifest.json").is_file()
+
+
+def test_plan_says_where_its_measured_column_comes_from(tmp_path):
+    empty = _cli("plan", "--model", "default", "--gpu", "cpu", cwd=tmp_path, env={"COMPRESS_RESULTS": ""})
+    assert empty.returncode == 0, empty.stderr
+    assert "No bench records found" in " ".join(empty.stdout.split())
+    both = _cli("plan", "--model", "default", "--gpu", "cpu", "--results", str(RESULTS / "quality-cpu.jsonl"),
+                "--format", "json", cwd=tmp_path)
+    measured = {c["variant"]: c["measured"]["setting"] for c in json.loads(both.stdout)["candidates"]
+                if c.get("measured")}
+    # The file holds two settings; the most recent run's is shown, and named.
+    assert set(measured.values()) == {"ppl llama.cpp, 8192 tok"} and "q8_0" in measured

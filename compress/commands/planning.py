@@ -100,7 +100,8 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
               + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
                  "ppl +% is the expected perplexity change, published figures carried to this model's size, "
                  "family and storage, with the band their spread allows (--wide; --format json, quality_source); "
-                 "measured ppl +% is the change bench measured on this device, which the ranking uses where present."],
+                 "measured ppl +% is the change bench measured on this device, which the ranking uses where present"
+                 + _measured_basis(cands) + "."],
         name="candidates",
         compact=["rank", "variant", "runtime", "fits", "peak GiB", "decode tok/s", "TTFT ms", "ppl +%",
                  "measured ppl +%"],
@@ -125,6 +126,13 @@ def quality_cells(candidate: dict[str, Any]) -> tuple[str, str | None, str | Non
     measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
     return ("?" if delta is None else _pct(delta), f"{_pct(band[0], sign='')} - {_pct(band[1], sign='')}" if band else None,
             None if measured is None else _pct(measured))
+
+
+def _measured_basis(cands: list[dict[str, Any]]) -> str:
+    """The perplexity settings the measured column comes from (a variant measured under several
+    shows its most recent), or nothing where nothing was measured."""
+    settings = sorted({(c.get("measured") or {}).get("setting") for c in cands} - {None})
+    return f" ({'; '.join(settings)})" if settings else ""
 
 
 def _pct(value: float, sign: str = "+") -> str:
@@ -201,15 +209,19 @@ def register(app: typer.Typer) -> None:
             device = custom_gpu(parse_memory_gib(gpu_memory), bandwidth, tflops, compute_capability=compute_capability)
         elif compute_capability is not None:
             raise UserInputError("--compute-capability describes a custom device: pass it with --gpu-memory and --bandwidth")
+        # Measured figures only (no predictions are read from records); none found is no evidence
+        # yet, unless --results named files that are not there.
+        records = view_records(results_files, as_recorded=True, required=bool(results_files))
         plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, sweep=sweep_context,
-                         # Measured figures only (no predictions are read from records); none found is
-                         # no evidence yet, unless --results named files that are not there.
-                         records=view_records(results_files, as_recorded=True, required=bool(results_files)))
+                         engine=engine, sweep=sweep_context, records=records)
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)
+        if not records:
+            tables[PLAN_TABLES.index("candidates")].notes.append(
+                "No bench records found ($COMPRESS_RESULTS, else results/ here): measured ppl +% stays empty; "
+                "pass --results FILE to set measurements beside the predictions.")
         emit(tables, plan.to_dict(), fmt, text=lead, table=table, wide=wide, main=PLAN_TABLES.index("candidates"))
 
     @app.command("gpus", epilog="Example: compress gpus --format json  (every profile with its sources)")
