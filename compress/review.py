@@ -93,6 +93,11 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
     return data
 
 
+def _changed_predictions(measured: dict[str, dict[str, Any]]) -> str:
+    """The measured variants whose stored prediction has since moved, as a list in words ('' if none)."""
+    return ", ".join(sorted(v for v, row in measured.items() if row.get("prediction_changed")))
+
+
 def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
 
@@ -262,6 +267,9 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
                              "measured tok/s", "pred ppl +%", "measured ppl +%"])]
     if not data["measured"]:
         parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
+    elif changed := _changed_predictions(data["measured"]):
+        parts.append(text(f"Measured errors are against today's planner; the predictions stored when {changed} were "
+                          "measured differ from today's by more than 10% (`--as-recorded` shows those)."))
     parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]
     return parts
 
