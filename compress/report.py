@@ -332,6 +332,12 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None, a
 
     latest = latest_by_test_and_metric(records)
     labels = {r["key"]: r.get("setting") for r in rows}
+
+    def strip_label(r: dict[str, Any]) -> str:
+        """A strip's label: variant and device, and the row's setting where its variant has several."""
+        setting = labels.get(row_key(r))
+        return f"{r['variant']} {r['device']}" + (f" ({setting})" if setting else "")
+
     strips = []
     for metric, title, unit, how in (
             ("ttft_ms", "Time to first token, every repetition", "ms",
@@ -343,9 +349,7 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None, a
             ("decode_tok_s", "Decode speed, every repetition", "tok/s",
              "one row per variant; each dot is one timed repetition of the decode test, the red bar is the "
              "median, the grey line the range, n the repetitions. Right is faster.")):
-        groups = {(r.get("model") or "?", f"{r['variant']} {r['device']}" + (f" ({labels[row_key(r)]})"
-                                                                            if labels.get(row_key(r)) else "")):
-                  r.get("samples") or []
+        groups = {(r.get("model") or "?", strip_label(r)): r.get("samples") or []
                   for r in latest.values()
                   if r.get("metric") == metric and r.get("status") == "ok" and r.get("test", "").startswith(("pp", "tg"))
                   and (model is None or model in (r.get("model"), r.get("model_fingerprint")))}

@@ -36,6 +36,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress import apply, results, sources
     from compress.loading import pick_device
     from compress.measure.pareto_table import pareto_table
+    from compress.measure.predictions import with_current_predictions
     from compress.measure.settings import BenchSettings
     from compress.measure.sweep import run_sweep
     from compress.paths import cache_dir
@@ -86,7 +87,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
         if methods or plan:
             raise UserInputError("--endpoint measures a running server: drop --methods and --plan")
         records = run_endpoint(source, settings, endpoint, Path(results_path), log=log)
-        return records, pareto_table(results.load(Path(results_path)), model=source.fingerprint())
+        return records, pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
     variant_list = choose_variants(source, resolved, methods, plan)
     options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                             trust_remote_code=trust_remote_code)
@@ -99,7 +100,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     else:
         records = run_sweep(source, variant_list, settings, options, Path(results_path), artifacts, resume=resume,
                             log=log, isolate=True)
-    table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
+    table = pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
     return records, table
 
 
