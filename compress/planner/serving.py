@@ -61,7 +61,8 @@ def model_source(planned: dict[str, Any]) -> ModelSource:
         return ModelSource(sources.DEFAULT_MODEL, sources.DEFAULT_SOURCE_NAME)
     if path:
         local = Path(path).parent if Path(path).name == "config.json" else Path(path)
-        return ModelSource(str(local), local.stem if local.suffix == ".gguf" else local.name)
+        # Named as compress.sources.resolve names it: a file by its stem, a folder by its resolved name.
+        return ModelSource(str(local), local.stem if local.suffix == ".gguf" else local.resolve().name)
     folder = f"{DOWNLOAD_DIR}/{_safe(name)}"
     hf_id = planned.get("hf_id") or (name if planned.get("origin") == "hub" else None)
     download = f"hf download {hf_id} --local-dir {folder}" if hf_id else None
