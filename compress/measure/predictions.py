@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from compress.measure.metrics import prediction_error_pct
@@ -99,19 +100,27 @@ class _Predictor:
     """Today's figures for records, one planner call a (model, profile, variant, runtime, settings)."""
 
     def __init__(self) -> None:
-        self._specs: dict[str, Any] = {}
+        self._specs: dict[tuple[str, str | None], Any] = {}
         self._gpus: dict[str, Any] = {}
         self._figures: dict[tuple[str, ...], dict[str, float] | str] = {}
 
-    def _spec(self, model: str) -> Any:
-        if model not in self._specs:
+    def _spec(self, model: str, artifact: str | None) -> Any:
+        """The planner's spec of a recorded model: by its catalog name, else from the source its
+        artifact's manifest names, where that file or folder is still here (None otherwise)."""
+        key = (model, artifact)
+        if key not in self._specs:
             from compress.planner.spec import load_model_spec
 
-            try:
-                self._specs[model] = load_model_spec(planner_model(model))
-            except Exception:  # a folder or file gone since the measurement, or a name not in the catalog
-                self._specs[model] = None
-        return self._specs[model]
+            self._specs[key] = None
+            for name in (planner_model(model), _manifest_source(artifact)):
+                if not name:
+                    continue
+                try:
+                    self._specs[key] = load_model_spec(name)
+                    break
+                except Exception:  # a name not in the catalog, or a folder or file gone since the measurement
+                    continue
+        return self._specs[key]
 
     def _gpu(self, profile: str) -> Any:
         if profile not in self._gpus:
@@ -128,16 +137,18 @@ class _Predictor:
         model, profile, variant = r.get("model") or "?", r.get("profile") or "", r.get("variant") or "?"
         stored = r.get("bench_settings") or {}
         runtime = stored.get("runtime") or r.get("runtime")
-        key = (model, profile, variant, str(runtime), json.dumps(stored, sort_keys=True))
+        artifact = r.get("artifact")
+        key = (model, str(artifact), profile, variant, str(runtime), json.dumps(stored, sort_keys=True))
         if key not in self._figures:
-            self._figures[key] = self._predict(model, profile, variant, stored, runtime)
+            self._figures[key] = self._predict(model, artifact, profile, variant, stored, runtime)
         return self._figures[key]
 
-    def _predict(self, model: str, profile: str, variant: str, stored: dict[str, Any],
+    def _predict(self, model: str, artifact: str | None, profile: str, variant: str, stored: dict[str, Any],
                  runtime: str | None) -> dict[str, float] | str:
-        spec = self._spec(model)
+        spec = self._spec(model, artifact)
         if spec is None:
-            return f"not re-predicted: the planner does not know {model} (a catalog name, or its folder here)"
+            return (f"not re-predicted: the planner does not know {model} (not a catalog name, and the source "
+                    "its artifact names is not on this machine)")
         gpu = self._gpu(profile) if profile else None
         if gpu is None:
             return f"not re-predicted: no device profile {profile or '(none recorded)'}"
@@ -146,6 +157,20 @@ class _Predictor:
             return predicted_figures(spec, gpu, variant, settings, runtime)
         except Exception as err:  # the planner refusing a variant leaves the figure without a prediction
             return f"not re-predicted: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+
+
+def _manifest_source(artifact: str | None) -> str | None:
+    """The source path an artifact's manifest records (``compress apply``), if the manifest is here."""
+    from compress.fsutil import MANIFEST
+
+    if not artifact:
+        return None
+    try:
+        source = json.loads((Path(artifact) / MANIFEST).read_text(encoding="utf-8")).get("source") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    path = source.get("path")
+    return path if path and Path(path).exists() else None
 
 
 def with_current_predictions(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

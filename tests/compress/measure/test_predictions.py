@@ -58,3 +58,23 @@ def test_perplexity_is_predicted_from_the_baseline_of_the_same_settings():
     q8 = results.record(**common, variant="q8_0", runtime="llama.cpp", value=20.1, predicted=99.0)
     _, new = with_current_predictions([base, q8])
     assert 20.0 < new["predicted"] < 21.0 and new["predicted_as_recorded"] == 99.0
+
+
+def test_a_local_model_is_found_through_its_artifacts_manifest(tmp_path):
+    import json
+
+    model = tmp_path / "my-model"
+    model.mkdir()
+    # A small Llama config (widths multiples of 256, as the GGUF and GPTQ block sizes want).
+    (model / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1024,
+        "max_position_embeddings": 2048, "tie_word_embeddings": True}))
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "manifest.json").write_text(json.dumps({"source": {"kind": "hf", "path": str(model)}}))
+    [found] = with_current_predictions([_memory(model="my-model", artifact=str(artifact))])
+    assert found["predicted"] is not None and "prediction_note" not in found
+    (artifact / "manifest.json").unlink()  # the artifact gone: nothing names the model's folder any more
+    [gone] = with_current_predictions([_memory(model="my-model", artifact=str(artifact))])
+    assert gone["predicted"] is None and gone["prediction_note"].startswith("not re-predicted")
