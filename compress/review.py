@@ -10,11 +10,13 @@ predictions no measurement has checked yet, or checked and found off by more tha
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from compress.fsutil import atomic_write_text
+from compress.measure.predictions import CHANGED_PCT
 from compress.planner.document import Candidate
 
 MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
@@ -89,7 +91,8 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         chosen, other = _chosen(plan), _chosen(busy)
         if other is not None and (other["variant"], other["runtime"]) != (chosen["variant"], chosen["runtime"]):
             data["serve_busy"] = {"batch": SERVING_BATCH, "variant": other["variant"], "runtime": other["runtime"],
-                                  "kernel": other["kernel"], "command": serve_line(busy)}
+                                  "kernel": other["kernel"], "command": serve_line(busy),
+                                  "apply": build_lines(busy)["apply"]}
     return data
 
 
@@ -128,7 +131,12 @@ def _bench_line(plan: dict[str, Any], variant: str, tests: str = "") -> str:
     """The ``compress bench`` line that measures ``variant`` of the plan's model."""
     from compress.planner.serving import model_source
 
-    return f"compress bench --model {model_source(plan['model']).model_arg} --methods {variant}{tests}"
+    return f"compress bench --model {shlex.quote(model_source(plan['model']).model_arg)} --methods {variant}{tests}"
+
+
+def _busy_commands(busy: dict[str, Any]) -> list[str]:
+    """The lines that build and serve the pair for many sequences (the download, if any, is said above)."""
+    return [c for c in (busy.get("apply"), busy["command"]) if c]
 
 
 def _busy_text(busy: dict[str, Any]) -> str:
@@ -258,7 +266,8 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
     intro, commands = _serve_text(data)
     parts += ["## Serving", text(intro)] + ([code("\n".join(wrapped(c) for c in commands))] if commands else [])
     if busy := data.get("serve_busy"):
-        parts += [text(_busy_text(busy))] + ([code(wrapped(busy["command"]))] if busy["command"] else [])
+        parts += [text(_busy_text(busy))] + ([code("\n".join(wrapped(c) for c in _busy_commands(busy)))]
+                                             if busy["command"] else [])
     parts += ["## Risks",
               "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
               "## Plan and measured evidence",
@@ -269,7 +278,7 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
         parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
     elif changed := _changed_predictions(data["measured"]):
         parts.append(text(f"Measured errors are against today's planner; the predictions stored when {changed} were "
-                          "measured differ from today's by more than 10% (`--as-recorded` shows those)."))
+                          f"measured differ from today's by more than {CHANGED_PCT:g}% (`--as-recorded` shows those)."))
     parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]
     return parts
 
@@ -316,8 +325,9 @@ def render_html(data: dict[str, Any]) -> str:
             "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
             *([f"<pre>{esc(chr(10).join(wrapped(c) for c in commands))}</pre>"]
               if (commands := _serve_text(data)[1]) else []),
-            *([f"<p>{esc(_busy_text(busy))}</p>"] + ([f"<pre>{esc(wrapped(busy['command']))}</pre>"]
-                                                     if busy["command"] else [])
+            *([f"<p>{esc(_busy_text(busy))}</p>"]
+              + ([f"<pre>{esc(chr(10).join(wrapped(c) for c in _busy_commands(busy)))}</pre>"]
+                 if busy["command"] else [])
               if (busy := data.get("serve_busy")) else []),
             "<h2>Risks</h2><ul>",
             *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",

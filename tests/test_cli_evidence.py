@@ -130,3 +130,11 @@ def test_plan_says_where_its_measured_column_comes_from(tmp_path):
                 if c.get("measured")}
     # The file holds two settings; the most recent run's is shown, and named.
     assert set(measured.values()) == {"ppl llama.cpp, 8192 tok"} and "q8_0" in measured
+
+
+def test_the_pair_for_many_sequences_comes_with_its_own_build_line():
+    from compress.review import review_data
+
+    busy = review_data("llama-2-7b", "h100-sxm", [])["serve_busy"]
+    assert busy["apply"].startswith(f"compress apply --model models/llama-2-7b --method {busy['variant']} ")
+    assert busy["command"].split()[2] == busy["apply"].split("--out-dir ")[1]  # vllm serve <the folder apply wrote>
