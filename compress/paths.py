@@ -2,7 +2,8 @@
 
 - caches: ``$COMPRESS_CACHE`` or ``~/.cache/compress``;
 - results (``bench.jsonl``, reports): ``$COMPRESS_RESULTS`` or ``results/`` in the working
-  directory; ``compress bench`` writes there;
+  directory; ``compress bench`` writes there, and the views (plan, pareto, report, review) read
+  every ``*.jsonl`` there unless given ``--results`` (:func:`results_inputs`);
 - ``compress probe``'s ``probe.json``: in the cache root (``$COMPRESS_RESULTS`` when set),
   where the planner reads it: a measurement of this machine, not of the source tree.
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -37,3 +39,29 @@ def probe_file() -> Path:
 def results_file(name: str = "bench.jsonl") -> Path:
     """A file in :func:`results_dir`, e.g. the default ``results/bench.jsonl``."""
     return results_dir() / name
+
+
+def results_inputs(given: Sequence[Path | str] | None = None) -> list[Path]:
+    """The results files and folders a view reads: each ``--results`` (repeatable, each a file,
+    a folder of ``*.jsonl`` or a comma list of those), else ``$COMPRESS_RESULTS``, else
+    ``results/`` of the working directory.
+
+    Raises one line naming every place tried when none of them exists.
+    """
+    from compress.errors import UserInputError
+
+    named = [Path(part.strip()).expanduser() for text in given or () for part in str(text).split(",") if part.strip()]
+    if named:
+        missing = [str(p) for p in named if not p.exists()]
+        if missing:
+            raise UserInputError(f"no results at {', '.join(missing)}: expected a bench JSON Lines file or a folder "
+                                 "of them; run `compress bench` first, or check the --results path")
+        return named
+    env = os.environ.get("COMPRESS_RESULTS")
+    place = Path(env).expanduser() if env else Path("results")
+    if not place.exists() or (place.is_dir() and not any(place.glob("*.jsonl"))):
+        tried = (f"--results (not given), $COMPRESS_RESULTS={env}" if env else
+                 f"--results (not given), $COMPRESS_RESULTS (not set), {Path.cwd() / 'results'}")
+        raise UserInputError(f"no bench records found: tried {tried}; run `compress bench` first, or pass "
+                             "--results FILE (repeatable) or set COMPRESS_RESULTS")
+    return [place]

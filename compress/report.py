@@ -279,14 +279,17 @@ def strip_svg(groups: dict[Any, Sequence[float]], title: str, unit: str, svg_id:
 
 # --- the report --------------------------------------------------------------------------------
 
-def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -> str:
-    from compress.measure.pareto_table import latest_by_test_and_metric, pareto_rows, pareto_table
+def render_report(records: Sequence[dict[str, Any]], model: str | None = None, as_recorded: bool = False) -> str:
+    """The report of ``records`` (predictions as the records carry them: today's where the caller
+    re-predicted them, the stored ones with ``as_recorded``, which the notes say)."""
+    from compress.measure.pareto_table import latest_by_test_and_metric, pareto_rows, pareto_table, row_key
 
     rows = pareto_rows(records, model)
-    table = pareto_table(records, model)
+    table = pareto_table(records, model, as_recorded=as_recorded)
+    files = sorted({r["results_file"] for r in records if r.get("results_file")})
     sections = ["<h1>compress bench report</h1>",
-                f'<p class="note">{len(records)} records; {len(rows)} model/variant/device rows. '
-                "Click a column header to sort.</p>"]
+                f'<p class="note">{len(records)} records; {len(rows)} model/variant/device/setting rows'
+                + (f" from {esc(', '.join(files))}" if files else "") + ". Click a column header to sort.</p>"]
     sections.append("<h2>Measured variants</h2>")
     sections.append('<div class="scroll">' + table_html(table.columns, table.rows, "pareto-table",
                                                          sort_col=table.columns.index("ppl"),
@@ -296,9 +299,12 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
 
     max_mem = max((r.get("peak_memory_gib") or 0 for r in rows), default=0) or 1
     def name(r: dict[str, Any]) -> str:
-        """A point's label: the variant, with the device where one model was measured on several."""
+        """A point's label: the variant, with the device where one model was measured on several, and the
+        setting where the variant has rows of several settings."""
         several = len({x["device"] for x in rows if x["model"] == r["model"]}) > 1
-        return f"{r['variant']} ({r['device']})" if several else r["variant"]
+        about = [r["device"]] if several else []
+        about += [r["setting"]] if r.get("setting") else []
+        return f"{r['variant']} ({', '.join(about)})" if about else r["variant"]
 
     pareto_points = [{"x": r.get("decode_tok_s"), "y": r.get("perplexity"), "highlight": r.get("pareto"),
                       "label": name(r), "group": r["model"], "r": 4 + 14 * math.sqrt((r.get("peak_memory_gib") or 0) / max_mem)} for r in rows]
@@ -322,9 +328,16 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
         predicted.append(figure(scatter_svg(points, f"{metric}: predicted vs measured", f"predicted {label}",
                                             f"measured {label}", log=True, diagonal=True, svg_id=f"pred-{key}"), how))
     sections.append("<h2>Predicted vs measured</h2><div class=\"plots\">" + "".join(predicted) + "</div>")
-    sections.append(quality_section(rows))
+    sections.append(quality_section(rows, name))
 
     latest = latest_by_test_and_metric(records)
+    labels = {r["key"]: r.get("setting") for r in rows}
+
+    def strip_label(r: dict[str, Any]) -> str:
+        """A strip's label: variant and device, and the row's setting where its variant has several."""
+        setting = labels.get(row_key(r))
+        return f"{r['variant']} {r['device']}" + (f" ({setting})" if setting else "")
+
     strips = []
     for metric, title, unit, how in (
             ("ttft_ms", "Time to first token, every repetition", "ms",
@@ -336,7 +349,7 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
             ("decode_tok_s", "Decode speed, every repetition", "tok/s",
              "one row per variant; each dot is one timed repetition of the decode test, the red bar is the "
              "median, the grey line the range, n the repetitions. Right is faster.")):
-        groups = {(r.get("model") or "?", f"{r['variant']} {r['device']}"): r.get("samples") or []
+        groups = {(r.get("model") or "?", strip_label(r)): r.get("samples") or []
                   for r in latest.values()
                   if r.get("metric") == metric and r.get("status") == "ok" and r.get("test", "").startswith(("pp", "tg"))
                   and (model is None or model in (r.get("model"), r.get("model_fingerprint")))}
@@ -353,12 +366,14 @@ def render_report(records: Sequence[dict[str, Any]], model: str | None = None) -
     return page("compress bench report", "\n".join(sections))
 
 
-def quality_section(rows: Sequence[dict[str, Any]]) -> str:
-    """Predicted vs measured quality per variant: perplexity change and KL divergence from the baseline."""
+def quality_section(rows: Sequence[dict[str, Any]], name: Any = None) -> str:
+    """Predicted vs measured quality per variant: perplexity change and KL divergence from the baseline.
+    ``name`` labels a row's point (default: its variant, and its setting where it has one)."""
+    name = name or (lambda r: f"{r['variant']} ({r['setting']})" if r.get("setting") else r["variant"])
     plots = []
     for label, unit, key, pkey in (("Perplexity change", "%", "ppl_delta_pct", "predicted_ppl_delta_pct"),
                                    ("KL divergence", "nats", "kld_mean", "predicted_kld_mean")):
-        points = [{"x": r.get(pkey), "y": r.get(key), "label": r["variant"], "group": r["model"]} for r in rows]
+        points = [{"x": r.get(pkey), "y": r.get(key), "label": name(r), "group": r["model"]} for r in rows]
         plots.append(figure(scatter_svg(points, f"{label}: predicted vs measured", f"predicted {unit}",
                                         f"measured {unit}", log=True, diagonal=True, svg_id=f"pred-{key}"),
                             "each point is a variant, compared with the float32 baseline on the same tokens; on the "
@@ -369,10 +384,11 @@ def quality_section(rows: Sequence[dict[str, Any]]) -> str:
     return "<h2>Predicted vs measured quality</h2><div class=\"plots\">" + "".join(plots) + "</div>"
 
 
-def write_report(records: Sequence[dict[str, Any]], out: Path, model: str | None = None) -> Path:
+def write_report(records: Sequence[dict[str, Any]], out: Path, model: str | None = None,
+                 as_recorded: bool = False) -> Path:
     from compress.errors import UserInputError
 
     if not records:
         raise UserInputError("no bench records to report: run `compress bench` first")
-    atomic_write_text(Path(out), render_report(records, model))
+    atomic_write_text(Path(out), render_report(records, model, as_recorded=as_recorded))
     return Path(out)

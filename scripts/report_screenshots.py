@@ -42,10 +42,12 @@ def main() -> int:
         print("chromium is not installed: run scripts/system-deps.sh", file=sys.stderr)
         return 1
     from compress import results
+    from compress.measure.predictions import with_current_predictions
     from compress.report import write_report
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    page = write_report(results.load(args.results), args.out_dir / "report.html")
+    records = with_current_predictions(results.load(args.results, provenance=True))  # as `compress report` shows them
+    page = write_report(records, args.out_dir / "report.html")
     for width, height in WIDTHS:
         png = args.out_dir / f"report-{width}.png"
         screenshot(browser, page, png, width, height)

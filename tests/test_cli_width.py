@@ -59,6 +59,9 @@ def two_models(tmp_path_factory) -> Path:
     ["review", "--model", "smollm2-135m", "--gpu", "cpu", "--results", str(RESULTS / "bench.jsonl")],
     ["pareto", "--results", str(RESULTS / "bench.jsonl")],
     ["pareto", "--results", str(RESULTS / "h100-llama-3.2-3b-random.jsonl")],
+    # Every committed file at once: three models, rows of several settings, a failed load.
+    ["pareto", "--results", str(RESULTS)],
+    ["pareto", "--results", str(RESULTS / "quality-cpu.jsonl")],
 ])
 def test_tables_fit_80_columns(args):
     _check(args)

@@ -125,14 +125,11 @@ def _from_plan(plan_path: Path, candidate: int | None, model: str | None) -> tup
     return _plan_model(plan.model, plan_path, model), chosen
 
 
-#: Architecture numbers that tell two models apart (a plan's model against --model).
-_SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "vocab")
-
-
 def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> str:
     """The model to compress for a plan: ``model`` when it is the plan's model ``planned`` (same
     architecture), else the plan's own model where it can be found; one clear line otherwise."""
     from compress import sources
+    from compress.planner.document import check_plan_model
     from compress.planner.spec import load_model_spec
 
     name = planned.get("name", "?")
@@ -148,11 +145,7 @@ def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> 
         given = load_model_spec(model.removeprefix("random:")).to_dict()
     except UserInputError:
         return model  # a model the planner cannot read: apply reports what is wrong with it
-    differ = [k for k in _SHAPE_KEYS if k in planned and given.get(k) != planned.get(k)]
-    if differ:
-        shape = ", ".join(f"{k} {planned.get(k)} vs {given.get(k)}" for k in differ)
-        raise UserInputError(f"{plan_path} was made for {name}, not for --model {model} ({shape}): pass the plan's "
-                             f"model, or make a plan for this one with `compress plan --model {model}`")
+    check_plan_model(planned, given, plan_path, model)
     return model
 
 

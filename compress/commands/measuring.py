@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,7 +13,11 @@ from compress.output import FORMATS, emit
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
 _CLUSTER_HELP = ("Run each variant as a task on a Ray cluster: auto (RAY_ADDRESS or this machine's cluster), "
                  "ray://HOST:10001, or local[:CPUS] (a private cluster on 127.0.0.1 for this run). Needs compress[cluster].")
-_RESULTS_IN = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to read from.")]
+_RESULTS_IN = Annotated[list[Path] | None, typer.Option("--results", help=(
+    "Bench records to read from: a JSON Lines file or a folder of them; repeat it or give a comma list to merge "
+    "several [$COMPRESS_RESULTS, else results/ here]."))]
+_AS_RECORDED = Annotated[bool, typer.Option("--as-recorded", help=(
+    "Set each measurement beside the prediction stored when it was measured, instead of today's planner's."))]
 _RESULTS_OUT = Annotated[Path, typer.Option("--results", help="Results file (JSON Lines) to append to.")]
 _WIDE = Annotated[bool, typer.Option("--wide", help="Show every column (the default view fits 80 columns).")]
 # Old spellings, kept working but not shown: -o/--output is always a file, --out-dir a folder.
@@ -126,33 +130,33 @@ def probe_command(
 
 
 def pareto_command(
-    results_file: _RESULTS_IN = paths.results_file(),
+    results_files: _RESULTS_IN = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
+    as_recorded: _AS_RECORDED = False,
     fmt: _FORMAT = "table",
     wide: _WIDE = False,
 ) -> None:
-    """One row per model, variant and device from bench records, with the Pareto front marked."""
-    from compress import results
+    """One row per model, variant, device and setting from bench records, with the Pareto front marked."""
     from compress.measure.pareto_table import pareto_rows, pareto_table
 
-    records = results.load(_existing(results_file))
-    emit([pareto_table(records, model)], pareto_rows(records, model), fmt, wide=wide)
+    records = view_records(results_files, as_recorded)
+    emit([pareto_table(records, model, as_recorded=as_recorded)], pareto_rows(records, model), fmt, wide=wide)
 
 
 def report_command(
-    results_file: _RESULTS_IN = paths.results_file(),
+    results_files: _RESULTS_IN = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = paths.results_file("report.html"),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model (name or fingerprint).")] = None,
+    as_recorded: _AS_RECORDED = False,
     out: _OUT_ALIAS = None,
 ) -> None:
     """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
-    from compress import results
     from compress.fsutil import check_output_file
     from compress.report import write_report
 
     out = out or output
     check_output_file(out, "--output")
-    path = write_report(results.load(_existing(results_file)), out, model=model)
+    path = write_report(view_records(results_files, as_recorded), out, model=model, as_recorded=as_recorded)
     typer.echo(f"wrote {path}")
 
 
@@ -163,14 +167,14 @@ def review_command(
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
     gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
     engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
-    results_file: _RESULTS_IN = paths.results_file(),
+    results_files: _RESULTS_IN = None,
+    as_recorded: _AS_RECORDED = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the review to this file (.md or .html).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table (for the terminal), md or json.")] = "table",
     wide: _WIDE = False,
     out: _OUT_ALIAS = None,
 ) -> None:
     """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
-    from compress import results
     from compress.fsutil import check_output_file
     from compress.review import print_review, review_to
 
@@ -181,7 +185,8 @@ def review_command(
     out = output or out
     if out is not None:
         check_output_file(out, "--output")
-    records = results.load(results_file) if results_file.exists() else []
+    # A review needs no records (every figure is then a prediction), unless --results names some.
+    records = view_records(results_files, as_recorded, required=bool(results_files))
     data = review_to(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
     print_review(data, fmt, wide=wide)
 
@@ -194,12 +199,20 @@ def _positive_int(text: str, option: str) -> int:
     return int(text)
 
 
-def _existing(path: Path) -> Path:
+def view_records(given: list[Path] | None, as_recorded: bool = False, required: bool = True) -> list[dict[str, Any]]:
+    """The records a view reads (:func:`compress.paths.results_inputs`), with today's predictions
+    unless ``as_recorded``. ``required=False``: no records found is an empty list, not an error."""
+    from compress import results
     from compress.errors import UserInputError
+    from compress.measure.predictions import with_current_predictions
 
-    if not Path(path).exists():
-        raise UserInputError(f"no results at {path}: run `compress bench` first, or pass --results FILE")
-    return path
+    try:
+        records = results.load(paths.results_inputs(given), provenance=True)
+    except UserInputError:
+        if required:
+            raise
+        return []
+    return records if as_recorded else with_current_predictions(records)
 
 
 EXAMPLES = {

@@ -121,7 +121,8 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
               + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
                  "ppl +% is the expected perplexity change, published figures carried to this model's size, "
                  "family and storage, with the band their spread allows (--wide; --format json, quality_source); "
-                 "measured ppl +% is the change bench measured on this device, which the ranking uses where present."],
+                 "measured ppl +% is the change bench measured on this device, which the ranking uses where present"
+                 + _measured_basis(cands) + "."],
         name="candidates",
         compact=["rank", "variant", "runtime", "fits", "peak GiB", "decode tok/s", "TTFT ms", "ppl +%",
                  "measured ppl +%"],
@@ -146,6 +147,13 @@ def quality_cells(candidate: dict[str, Any]) -> tuple[str, str | None, str | Non
     measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
     return ("?" if delta is None else _pct(delta), f"{_pct(band[0], sign='')} - {_pct(band[1], sign='')}" if band else None,
             None if measured is None else _pct(measured))
+
+
+def _measured_basis(cands: list[dict[str, Any]]) -> str:
+    """The perplexity settings the measured column comes from (a variant measured under several
+    shows its most recent), or nothing where nothing was measured."""
+    settings = sorted({(c.get("measured") or {}).get("setting") for c in cands} - {None})
+    return f" ({'; '.join(settings)})" if settings else ""
 
 
 def _pct(value: float, sign: str = "+") -> str:
@@ -185,7 +193,7 @@ def register(app: typer.Typer) -> None:
         tflops: Annotated[float | None, typer.Option("--tflops", help="With --gpu-memory: dense fp16/bf16 TFLOPS (for prefill and TTFT).")] = None,
         compute_capability: Annotated[str | None, typer.Option("--compute-capability", help="With --gpu-memory: CUDA compute capability, e.g. 8.9 (default 8.0).")] = None,
         sweep_context: Annotated[bool, typer.Option("--sweep-context", help="Also size every candidate from 512 tokens to the model's maximum context.")] = False,
-        results_file: Annotated[Path | None, typer.Option("--results", help="Bench records (file or folder) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [results/].")] = Path("results"),
+        results_files: Annotated[list[Path] | None, typer.Option("--results", help="Bench records (file or folder; repeat it or give a comma list) whose quality measurements of this model on this device sit beside the predictions and enter the ranking [$COMPRESS_RESULTS, else results/ here].")] = None,
         fmt: FormatOption = "table",
         table: TableOption = None,
         wide: WideOption = False,
@@ -194,7 +202,7 @@ def register(app: typer.Typer) -> None:
         """Which compression fits MODEL on GPU: memory, speed and quality of each option, ranked."""
         from compress.planner import make_plan
         from compress.planner.hardware import custom_gpu
-        from compress.planner.measured import load_records
+        from compress.commands.measuring import view_records
 
         _check_format(fmt)
         if table is not None and table not in PLAN_TABLES:
@@ -223,9 +231,12 @@ def register(app: typer.Typer) -> None:
             device = custom_gpu(parse_memory_gib(gpu_memory), bandwidth, tflops, compute_capability=compute_capability)
         elif compute_capability is not None:
             raise UserInputError("--compute-capability describes a custom device: pass it with --gpu-memory and --bandwidth")
+        # Measured figures only (no predictions are read from records); none found is no evidence
+        # yet, unless --results named files that are not there.
+        records = view_records(results_files, as_recorded=True, required=bool(results_files))
         plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, sweep=sweep_context, records=load_records(results_file))
+                         engine=engine, sweep=sweep_context, records=records)
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         if brief and fmt == "table":
@@ -234,6 +245,10 @@ def register(app: typer.Typer) -> None:
             console().print(verdict_text(plan.to_dict()), markup=False)
             return
         lead, tables = plan_tables(plan, width=10_000 if fmt == "md" else None)
+        if not records:
+            next(t for t in tables if t.name == "candidates").notes.append(
+                "No bench records found ($COMPRESS_RESULTS, else results/ here): measured ppl +% stays empty; "
+                "pass --results FILE to set measurements beside the predictions.")
         emit(tables, plan.to_dict(), fmt, text=lead, table=table, wide=wide, main=PLAN_TABLES.index("candidates"))
 
     @app.command("gpus", epilog="Example: compress gpus --format json  (every profile with its sources)")

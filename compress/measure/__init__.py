@@ -36,6 +36,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress import apply, results, sources
     from compress.loading import pick_device
     from compress.measure.pareto_table import pareto_table
+    from compress.measure.predictions import with_current_predictions
     from compress.measure.settings import BenchSettings
     from compress.measure.sweep import run_sweep
     from compress.paths import cache_dir
@@ -86,7 +87,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
         if methods or plan:
             raise UserInputError("--endpoint measures a running server: drop --methods and --plan")
         records = run_endpoint(source, settings, endpoint, Path(results_path), log=log)
-        return records, pareto_table(results.load(Path(results_path)), model=source.fingerprint())
+        return records, pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
     variant_list = choose_variants(source, resolved, methods, plan)
     options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                             trust_remote_code=trust_remote_code)
@@ -101,7 +102,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     else:
         records = run_sweep(source, variant_list, settings, options, Path(results_path), artifacts, resume=resume,
                             log=log, isolate=True)
-    table = pareto_table(results.load(Path(results_path)), model=source.fingerprint())
+    table = pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
     return records, table
 
 
@@ -129,9 +130,18 @@ def choose_variants(source: Any, device: str, methods: str | None, plan: Path | 
     if methods:
         return variants.parse_list(methods)
     if plan is not None:
-        from compress.planner.document import read_plan
+        from compress.planner.document import check_plan_model, read_plan
+        from compress.planner.spec import load_model_spec
 
-        return pareto_candidates(read_plan(plan))
+        doc = read_plan(plan)
+        try:
+            given = load_model_spec(str(source.path)).to_dict()
+        except UserInputError:
+            given = None  # a model the planner cannot read: the sweep reports what is wrong with it
+        if given is not None:
+            # As apply --plan does: a plan sized for another model must not measure this one.
+            check_plan_model(doc.model, given, plan, str(source.name))
+        return pareto_candidates(doc)
     from compress.planner import make_plan
 
     return pareto_candidates(make_plan(str(source.path), gpu="cpu" if device == "cpu" else "auto").to_dict())

@@ -8,7 +8,6 @@ variant cannot be made, the records carry ``predicted: null`` and the reason is 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ from compress.measure.settings import BenchSettings
 from compress.measure.suite import Ceiling, ModelShape
 from compress.sources import Source
 
-GIB = 2**30
 #: Variants whose perplexity is the reference for the planner's ``ppl_delta_pct``, best first.
 BASELINES = ("fp32", "bf16", "fp16")
 
@@ -138,50 +136,15 @@ class BenchEnvironment:
             return dict(self._predicted[cache_key])
         out: dict[str, float] = {}
         if self.spec is not None and self.gpu is not None:
-            try:
-                from compress.planner.predict import ENGINES, predict_variant
+            from compress.measure.predictions import predicted_figures
 
-                engine = runtime if runtime in ENGINES else None
-                s = self.settings
-                kv = {"kv_dtype": s.kv_dtype} if s.kv_dtype else {}  # the planner's own default otherwise
-                at_prompt = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
-                                            prompt_tokens=s.pp_tokens, runtime=engine, **kv)["predicted"]
-                at_decode = predict_variant(self.spec, self.gpu, variant.name, context=s.context_tokens(),
-                                            prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2,
-                                            runtime=engine, **kv)["predicted"]
-                # The measured peak spans the whole run, so predict it for the largest
-                # (batch, sequence) any test holds, not for one test's shape.
-                # What the model takes: weights, KV cache and activations, without the runtime's
-                # fixed overhead, which the measurement leaves out too (see sweep._bench_variant).
-                peak_gib = max(_model_memory_gib(predict_variant(self.spec, self.gpu, variant.name, context=tokens,
-                                                                 batch=batch, prompt_tokens=min(tokens, s.pp_tokens),
-                                                                 logits_positions=logits, **kv))
-                               for batch, tokens, logits in self._memory_shapes())
-                out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB,
-                       "peak_memory_bytes": peak_gib * GIB,
-                       "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
-                if at_prompt.get("ppl_delta_pct") is not None:
-                    out["ppl_delta_pct"] = at_prompt["ppl_delta_pct"]
-                    out["ln_ppl_ratio"] = math.log1p(at_prompt["ppl_delta_pct"] / 100)
-                if at_prompt.get("kld_mean") is not None:
-                    out["kld_mean"] = at_prompt["kld_mean"]
+            try:
+                out = predicted_figures(self.spec, self.gpu, variant.name, self.settings, runtime)
             except Exception as err:  # the planner refusing a variant must not stop a measurement
                 self.notes.append(f"no prediction for {variant.name}: {err}")
         self._predicted[cache_key] = out
         self._predicted[variant.name] = out  # quality does not depend on the engine (predicted_ppl)
         return dict(out)
-
-    def _memory_shapes(self) -> list[tuple[int, int, int | None]]:
-        """(batch, tokens held, logits kept) of every test this sweep runs: perplexity keeps the
-        logits of every position of its window, generation one a sequence (None)."""
-        s = self.settings
-        decode_tokens = s.tg_prompt_tokens + s.tg_tokens
-        shapes: list[tuple[int, int, int | None]] = [(1, s.pp_tokens, None), (1, decode_tokens, None)]
-        if "ppl" in s.tests:
-            shapes.append((1, s.ppl_context, s.ppl_context))
-        if "batch" in s.tests:
-            shapes += [(b, decode_tokens, None) for b in s.batch_sizes]
-        return shapes
 
     def predicted_ppl(self, variant_name: str, settings_key: str, this_run: Sequence[dict[str, Any]]) -> float | None:
         """Baseline perplexity x (1 + the planner's ppl_delta_pct / 100), once a baseline was measured."""
@@ -196,11 +159,6 @@ class BenchEnvironment:
                 found[r["variant"]] = r["value"]
         base = next((found[b] for b in BASELINES if b in found), None)
         return None if base is None else base * (1 + delta / 100)
-
-
-def _model_memory_gib(prediction: dict[str, Any]) -> float:
-    memory = prediction["memory"]
-    return memory["total_gib"] - memory["overhead_gib"]
 
 
 @functools.cache

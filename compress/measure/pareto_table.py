@@ -1,14 +1,22 @@
-"""`compress pareto`: one row per (model, variant, device) from bench records.
+"""`compress pareto`: one row per (model, variant, device, setting) from bench records.
 
 Each row takes the latest record of each metric (a re-measurement replaces an older
 one), marks the rows no other row beats on quality x speed x memory (perplexity lower,
 decode tok/s higher, peak memory lower; :func:`compress.pareto.pareto_front`), and sets
-the planner's predictions beside the measurements with the error in percent.
+the planner's predictions beside the measurements with the error in percent (the views
+pass records through :func:`compress.measure.predictions.with_current_predictions` first,
+so the predictions are today's unless asked for as recorded).
+
+Settings are part of a row's identity: records of one variant measured from another version
+of the model file, with another perplexity convention or token count, or with every artifact
+run in one chosen runtime, are a row of their own, labelled by what differs (``setting``).
+A test that failed shows ``failed: <cause>`` in its cells instead of a figure.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,15 +30,36 @@ OBJECTIVES = {"perplexity": "min", "decode_tok_s": "max", "peak_memory_gib": "mi
 COLUMNS = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto",
            "pred tok/s", "tok/s err%", "pred GiB", "mem err%", "Δppl %", "pred Δppl %", "Δppl err%", "KLD",
            "pred KLD", "same top %", "status"]
+#: Which cells a failed test leaves without a figure; a failed apply or load leaves them all.
+FAILED_CELLS = {"ppl": ("ppl", "Δppl %", "KLD", "same top %"), "pp": ("TTFT ms",), "tg": ("tok/s",),
+                "memory": ("mem GiB",), "size": ("size MiB",)}
+WHOLE_VARIANT_TESTS = ("apply", "load")
+FAILED_CELL_CHARS = 18  # "failed: " and the start of the cause, within an 80-column view; --wide has it whole
+#: Metric → its short name in the status column's "prediction changed" mark.
+PREDICTED_FIELDS = {"decode_tok_s": "tok/s", "peak_memory_bytes": "mem", "ln_ppl_ratio": "Δppl", "kld_mean": "KLD",
+                    "ttft_ms": "TTFT", "perplexity": "ppl", "artifact_bytes": "size"}
 
 
-def _row_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (r.get("model") or "?", r.get("model_fingerprint") or "?", r.get("variant") or "?", r.get("device") or "?")
+def _setting(r: dict[str, Any]) -> tuple[str, str, str]:
+    """What a record was measured with that changes its figures: the perplexity convention,
+    the tokens scored, and the runtime chosen for every artifact (``bench --runtime``)."""
+    s = r.get("bench_settings") or {}
+    return (s.get("ppl_convention") or "compress", str(s.get("ppl_tokens") or ""), s.get("runtime") or "")
 
 
-def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], dict[str, Any]]:
+def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """The row a record belongs to: model, file fingerprint, variant, device and setting."""
+    return _row_key(r)
+
+
+def _row_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r.get("model") or "?", r.get("model_fingerprint") or "?", r.get("variant") or "?", r.get("device") or "?",
+            _setting(r))
+
+
+def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """The newest record of each (row, test, metric); file order breaks timestamp ties (later wins)."""
-    latest: dict[tuple[str, ...], tuple[tuple[str, int], dict[str, Any]]] = {}
+    latest: dict[tuple[Any, ...], tuple[tuple[str, int], dict[str, Any]]] = {}
     for order, r in enumerate(records):
         key = (*_row_key(r), r.get("test") or "?", r.get("metric") or "")
         stamp = (r.get("timestamp") or "", order)
@@ -39,58 +68,127 @@ def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[s
     return {k: v[1] for k, v in latest.items()}
 
 
+def failure_text(reason: str | None, status: str = "failed", limit: int = FAILED_CELL_CHARS) -> str:
+    """``failed: <cause>`` cut to ``limit`` characters, for a cell where a figure would be."""
+    cause = (reason or "no reason recorded").splitlines()[0]
+    cause = re.sub(r"^\w+(Error|Failure|Exception): ", "", cause)  # the exception's class says little here
+    text = f"{status}: {cause}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> list[dict[str, Any]]:
     """Plain dict rows (also what ``--format json`` prints), Pareto-marked and sorted by perplexity."""
-    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    newest_ok: dict[tuple[Any, ...], str] = {}  # (row, test kind) → newest OK record's timestamp
     for key, r in latest_by_test_and_metric(records).items():
         if model and model not in (r.get("model"), r.get("model_fingerprint")):
             continue
-        row = rows.setdefault(key[:4], {"model": key[0], "model_fingerprint": key[1], "variant": key[2],
-                                        "device": key[3], "runtime": None, "failures": []})
+        row = rows.setdefault(key[:5], {"model": key[0], "model_fingerprint": key[1], "variant": key[2],
+                                        "device": key[3], "runtime": None, "failures": [], "failed": {},
+                                        "prediction_changed": [], "prediction_notes": [],
+                                        "results_files": [], "_setting": key[4], "key": key[:5]})
+        if r.get("results_file") and r["results_file"] not in row["results_files"]:
+            row["results_files"].append(r["results_file"])
         # The runtime that measured the variant names the row; a size record only names the
         # artifact's own runtime (a GPTQ checkpoint measured with --runtime vllm says transformers).
         if r.get("test") != "size" and r.get("runtime"):
             row["runtime"] = r["runtime"]
         row["runtime"] = row["runtime"] or r.get("runtime")
-        if r.get("status") == "failed":
-            row["failures"].append(f"{r.get('test')}: {r.get('error')}")
+        if r.get("status") in ("failed", "skipped"):
+            row["failed"].setdefault(r.get("test") or "?", (r.get("timestamp") or "", r.get("status"), r.get("error")))
+            if r.get("status") == "failed":
+                row["failures"].append(f"{r.get('test')}: {r.get('error')}")
             continue
         if r.get("status") != "ok":
             continue
-        metric, value = r.get("metric"), r.get("value")
-        if metric == "perplexity":
-            row["perplexity"] = value
-        elif metric == "decode_tok_s":
-            row["decode_tok_s"] = value
-            row["predicted_decode_tok_s"] = r.get("predicted")
-            row["decode_error_pct"] = r.get("prediction_error_pct")
-        elif metric == "ttft_ms" and str(r.get("test", "")).startswith("pp"):
-            row["ttft_ms"] = value  # the prefill test's; served tests' TTFT includes queueing under load
-        elif metric == "peak_memory_bytes":
-            row["peak_memory_gib"] = value / GIB
-            row["predicted_peak_memory_gib"] = r["predicted"] / GIB if r.get("predicted") is not None else None
-            row["memory_error_pct"] = r.get("prediction_error_pct")
-        elif metric == "artifact_bytes":
-            row["artifact_mib"] = value / MIB
-        elif metric == "ln_ppl_ratio":
-            # The perplexity change against the float32 baseline on the same tokens, and the planner's.
-            row["ppl_delta_pct"] = 100 * math.expm1(value)
-            predicted = r.get("predicted")
-            row["predicted_ppl_delta_pct"] = None if predicted is None else 100 * math.expm1(predicted)
-            row["ppl_delta_error_pct"] = prediction_error_pct(row["ppl_delta_pct"], row["predicted_ppl_delta_pct"])
-        elif metric == "kld_mean":
-            row["kld_mean"] = value
-            row["predicted_kld_mean"] = r.get("predicted")
-            row["kld_error_pct"] = r.get("prediction_error_pct")
-        elif metric == "same_top_pct":
-            row["same_top_pct"] = value
-    out = sorted(rows.values(), key=lambda x: (x["model"], x["device"], x.get("perplexity") or float("inf"), x["variant"]))
+        test_kind = _test_kind(r.get("test"))
+        for kind in (test_kind, "*"):
+            newest_ok[(*key[:5], kind)] = max(newest_ok.get((*key[:5], kind), ""), r.get("timestamp") or "")
+        if r.get("prediction_changed"):
+            row["prediction_changed"].append(PREDICTED_FIELDS.get(r["metric"], r["metric"]))
+        if r.get("prediction_note") and r["prediction_note"] not in row["prediction_notes"]:
+            row["prediction_notes"].append(r["prediction_note"])
+        _take(row, r)
+    for key, row in rows.items():
+        # A failure a later measurement of the same test superseded is history, not the row's state.
+        row["failed"] = {test: (status, error) for test, (stamp, status, error) in row["failed"].items()
+                         if stamp >= newest_ok.get((*key, _test_kind(test)), "")}
+        row["failures"] = [f"{test}: {error}" for test, (status, error) in row["failed"].items() if status == "failed"]
+    out = sorted(rows.values(), key=lambda x: (x["model"], x["device"], x.get("perplexity") or float("inf"),
+                                               x["variant"]))
+    _label_settings(out)
     # The front is taken among the variants of one model on one device.
     for group in {(r["model_fingerprint"], r["device"]) for r in out}:
         members = [r for r in out if (r["model_fingerprint"], r["device"]) == group]
         for r, on_front in zip(members, pareto_front(members, OBJECTIVES)):
             r["pareto"] = on_front
     return out
+
+
+def _test_kind(test: str | None) -> str:
+    """``pp128`` → ``pp``, ``tg32`` → ``tg``, ``ppl`` and the rest as they are."""
+    test = test or "?"
+    for kind in ("ppl", "pp", "tg", "batch", "serve"):
+        if test.startswith(kind):
+            return kind
+    return test
+
+
+def _take(row: dict[str, Any], r: dict[str, Any]) -> None:
+    """Put an OK record's figure (and the prediction beside it) into its row."""
+    metric, value = r.get("metric"), r.get("value")
+    if metric == "perplexity":
+        row["perplexity"] = value
+    elif metric == "decode_tok_s":
+        row["decode_tok_s"] = value
+        row["predicted_decode_tok_s"] = r.get("predicted")
+        row["decode_error_pct"] = r.get("prediction_error_pct")
+    elif metric == "ttft_ms" and str(r.get("test", "")).startswith("pp"):
+        row["ttft_ms"] = value  # the prefill test's; served tests' TTFT includes queueing under load
+    elif metric == "peak_memory_bytes":
+        row["peak_memory_gib"] = value / GIB
+        row["predicted_peak_memory_gib"] = r["predicted"] / GIB if r.get("predicted") is not None else None
+        row["memory_error_pct"] = r.get("prediction_error_pct")
+    elif metric == "artifact_bytes":
+        row["artifact_mib"] = value / MIB
+    elif metric == "ln_ppl_ratio":
+        # The perplexity change against the float32 baseline on the same tokens, and the planner's.
+        row["ppl_delta_pct"] = 100 * math.expm1(value)
+        predicted = r.get("predicted")
+        row["predicted_ppl_delta_pct"] = None if predicted is None else 100 * math.expm1(predicted)
+        row["ppl_delta_error_pct"] = prediction_error_pct(row["ppl_delta_pct"], row["predicted_ppl_delta_pct"])
+    elif metric == "kld_mean":
+        row["kld_mean"] = value
+        row["predicted_kld_mean"] = r.get("predicted")
+        row["kld_error_pct"] = r.get("prediction_error_pct")
+    elif metric == "same_top_pct":
+        row["same_top_pct"] = value
+
+
+def _label_settings(rows: list[dict[str, Any]]) -> None:
+    """``setting``: what tells a row from the other rows of its variant (None where every variant of
+    the model on the device has one row): the model file's fingerprint, the perplexity convention,
+    the tokens scored, the chosen runtime; the same parts for every row of the model, so that one
+    label means one setting."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["device"]), []).append(r)
+    for members in groups.values():
+        variants = [m["variant"] for m in members]
+        if len(set(variants)) == len(variants):
+            for m in members:
+                m["setting"] = None
+            continue
+        differs = [len({m["model_fingerprint"] for m in members}) > 1,
+                   *(len({m["_setting"][i] for m in members}) > 1 for i in range(3))]
+        for m in members:
+            convention, tokens, runtime = m["_setting"]
+            parts = [f"file {m['model_fingerprint'][:6]}" if differs[0] else "",
+                     f"ppl {convention}" if differs[1] else "", f"{tokens} tok" if differs[2] and tokens else "",
+                     f"via {runtime or 'own runtime'}" if differs[3] else ""]
+            m["setting"] = ", ".join(p for p in parts if p) or None
+    for r in rows:
+        del r["_setting"]
 
 
 def _ppl(value: float | None) -> str | None:
@@ -105,29 +203,65 @@ def _kld(value: float | None) -> str | None:
     return None if value is None else f"{value:.4f}"
 
 
-def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) -> Table:
-    """The rows as a table; a ``model`` column is added when the records hold more than one model."""
-    rows = pareto_rows(records, model)
-    models = sorted({r["model"] for r in rows})
-
+def _cells(r: dict[str, Any]) -> dict[str, Any]:
+    """A row's table cells by column, failed tests' cells saying why."""
     def pct(x: float | None) -> str | None:
         return None if x is None else f"{x:+.0f}"
 
     # Perplexity differences between variants sit in the second decimal: show three.
-    body = [[r["variant"], r["device"], r["runtime"], _ppl(r.get("perplexity")), r.get("decode_tok_s"), r.get("ttft_ms"),
-             r.get("peak_memory_gib"), r.get("artifact_mib"), "*" if r.get("pareto") else "",
-             r.get("predicted_decode_tok_s"), pct(r.get("decode_error_pct")), r.get("predicted_peak_memory_gib"),
-             pct(r.get("memory_error_pct")), _signed(r.get("ppl_delta_pct")), _signed(r.get("predicted_ppl_delta_pct")),
-             pct(r.get("ppl_delta_error_pct")), _kld(r.get("kld_mean")), _kld(r.get("predicted_kld_mean")),
-             None if r.get("same_top_pct") is None else f"{r['same_top_pct']:.1f}",
-             "failed: " + "; ".join(r["failures"]) if r["failures"] else "ok"]
-            for r in rows]
+    cells = dict(zip(COLUMNS, [
+        r["variant"], r["device"], r["runtime"], _ppl(r.get("perplexity")), r.get("decode_tok_s"), r.get("ttft_ms"),
+        r.get("peak_memory_gib"), r.get("artifact_mib"), "*" if r.get("pareto") else "",
+        r.get("predicted_decode_tok_s"), pct(r.get("decode_error_pct")), r.get("predicted_peak_memory_gib"),
+        pct(r.get("memory_error_pct")), _signed(r.get("ppl_delta_pct")), _signed(r.get("predicted_ppl_delta_pct")),
+        pct(r.get("ppl_delta_error_pct")), _kld(r.get("kld_mean")), _kld(r.get("predicted_kld_mean")),
+        None if r.get("same_top_pct") is None else f"{r['same_top_pct']:.1f}", _status(r)]))
+    for test, (status, error) in (r.get("failed") or {}).items():
+        whole = test in WHOLE_VARIANT_TESTS
+        columns = ("ppl",) if whole else FAILED_CELLS.get(_test_kind(test), ())
+        for column in columns:
+            if cells[column] is None:
+                cells[column] = failure_text(error, status)
+        if whole:  # the cause once, the other figures blank rather than "-" (nothing was measured)
+            for column in ("tok/s", "TTFT ms", "mem GiB", "size MiB"):
+                cells[column] = "" if cells[column] is None else cells[column]
+    return cells
+
+
+def _status(r: dict[str, Any]) -> str:
+    parts = ["failed: " + "; ".join(r["failures"])] if r.get("failures") else []
+    if r.get("prediction_changed"):
+        parts.append("prediction changed: " + ", ".join(sorted(set(r["prediction_changed"]))))
+    parts += r.get("prediction_notes") or []
+    return "; ".join(parts) or "ok"
+
+
+def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as_recorded: bool = False) -> Table:
+    """The rows as a table; a ``model`` column is added when the records hold more than one model,
+    a ``setting`` column when a variant has rows of several settings. ``as_recorded``: the
+    records carry the predictions made when they were measured (said in the notes)."""
+    rows = pareto_rows(records, model)
+    models = sorted({r["model"] for r in rows})
     columns = list(COLUMNS)
+    body = [[_cells(r)[c] for c in COLUMNS] for r in rows]
     compact = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto"]
+    # A setting is a letter in the table (the notes spell it out), so the view still fits 80 columns.
+    letters = {text: chr(ord("A") + i) for i, text in enumerate(dict.fromkeys(r["setting"] for r in rows
+                                                                             if r.get("setting")))}
+    if letters:
+        columns.insert(1, "setting")
+        body = [[row[0], letters.get(r.get("setting"), ""), *row[1:]] for r, row in zip(rows, body)]
+        compact = [c for c in compact if c != "device"]
+        compact.insert(1, "setting")
     if len(models) > 1:
         columns.insert(0, "model")
         body = [[r["model"], *row] for r, row in zip(rows, body)]
-        compact = ["model", *(c for c in compact if c not in ("runtime", "size MiB"))]
+        compact = ["model", *(c for c in compact if c not in ("runtime", "size MiB", "device"))]
+    changed = sum(bool(r.get("prediction_changed")) for r in rows)
+    whose = ("the prediction stored in each record when it was measured (--as-recorded)" if as_recorded else
+             "today's planner's prediction for the record's model, device profile, runtime and settings"
+             + (f"; {changed} row(s) were predicted differently when measured (see status, or --as-recorded)"
+                if changed else ""))
     return Table(
         title=f"Measured variants of {', '.join(models) or 'no model'} "
               "(Pareto: perplexity x decode tok/s x peak memory)",
@@ -135,9 +269,12 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None) ->
         rows=body,
         notes=["pareto * = no other variant of the model on that device has lower perplexity, higher decode "
                "tok/s and lower peak memory at once.",
-               "err% = (measured - predicted) / predicted; the prediction is the planner's for this device profile.",
+               f"err% = (measured - predicted) / predicted; the prediction is {whose}.",
                "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
-               "baseline on the same tokens; same top % = positions where both models' most probable token agree."],
+               "baseline on the same tokens; same top % = positions where both models' most probable token agree."]
+              + ([f"setting = what tells rows of one variant apart (model file, perplexity convention, tokens "
+                  f"scored, runtime): {'; '.join(f'{letter} = {text}' for text, letter in letters.items())}."]
+                 if letters else []),
         name="pareto",
         compact=compact,
     )

@@ -142,3 +142,18 @@ def read_plan(path: Path) -> PlanDocument:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserInputError(f"cannot read plan {path} ({err}): expected the output of `compress plan --format json`") from None
     return PlanDocument.from_dict(data, str(path))
+
+
+#: Architecture numbers that tell two models apart (a plan's model against --model).
+SHAPE_KEYS = ("layers", "hidden", "heads", "kv_heads", "intermediate", "vocab")
+
+
+def check_plan_model(planned: dict[str, Any], given: dict[str, Any], plan_path: Any, model: str) -> None:
+    """Raise one line when a plan made for ``planned`` (its ``model``) is used with the model
+    ``given`` (a model spec's dict, read from ``--model``): their architectures differ."""
+    differ = [k for k in SHAPE_KEYS if k in planned and given.get(k) != planned.get(k)]
+    if differ:
+        shape = ", ".join(f"{k} {planned.get(k)} vs {given.get(k)}" for k in differ)
+        raise UserInputError(f"{plan_path} was made for {planned.get('name', '?')}, not for --model {model} "
+                             f"({shape}): pass the plan's model, or make a plan for this one with "
+                             f"`compress plan --model {model}`")

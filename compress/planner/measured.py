@@ -9,7 +9,6 @@ KL divergence and top-token agreement where recorded. The newest record of each 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 #: Variants whose perplexity is the baseline of a perplexity change, best first.
@@ -40,17 +39,11 @@ def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[s
     return keys
 
 
-def load_records(path: Path | None) -> list[dict[str, Any]]:
-    if path is None or not Path(path).exists():
-        return []
-    from compress import results
-
-    return results.load(Path(path))
-
-
 def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile: str) -> dict[str, dict[str, Any]]:
     """Variant → ``ppl_delta_pct`` (against the baseline of the same settings), ``perplexity``,
-    ``baseline_ppl``, ``kld_mean``, ``same_top_pct``, ``ln_ppl_ratio`` (those that were recorded)."""
+    ``baseline_ppl``, ``kld_mean``, ``same_top_pct``, ``ln_ppl_ratio`` (those that were recorded),
+    and ``setting``: the perplexity convention and tokens scored of the figures shown, since a
+    variant measured under several settings shows the most recent one."""
     latest: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
     for order, r in enumerate(records):
         if (r.get("status") != "ok" or r.get("profile") != profile or r.get("metric") not in QUALITY_METRICS
@@ -60,9 +53,13 @@ def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile:
         stamp = f"{r.get('timestamp') or ''}:{order:09d}"
         if key not in latest or stamp >= latest[key][0]:
             latest[key] = (stamp, r)
-    by_settings: dict[str, dict[str, dict[str, float]]] = {}
+    by_settings: dict[str, dict[str, dict[str, Any]]] = {}
     for (variant, settings, metric), (_, r) in latest.items():
-        by_settings.setdefault(settings, {}).setdefault(variant, {})[metric] = r["value"]
+        figures = by_settings.setdefault(settings, {}).setdefault(variant, {})
+        figures[metric] = r["value"]
+        if metric == "perplexity":  # its params name the tokens scored (a KLD record's count positions)
+            params = r.get("params") or {}
+            figures["setting"] = f"ppl {params.get('convention') or 'compress'}, {params.get('tokens', '?')} tok"
     out: dict[str, dict[str, Any]] = {}
     # Settings measured most recently last, so that they win for a variant measured under several.
     for settings in sorted(by_settings, key=lambda s: max(latest[k][0] for k in latest if k[1] == s)):

@@ -1,14 +1,23 @@
-"""The command that serves a planned (variant, engine) pair, for reviews and plan notes.
+"""The commands that build and serve a planned (variant, engine) pair, for reviews and plan notes.
 
-Pure string building from a candidate of a plan: ``vllm serve`` for vLLM (quantization as vLLM
-names it for the chosen kernel, tensor parallelism over the plan's GPUs), ``llama-server`` for
-llama.cpp (all layers offloaded, one slot a concurrent sequence). transformers and ONNX Runtime
-have no serving command of their own: None.
+Pure string building from a plan's model and candidate: ``compress apply`` with the model it
+compresses and the folder it writes (:func:`apply_command`), ``vllm serve`` for vLLM
+(quantization as vLLM names it for the chosen kernel, tensor parallelism over the plan's
+GPUs), ``llama-server`` for llama.cpp (all layers offloaded, one slot a concurrent sequence).
+transformers and ONNX Runtime have no serving command of their own: None.
+
+Every path printed is the one ``compress apply`` writes (``--out-dir`` is always given, and a
+GGUF inside is named after the model the way ``compress.apply.gguf`` names it), and every
+``--model`` is one apply can open: the default model, the plan's own local folder or file, or
+for a catalog model with no weights here, the folder its Hugging Face download goes to.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: vLLM's ``--quantization`` value by the kernel the planner chose (vLLM reads the same value
@@ -29,21 +38,67 @@ VLLM_QUANTIZATION = {
 }
 
 
-def artifact_name(model: str, candidate: dict[str, Any]) -> str:
-    """Where `compress apply` writes this candidate by default (its --out default); for GGUF
-    the file inside, which apply names ``<model>.<TYPE>.gguf``."""
-    # Only file-name-safe characters: the model name may come from a folder's name.
-    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", model).strip("-") or "model"
-    stem = f"artifacts/{safe}-{candidate['variant'].replace(':', '_').replace('+', '_')}"
+#: Where the review tells a user to download a catalog model's weights (then ``--model`` of apply).
+DOWNLOAD_DIR = "models"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How ``compress apply`` gets at a planned model's weights."""
+
+    model_arg: str  # what --model takes
+    name: str  # what apply names the source (compress.sources.resolve), the stem of artifact names
+    download: str | None = None  # the command that fetches the weights first, where they are not here
+
+
+def model_source(planned: dict[str, Any]) -> ModelSource:
+    """The weights of a plan's model (``plan["model"]``): the default model, the plan's local
+    folder or file, or a catalog model's Hugging Face id downloaded into ``models/<name>``."""
+    from compress import sources
+
+    name, path = planned.get("name") or "model", planned.get("path")
+    if planned.get("origin") == "catalog" and name == sources.DEFAULT_CATALOG_NAME:
+        return ModelSource(sources.DEFAULT_MODEL, sources.DEFAULT_SOURCE_NAME)
+    if path:
+        local = Path(path).parent if Path(path).name == "config.json" else Path(path)
+        # Named as compress.sources.resolve names it: a file by its stem, a folder by its resolved name.
+        return ModelSource(str(local), local.stem if local.suffix == ".gguf" else local.resolve().name)
+    folder = f"{DOWNLOAD_DIR}/{_safe(name)}"
+    hf_id = planned.get("hf_id") or (name if planned.get("origin") == "hub" else None)
+    download = f"hf download {hf_id} --local-dir {folder}" if hf_id else None
+    return ModelSource(folder, _safe(name), download)
+
+
+def _safe(name: str) -> str:
+    # Only file-name-safe characters, as compress.apply.gguf names its file: a name may come from a folder.
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-") or "model"
+
+
+def artifact_dir(source_name: str, variant: str) -> str:
+    """The folder ``compress apply`` writes a variant of the model ``source_name`` to by default."""
+    return f"artifacts/{_safe(source_name)}-{variant.replace(':', '_').replace('+', '_')}"
+
+
+def artifact_name(source_name: str, candidate: dict[str, Any]) -> str:
+    """Where `compress apply` writes this candidate (:func:`artifact_dir`); for GGUF the file
+    inside, which apply names ``<model>.<TYPE>.gguf``."""
+    stem = artifact_dir(source_name, candidate["variant"])
     if candidate["runtime"] == "llama.cpp":
-        return f"{stem}/{safe}.{candidate['config']['qtype']}.gguf"
+        return f"{stem}/{_safe(source_name)}.{str(candidate['config']['qtype']).upper()}.gguf"
     return stem
 
 
-def serving_command(model: str, candidate: dict[str, Any], context: int, batch: int = 1, gpus: int = 1,
+def apply_command(source: ModelSource, candidate: dict[str, Any]) -> str:
+    """The ``compress apply`` line that writes ``candidate`` where the serving command looks for it."""
+    return (f"compress apply --model {shlex.quote(source.model_arg)} --method {candidate['variant']} "
+            f"--out-dir {shlex.quote(artifact_dir(source.name, candidate['variant']))}")
+
+
+def serving_command(source_name: str, candidate: dict[str, Any], context: int, batch: int = 1, gpus: int = 1,
                     on_gpu: bool = True) -> str | None:
-    """The shell line that serves ``candidate`` at ``context`` tokens for ``batch`` sequences."""
-    artifact = artifact_name(model, candidate)
+    """The shell line that serves ``candidate`` (of the model apply names ``source_name``) at
+    ``context`` tokens for ``batch`` sequences."""
+    artifact = shlex.quote(artifact_name(source_name, candidate))
     engine = candidate["runtime"]
     if engine == "vllm":
         parts = ["vllm serve", artifact, f"--max-model-len {context}", f"--max-num-seqs {max(batch, 1)}"]

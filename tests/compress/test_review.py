@@ -87,6 +87,7 @@ def test_review_command_writes_markdown_and_html(tmp_path):
     from cli import app
 
     out = tmp_path / "review.html"
+    (tmp_path / "none.jsonl").write_text("")  # a results file with no records yet: every figure is predicted
     result = CliRunner().invoke(app, ["review", "--model", "smollm2-135m", "--gpu", "cpu",
                                       "--results", str(tmp_path / "none.jsonl"), "--out", str(out)])
     assert result.exit_code == 0, result.output

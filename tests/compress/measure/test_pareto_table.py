@@ -89,3 +89,32 @@ def test_ttft_is_the_prefill_tests_and_the_runtime_the_measuring_ones():
     ]
     row = pareto_rows(records)[0]
     assert row["ttft_ms"] == 387.0 and row["runtime"] == "rt" and row["artifact_mib"] == 159
+
+
+def test_settings_split_a_variant_into_rows_labelled_by_what_differs():
+    # The same variant scored in both perplexity conventions (two token counts): two rows, never merged.
+    def ppl(convention, tokens, value):
+        return _rec("q8_0", "perplexity", value, bench_settings={"ppl_convention": convention, "ppl_tokens": tokens})
+
+    records = [ppl("compress", 2048, 22.07), ppl("llama.cpp", 8192, 22.50)]
+    rows = pareto_rows(records)
+    assert sorted((r["perplexity"], r["setting"]) for r in rows) == [
+        (22.07, "ppl compress, 2048 tok"), (22.50, "ppl llama.cpp, 8192 tok")]
+    table = pareto_table(records)
+    assert [r[table.columns.index("setting")] for r in table.rows] == ["A", "B"]
+    assert any("A = ppl compress, 2048 tok; B = ppl llama.cpp, 8192 tok" in n for n in table.notes)
+    # One setting a variant: no setting column.
+    assert "setting" not in pareto_table(records[:1]).columns
+
+
+def test_a_failed_test_says_why_in_its_cells():
+    records = _variant("fp32", 10.0, 20.0, 2.0)[:1] + [
+        results.record(model="m", model_fingerprint="f", variant="fp32", device="cpu", test="tg32", metric=None,
+                       value=None, status="failed", error="RuntimeError: out of memory while decoding",
+                       timestamp="2026-01-01T00:00:00")]
+    cells = pareto_table(records).records()[0]
+    assert cells["tok/s"] == "failed: out of me…" and len(cells["tok/s"]) == 18
+    assert cells["ppl"] == "10.000"
+    # Measured again, and fine: the failure is history.
+    later = records + [_rec("fp32", "decode_tok_s", 21.0, test="tg32", ts="2026-02-01T00:00:00")]
+    assert pareto_table(later).records()[0]["tok/s"] == 21.0 and pareto_rows(later)[0]["failures"] == []

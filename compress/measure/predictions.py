@@ -1,0 +1,224 @@
+"""The planner's figures beside a measurement: made at bench time, and made again when shown.
+
+A record keeps the prediction made when it was measured (``predicted``), but the planner
+improves, and a table that sets a measurement beside an old prediction reports an error
+the planner no longer makes. :func:`with_current_predictions` re-predicts each record from
+what it says about itself (model, device profile, runtime, bench settings) with today's
+planner; the stored figure moves to ``predicted_as_recorded``. Both bench
+(:meth:`compress.measure.context.BenchEnvironment.predictions`) and the views call
+:func:`predicted_figures`, so a fresh record and a re-predicted one agree.
+
+Imports no torch: the views (pareto, report, review) run on a laptop without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from compress.measure.metrics import prediction_error_pct
+from compress.measure.settings import BenchSettings
+
+GIB = 2**30
+#: Variants whose perplexity is the reference for the planner's ``ppl_delta_pct``, best first.
+BASELINES = ("fp32", "bf16", "fp16")
+#: A record whose stored prediction is this far (in percent) from today's is marked as changed:
+#: its recorded error says more about the planner of then than about the measurement.
+CHANGED_PCT = 10.0
+#: Metrics the planner predicts, and the tests whose records carry the prediction.
+PREDICTED_METRICS = {"artifact_bytes": ("size",), "peak_memory_bytes": ("memory",), "ttft_ms": ("pp",),
+                     "decode_tok_s": ("tg",), "perplexity": ("ppl",), "ln_ppl_ratio": ("ppl",),
+                     "kld_mean": ("ppl",)}
+
+
+def memory_shapes(settings: BenchSettings) -> list[tuple[int, int, int | None]]:
+    """(batch, tokens held, logits kept) of every test a sweep with ``settings`` runs: perplexity
+    keeps the logits of every position of its window, generation one a sequence (None)."""
+    s = settings
+    decode_tokens = s.tg_prompt_tokens + s.tg_tokens
+    shapes: list[tuple[int, int, int | None]] = [(1, s.pp_tokens, None), (1, decode_tokens, None)]
+    if "ppl" in s.tests:
+        shapes.append((1, s.ppl_context, s.ppl_context))
+    if "batch" in s.tests:
+        shapes += [(b, decode_tokens, None) for b in s.batch_sizes]
+    return shapes
+
+
+def predicted_figures(spec: Any, gpu: Any, variant_name: str, settings: BenchSettings,
+                      runtime: str | None = None) -> dict[str, float]:
+    """The planner's figures for one variant measured with ``settings``, keyed by the metric they
+    predict (``ppl_delta_pct`` too, from which a perplexity follows once a baseline is measured).
+
+    ``runtime``: the engine that ran it (None or an engine the planner does not model: the
+    planner's own choice). Raises the planner's error where it cannot predict the variant.
+    """
+    from compress.planner.predict import ENGINES, predict_variant
+
+    engine = runtime if runtime in ENGINES else None
+    s = settings
+    kv = {"kv_dtype": s.kv_dtype} if s.kv_dtype else {}  # a KV-cache type bench ran; else the planner's default
+    at_prompt = predict_variant(spec, gpu, variant_name, context=s.context_tokens(), prompt_tokens=s.pp_tokens,
+                                runtime=engine, **kv)["predicted"]
+    at_decode = predict_variant(spec, gpu, variant_name, context=s.context_tokens(),
+                                prompt_tokens=s.tg_prompt_tokens + s.tg_tokens // 2, runtime=engine,
+                                **kv)["predicted"]
+    # The measured peak spans the whole run, so predict it for the largest (batch, sequence)
+    # any test holds, not for one test's shape. What the model takes: weights, KV cache and
+    # activations, without the runtime's fixed overhead, which the measurement leaves out too.
+    peak_gib = max(_model_memory_gib(predict_variant(spec, gpu, variant_name, context=tokens, batch=batch,
+                                                     prompt_tokens=min(tokens, s.pp_tokens), runtime=engine,
+                                                     logits_positions=logits, **kv))
+                   for batch, tokens, logits in memory_shapes(s))
+    out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB, "peak_memory_bytes": peak_gib * GIB,
+           "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
+    if at_prompt.get("ppl_delta_pct") is not None:
+        out["ppl_delta_pct"] = at_prompt["ppl_delta_pct"]
+        out["ln_ppl_ratio"] = math.log1p(at_prompt["ppl_delta_pct"] / 100)
+    if at_prompt.get("kld_mean") is not None:
+        out["kld_mean"] = at_prompt["kld_mean"]
+    return out
+
+
+def _model_memory_gib(prediction: dict[str, Any]) -> float:
+    memory = prediction["memory"]
+    return memory["total_gib"] - memory["overhead_gib"]
+
+
+def is_predicted(record: dict[str, Any]) -> bool:
+    """Whether bench sets a prediction beside this record's figure."""
+    tests = PREDICTED_METRICS.get(record.get("metric") or "")
+    return bool(tests) and record.get("status") == "ok" and str(record.get("test") or "").startswith(tests)
+
+
+def planner_model(name: str) -> str:
+    """The catalog name the planner knows a recorded model by (``random:NAME`` runs are ``NAME-random``)."""
+    return name.removesuffix("-random")
+
+
+class _Predictor:
+    """Today's figures for records, one planner call a (model, profile, variant, runtime, settings)."""
+
+    def __init__(self) -> None:
+        self._specs: dict[tuple[str, str | None], Any] = {}
+        self._gpus: dict[str, Any] = {}
+        self._figures: dict[tuple[str, ...], dict[str, float] | str] = {}
+
+    def _spec(self, model: str, artifact: str | None) -> Any:
+        """The planner's spec of a recorded model: by its catalog name, else from the source its
+        artifact's manifest names, where that file or folder is still here (None otherwise)."""
+        key = (model, artifact)
+        if key not in self._specs:
+            from compress.planner.spec import load_model_spec
+
+            self._specs[key] = None
+            for name in (planner_model(model), _manifest_source(artifact)):
+                if not name:
+                    continue
+                try:
+                    self._specs[key] = load_model_spec(name)
+                    break
+                except Exception:  # a name not in the catalog, or a folder or file gone since the measurement
+                    continue
+        return self._specs[key]
+
+    def _gpu(self, profile: str) -> Any:
+        if profile not in self._gpus:
+            from compress.planner.hardware import load_gpu
+
+            try:
+                self._gpus[profile] = load_gpu(profile)
+            except Exception:
+                self._gpus[profile] = None
+        return self._gpus[profile]
+
+    def figures(self, r: dict[str, Any]) -> dict[str, float] | str:
+        """The planner's figures for the record's variant, or why there are none."""
+        model, profile, variant = r.get("model") or "?", r.get("profile") or "", r.get("variant") or "?"
+        stored = r.get("bench_settings") or {}
+        runtime = stored.get("runtime") or r.get("runtime")
+        artifact = r.get("artifact")
+        key = (model, str(artifact), profile, variant, str(runtime), json.dumps(stored, sort_keys=True))
+        if key not in self._figures:
+            self._figures[key] = self._predict(model, artifact, profile, variant, stored, runtime)
+        return self._figures[key]
+
+    def _predict(self, model: str, artifact: str | None, profile: str, variant: str, stored: dict[str, Any],
+                 runtime: str | None) -> dict[str, float] | str:
+        spec = self._spec(model, artifact)
+        if spec is None:
+            return (f"not re-predicted: the planner does not know {model} (not a catalog name, and the source "
+                    "its artifact names is not on this machine)")
+        gpu = self._gpu(profile) if profile else None
+        if gpu is None:
+            return f"not re-predicted: no device profile {profile or '(none recorded)'}"
+        try:
+            settings = BenchSettings.from_dict(stored) if stored else BenchSettings()
+            return predicted_figures(spec, gpu, variant, settings, runtime)
+        except Exception as err:  # the planner refusing a variant leaves the figure without a prediction
+            return f"not re-predicted: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+
+
+def _manifest_source(artifact: str | None) -> str | None:
+    """The source path an artifact's manifest records (``compress apply``), if the manifest is here."""
+    from compress.fsutil import MANIFEST
+
+    if not artifact:
+        return None
+    try:
+        source = json.loads((Path(artifact) / MANIFEST).read_text(encoding="utf-8")).get("source") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    path = source.get("path")
+    return path if path and Path(path).exists() else None
+
+
+def with_current_predictions(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of ``records`` whose predictions are today's planner's.
+
+    Each predicted figure gets ``predicted`` and ``prediction_error_pct`` from today's planner,
+    keeps the stored ones as ``predicted_as_recorded`` and ``prediction_error_pct_as_recorded``,
+    and ``prediction_changed`` when the two predictions differ by more than :data:`CHANGED_PCT`.
+    A record the planner cannot re-predict gets ``predicted: None`` and the reason in
+    ``prediction_note``. Other records are returned as they are.
+    """
+    predictor = _Predictor()
+    baselines = _baseline_perplexities(records)
+    out = []
+    for r in records:
+        if not is_predicted(r):
+            out.append(r)
+            continue
+        figures = predictor.figures(r)
+        new = {**r, "predicted_as_recorded": r.get("predicted"),
+               "prediction_error_pct_as_recorded": r.get("prediction_error_pct")}
+        if isinstance(figures, str):
+            new.update(predicted=None, prediction_error_pct=None, prediction_note=figures)
+            out.append(new)
+            continue
+        if r["metric"] == "perplexity":
+            base = baselines.get((r.get("model_fingerprint"), (r.get("params") or {}).get("settings_key")))
+            delta = figures.get("ppl_delta_pct")
+            predicted = None if base is None or delta is None else base * (1 + delta / 100)
+        else:
+            predicted = figures.get(r["metric"])
+        new["predicted"] = predicted
+        new["prediction_error_pct"] = prediction_error_pct(r.get("value"), predicted)
+        old = r.get("predicted")
+        new["prediction_changed"] = bool(old and predicted and abs(predicted / old - 1) * 100 > CHANGED_PCT)
+        out.append(new)
+    return out
+
+
+def _baseline_perplexities(records: Iterable[dict[str, Any]]) -> dict[tuple[Any, Any], float]:
+    """(model fingerprint, settings key) → the best baseline's newest measured perplexity."""
+    found: dict[tuple[Any, Any], dict[str, tuple[str, float]]] = {}
+    for order, r in enumerate(records):
+        if r.get("metric") == "perplexity" and r.get("status") == "ok" and r.get("variant") in BASELINES:
+            key = (r.get("model_fingerprint"), (r.get("params") or {}).get("settings_key"))
+            stamp = f"{r.get('timestamp') or ''}:{order:09d}"
+            if stamp >= found.setdefault(key, {}).get(r["variant"], ("", 0.0))[0]:
+                found[key][r["variant"]] = (stamp, r["value"])
+    return {key: next(by[b][1] for b in BASELINES if b in by) for key, by in found.items()}
