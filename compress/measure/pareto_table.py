@@ -40,11 +40,13 @@ PREDICTED_FIELDS = {"decode_tok_s": "tok/s", "peak_memory_bytes": "mem", "ln_ppl
                     "ttft_ms": "TTFT", "perplexity": "ppl", "artifact_bytes": "size"}
 
 
-def _setting(r: dict[str, Any]) -> tuple[str, str, str]:
+def _setting(r: dict[str, Any]) -> tuple[str, str, str, str]:
     """What a record was measured with that changes its figures: the perplexity convention,
-    the tokens scored, and the runtime chosen for every artifact (``bench --runtime``)."""
+    the tokens scored, the runtime chosen for every artifact (``bench --runtime``) and the
+    KV-cache type asked for (``bench --kv-dtype``)."""
     s = r.get("bench_settings") or {}
-    return (s.get("ppl_convention") or "compress", str(s.get("ppl_tokens") or ""), s.get("runtime") or "")
+    return (s.get("ppl_convention") or "compress", str(s.get("ppl_tokens") or ""), s.get("runtime") or "",
+            s.get("kv_dtype") or "")
 
 
 def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
@@ -168,7 +170,7 @@ def _take(row: dict[str, Any], r: dict[str, Any]) -> None:
 def _label_settings(rows: list[dict[str, Any]]) -> None:
     """``setting``: what tells a row from the other rows of its variant (None where every variant of
     the model on the device has one row): the model file's fingerprint, the perplexity convention,
-    the tokens scored, the chosen runtime; the same parts for every row of the model, so that one
+    the tokens scored, the chosen runtime, the KV-cache type; the same parts for every row of the model, so that one
     label means one setting."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
@@ -180,12 +182,13 @@ def _label_settings(rows: list[dict[str, Any]]) -> None:
                 m["setting"] = None
             continue
         differs = [len({m["model_fingerprint"] for m in members}) > 1,
-                   *(len({m["_setting"][i] for m in members}) > 1 for i in range(3))]
+                   *(len({m["_setting"][i] for m in members}) > 1 for i in range(4))]
         for m in members:
-            convention, tokens, runtime = m["_setting"]
+            convention, tokens, runtime, kv = m["_setting"]
             parts = [f"file {m['model_fingerprint'][:6]}" if differs[0] else "",
                      f"ppl {convention}" if differs[1] else "", f"{tokens} tok" if differs[2] and tokens else "",
-                     f"via {runtime or 'own runtime'}" if differs[3] else ""]
+                     f"via {runtime or 'own runtime'}" if differs[3] else "",
+                     f"KV {kv or 'default'}" if differs[4] else ""]
             m["setting"] = ", ".join(p for p in parts if p) or None
     for r in rows:
         del r["_setting"]
@@ -273,7 +276,7 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
                "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
                "baseline on the same tokens; same top % = positions where both models' most probable token agree."]
               + ([f"setting = what tells rows of one variant apart (model file, perplexity convention, tokens "
-                  f"scored, runtime): {'; '.join(f'{letter} = {text}' for text, letter in letters.items())}."]
+                  f"scored, runtime, KV cache): {'; '.join(f'{letter} = {text}' for text, letter in letters.items())}."]
                  if letters else []),
         name="pareto",
         compact=compact,
