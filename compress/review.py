@@ -249,19 +249,22 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
+def _parts(data: dict[str, Any], text: Any = str, code: Any = str, width: int = 10_000) -> list[Any]:
     """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
 
     ``text`` renders every string that may carry a name from a file or the command line
-    (``md_escape`` for Markdown; as it is for the terminal); ``code`` renders the serving command."""
+    (``md_escape`` for Markdown; as it is for the terminal); ``code`` renders the verdict and the
+    serving command; ``width`` wraps the verdict (the terminal's; Markdown keeps its lines whole)."""
     from compress.output import Table
     from compress.planner.serving import wrapped
 
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
+    from compress.verdict import verdict_block
+
+    verdict = verdict_block(plan, serve_line(plan) if plan["recommended"] else None, width)
     parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",
-                        f"Context {plan['options']['context']} tokens, batch {plan['options']['batch']}, "
-                        f"{plan['gpu']['usable_memory_gib']:.1f} GiB usable.",
+                        code(verdict),
                         "## Recommendation", text(plan["recommendation"])]
     intro, commands = _serve_text(data)
     parts += ["## Serving", text(intro)] + ([code("\n".join(wrapped(c) for c in commands))] if commands else [])
@@ -303,7 +306,7 @@ def print_review(data: dict[str, Any], fmt: str = "table", wide: bool = False) -
         print(to_json(data))
         return
     out = console()
-    for part in _parts(data):
+    for part in _parts(data, width=out.width):
         if isinstance(part, str):
             if part.startswith("## "):
                 out.print()
@@ -319,8 +322,10 @@ def render_html(data: dict[str, Any]) -> str:
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
     title = f"Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}"
-    body = [f"<h1>{esc(title)}</h1>",
-            f"<p>Context {esc(plan['options']['context'])} tokens, batch {esc(plan['options']['batch'])}.</p>",
+    from compress.verdict import verdict_block
+
+    verdict = verdict_block(plan, serve_line(plan) if plan["recommended"] else None, width=100)
+    body = [f"<h1>{esc(title)}</h1>", f"<pre>{esc(verdict)}</pre>",
             "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
             "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",
             *([f"<pre>{esc(chr(10).join(wrapped(c) for c in commands))}</pre>"]

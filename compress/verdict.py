@@ -20,24 +20,24 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, unit: str) -> str:
     """Three significant digits and the unit, or '?' where the plan has no figure."""
-    return "?" if value is None else f"{value:.3g} {unit}"
+    if value is None:
+        return "?"
+    return f"{value:,.0f} {unit}" if abs(value) >= 1000 else f"{value:.3g} {unit}"
 
 
 def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
 
 
-def build_line(plan: dict[str, Any]) -> str:
-    """How to build the recommended variant. A catalog name has no weights here: the line says
-    where they must come from rather than printing a command that cannot run."""
-    variant = plan["recommended"]
-    model = plan["model"]
-    if model.get("path"):
-        return f"compress apply --model {model['path']} --method {variant}"
-    if model["name"] == "smollm2-135m":  # the embedded default model: its weights ship with the set-up
-        return f"compress apply --model default --method {variant}"
-    where = model.get("hf_id") or model["name"]
-    return f"compress apply --model <local folder of {where}> --method {variant}"
+def build_lines(plan: dict[str, Any], chosen: dict[str, Any]) -> list[str]:
+    """The commands that build the chosen variant where the serving command looks for it, the
+    download of a catalog model's weights first where they are not here
+    (:mod:`compress.planner.serving`, which the review uses too)."""
+    from compress.planner.serving import apply_command, model_source
+
+    source = model_source(plan["model"])
+    return ([f"Get:      {source.download}"] if source.download else []) + [
+        f"Build:    {apply_command(source, chosen)}"]
 
 
 def _by_objective(plan: dict[str, Any], chosen: dict[str, Any]) -> list[str]:
@@ -69,7 +69,7 @@ def verdict_lines(plan: dict[str, Any], serve: str | None = None) -> list[str]:
     gpu, opt, model = plan["gpu"], plan["options"], plan["model"]
     devices = f" x{opt['gpus']}" if opt["gpus"] > 1 else ""
     usable = gpu["usable_memory_gib"] * opt["gpus"] if gpu.get("kind") != "cpu" else gpu["usable_memory_gib"]
-    head = (f"{model['name']} on {gpu['display_name']}{devices} ({usable:.3g} GiB usable), "
+    head = (f"{model['name']} on {gpu['display_name']}{devices}, {usable:.3g} GiB usable, "
             f"context {opt['context']}, batch {opt['batch']}")
     chosen = _chosen(plan)
     if chosen is None:
@@ -98,7 +98,7 @@ def verdict_lines(plan: dict[str, Any], serve: str | None = None) -> list[str]:
         f"Speed:    {_num(p.get('decode_tok_s'), 'tok/s')} decode, {_num(p.get('ttft_ms'), 'ms')} to first "
         f"token ({p.get('prompt_tokens')}-token prompt)",
         f"Quality:  {quality}",
-        f"Build:    {build_line(plan)}",
+        *build_lines(plan, chosen),
     ]
     if serve:
         lines.append(f"Serve:    {serve}")
@@ -106,3 +106,14 @@ def verdict_lines(plan: dict[str, Any], serve: str | None = None) -> list[str]:
     if others:
         lines.append(f"Others:   {'; '.join(others)}")
     return lines
+
+
+def verdict_block(plan: dict[str, Any], serve: str | None = None, width: int = 80, title: str = "Verdict") -> str:
+    """The verdict as printed: labels in their column, each line wrapped to ``width`` with its
+    continuation under the text, never cut."""
+    import textwrap
+
+    lines = verdict_lines(plan, serve)
+    labelled = [f"{title:<9} {lines[0]}", *(f"  {line}" for line in lines[1:])]
+    return "\n".join(textwrap.fill(line, width=width, subsequent_indent=" " * 12, break_on_hyphens=False,
+                                    break_long_words=False) for line in labelled)

@@ -169,5 +169,16 @@ def test_the_verdict_leads_and_brief_prints_only_it():
     assert all(len(line) <= 80 for line in full.stdout.splitlines())
     brief = _run("plan", "--model", "llama-2-7b", "--gpu", "t4", "--brief", env_extra={"COLUMNS": "80"})
     assert brief.returncode == 0 and brief.stdout.startswith("Verdict")
-    assert len(brief.stdout.splitlines()) <= 14 and "Memory breakdown" not in brief.stdout
-    assert "compress apply --model <local folder of" in brief.stdout  # a catalog name has no weights here
+    assert len(brief.stdout.splitlines()) <= 15 and "Memory breakdown" not in brief.stdout
+    # a catalog name has no weights here: they are fetched first, then built where serve looks
+    assert "Get:      hf download meta-llama/Llama-2-7b-hf --local-dir models/llama-2-7b" in brief.stdout
+    assert "--out-dir artifacts/llama-2-7b-q5_k_m" in " ".join(brief.stdout.split())
+
+
+def test_the_readme_shows_the_verdict_the_planner_gives_today():
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"```\n(Verdict   llama-2-7b on NVIDIA T4.*?)```", readme, flags=re.S).group(1)
+    brief = _run("plan", "--model", "llama-2-7b", "--gpu", "t4", "--brief", env_extra={"COLUMNS": "80"})
+    assert shown == brief.stdout

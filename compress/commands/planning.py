@@ -51,19 +51,13 @@ def parse_memory_gib(text: str) -> float:
 
 
 def verdict_text(d: dict[str, Any], width: int | None = None) -> str:
-    """The verdict block that leads a plan (compress.verdict), with the command that serves the
-    choice, wrapped to the terminal with its labels kept in their column."""
-    import textwrap
-
+    """The verdict block that leads a plan (:mod:`compress.verdict`), with the command that serves
+    the choice, wrapped to ``width`` (default: the terminal's)."""
     from compress.output import console
     from compress.review import serve_line
-    from compress.verdict import verdict_lines
+    from compress.verdict import verdict_block
 
-    width = width or console().width
-    lines = verdict_lines(d, serve_line(d) if d["recommended"] else None)
-    labelled = [f"Verdict   {lines[0]}", *(f"  {line}" for line in lines[1:])]
-    return "\n".join(textwrap.fill(line, width=width, subsequent_indent=" " * 12, break_on_hyphens=False,
-                                    break_long_words=False) for line in labelled)
+    return verdict_block(d, serve_line(d) if d["recommended"] else None, width or console().width)
 
 
 def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
