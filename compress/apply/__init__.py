@@ -22,12 +22,12 @@ from typing import Any
 
 from compress import variants
 from compress.errors import UserInputError
-from compress.fsutil import atomic_dir, check_output_dir, dir_size_bytes
+from compress.fsutil import ARTIFACT_SCHEMA, atomic_dir, check_output_dir, dir_size_bytes
 from compress.registry import lookup
 from compress.sources import Source
 
 MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = "compress.artifact/1"
+MANIFEST_SCHEMA = ARTIFACT_SCHEMA
 
 
 @dataclass(frozen=True)

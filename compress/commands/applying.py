@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from compress.errors import UserInputError
+from compress.fsutil import check_not_input
 
 _METHOD_HELP = (
     "Variant to apply, e.g. gptq-4-g128, awq-4, nf4, int8, q4_k_m, q8_0, gguf-f16, wanda-50, "
@@ -74,6 +75,8 @@ def apply_command(
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
+    check_not_input(out, {"--model": source.path, "--plan": plan, "--text": text, "--student": student}, "--out-dir",
+                    replaced=True)
     received = _stop_on_sigterm()
     try:
         manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))

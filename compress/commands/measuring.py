@@ -113,7 +113,7 @@ def probe_command(
 
     out = output or out
     if out is not None:
-        check_output_file(out, "--output")
+        check_output_file(out, "--output", suffixes=(".json",))
     data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out, runs=runs,
                        accept_busy=accept_busy)
     emit([probe_table(data, path)], data, fmt)
@@ -141,11 +141,12 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
     from compress import results
-    from compress.fsutil import check_output_file
+    from compress.fsutil import check_not_input, check_output_file
     from compress.report import write_report
 
     out = out or output
-    check_output_file(out, "--output")
+    check_output_file(out, "--output", suffixes=(".html", ".htm"))
+    check_not_input(out, results_inputs(results_file), "--output")
     path = write_report(results.load(_existing(results_file)), out, model=model)
     typer.echo(f"wrote {path}")
 
@@ -165,7 +166,7 @@ def review_command(
 ) -> None:
     """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
     from compress import results
-    from compress.fsutil import check_output_file
+    from compress.fsutil import check_not_input, check_output_file
     from compress.review import print_review, review_to
 
     if fmt not in ("table", "md", "json"):
@@ -174,10 +175,21 @@ def review_command(
         raise suggest(fmt, ("table", "md", "json"), "format")
     out = output or out
     if out is not None:
-        check_output_file(out, "--output")
+        check_output_file(out, "--output", suffixes=(".md", ".markdown", ".html"))
+        check_not_input(out, {"--model": model, **results_inputs(results_file)}, "--output")
     records = results.load(results_file) if results_file.exists() else []
     data = review_to(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
     print_review(data, fmt, wide=wide)
+
+
+def results_inputs(path: Path | None) -> dict[str, Path]:
+    """The files a ``--results`` reads (one file, or the ``*.jsonl`` of a folder), keyed for
+    :func:`compress.fsutil.check_not_input`: an output may sit beside them, never be one."""
+    if path is None:
+        return {}
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    return {"--results": files[0]} if len(files) == 1 else {f"--results ({f.name})": f for f in files}
 
 
 def _positive_int(text: str, option: str) -> int:

@@ -182,7 +182,11 @@ def register(app: typer.Typer) -> None:
         if table == "sweep" and not sweep_context:
             raise UserInputError("--table sweep prints the context sweep: add --sweep-context")
         if output is not None:
-            check_output_file(output, "--output")
+            from compress.commands.measuring import results_inputs
+            from compress.fsutil import check_not_input
+
+            check_output_file(output, "--output", suffixes=(".json",))
+            check_not_input(output, {"--model": model, "--gpu": gpu, **results_inputs(results_file)}, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         if "," in gpu or gpu.strip().lower() == "all":  # a fleet: one row per GPU profile
             from compress.planner.fleet import fleet_plan, fleet_table
