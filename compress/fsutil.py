@@ -287,19 +287,45 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def read_jsonl(path: Path, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+#: Deepest nesting of a record line read back: ours are 3 deep; Python's parser fails near 1,000.
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(text: str | bytes) -> int:
+    """How deeply the brackets of a JSON text nest (brackets inside strings are counted too, which
+    only errs towards refusing), found without parsing so a hostile depth cannot exhaust the stack."""
+    data = text.encode("utf-8", errors="replace") if isinstance(text, str) else text
+    depth = deepest = 0
+    for byte in data.translate(None, delete=bytes(b for b in range(256) if b not in b"[]{}")):
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def read_jsonl(path: Path, warn: Callable[[str], None] | None = None,
+               check: Callable[[dict[str, Any]], str | None] | None = None) -> list[dict[str, Any]]:
     """Every whole record in ``path``.
 
-    Blank lines are skipped silently; a line that is not UTF-8, not JSON, or not a
-    JSON object is skipped with a one-line warning on stderr naming the file and line.
+    Blank lines are skipped silently; a line that is not UTF-8, not JSON, nested deeper than
+    :data:`MAX_JSON_DEPTH`, or not a JSON object is skipped with a one-line warning on stderr
+    naming the file and line. ``check`` returns why a record cannot be read (skipped with that
+    reason), ``""`` to skip it silently, or None to keep it. Only regular files are read, so
+    ``/dev/zero`` or a FIFO cannot hang a reader.
     """
     path = Path(path)
     if not path.exists():
         return []
+    if not path.is_file():
+        from compress.errors import UserInputError
+
+        raise UserInputError(f"{path} is not a regular file: expected a JSON Lines file of records")
     warn = warn or _warn
     records = []
     for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
         if not raw.strip():
+            continue
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            warn(f"warning: {path}:{number}: skipped a line nested deeper than {MAX_JSON_DEPTH} levels")
             continue
         try:
             value = json.loads(raw.decode("utf-8"))
@@ -311,6 +337,11 @@ def read_jsonl(path: Path, warn: Callable[[str], None] | None = None) -> list[di
             continue
         if not isinstance(value, dict):
             warn(f"warning: {path}:{number}: skipped a JSON {type(value).__name__}: expected a record (an object)")
+            continue
+        problem = check(value) if check else None
+        if problem:
+            warn(f"warning: {path}:{number}: skipped a record: {problem}")
+        if problem is not None:
             continue
         records.append(value)
     return records
