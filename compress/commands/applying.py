@@ -75,8 +75,8 @@ def apply_command(
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
-    check_not_input(out, {"--model": source.path, "--plan": plan, "--text": text, "--student": student}, "--out-dir",
-                    replaced=True)
+    # The source model is checked with the folder itself (apply.run); these are the other inputs.
+    check_not_input(out, {"--plan": plan, "--text": text, "--student": student}, "--out-dir", replaced=True)
     received = _stop_on_sigterm()
     try:
         manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))

@@ -179,3 +179,39 @@ def test_commands_refuse_bad_output_places_before_working(tmp_path):
     _one_line(_cli("review", "--model", "llama-2-7b", "--gpu", "t4", "--out", str(folder)), "is a folder")
     _one_line(_cli("plan", "--model", "llama-2-7b", "--gpu", "t4", "-o", str(folder)), "is a folder")
     _one_line(_cli("probe", "--out", str(folder)), "is a folder")
+
+
+def test_commands_never_write_over_their_inputs(tmp_path):
+    source = model_folder(tmp_path / "m", LLAMA)
+    weights = source / "model.safetensors"
+    weights_bytes = weights.read_bytes()
+    records = tmp_path / "good.jsonl"
+    records.write_text('{"schema": "compress.result/1", "model": "m", "variant": "fp32", "test": "ppl"}\n')
+    kept = records.read_text()
+    _one_line(_cli("bench", "--model", str(source), "--methods", "fp32", "--results", str(weights)),
+              f"--results {weights} is inside the input of --model")
+    _one_line(_cli("bench", "--model", str(source), "--methods", "fp32", "--artifacts", str(source / "cache")),
+              "--artifacts")
+    assert not (source / "cache").exists()
+    _one_line(_cli("report", "--results", str(records), "-o", str(records)), "expected a file name ending in .html")
+    # The same file under a name of the right format, and through a hard link: still refused.
+    for named in ("same.md", "same.json", "same.html"):
+        os.link(records, tmp_path / named)
+    _one_line(_cli("review", "--model", "llama-2-7b", "--gpu", "t4", "--results", str(records), "-o",
+                   str(tmp_path / "same.md")), "is the input of --results")
+    _one_line(_cli("report", "--results", str(records), "-o", str(tmp_path / "same.html")), "is the input of --results")
+    _one_line(_cli("plan", "--model", "llama-2-7b", "--gpu", "t4", "--results", str(records), "-o",
+                   str(tmp_path / "same.json")), "is the input of --results")
+    _one_line(_cli("review", "--model", "llama-2-7b", "--gpu", "t4", "-o", str(tmp_path / "x.pdf")),
+              "expected a file name ending in .md or .markdown or .html, got .pdf")
+    assert records.read_text() == kept and weights.read_bytes() == weights_bytes
+
+
+def test_output_places_under_proc_are_refused_before_working():
+    for args in (("bench", "--model", "default", "--methods", "fp32", "--results", "/proc/r.jsonl"),
+                 ("bench", "--model", "default", "--methods", "fp32", "--artifacts", "/proc/a"),
+                 ("apply", "--model", "default", "--method", "fp32", "--out-dir", "/proc/a"),
+                 ("report", "--results", "/proc/self/status", "-o", "/proc/r.html"),
+                 ("plan", "--model", "llama-2-7b", "--gpu", "t4", "-o", "/proc/p.json"),
+                 ("probe", "-o", "/proc/p.json")):
+        _one_line(_cli(*args), "cannot write there")
