@@ -54,7 +54,10 @@ def main() -> None:
     except CompressError as err:
         if os.environ.get("COMPRESS_DEBUG"):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        from compress.output import printable
+
+        # A name from a file or the command line may carry control characters: shown, never obeyed.
+        print(f"error: {printable(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
     except OSError as err:
         # A full disk or a read-only place met mid-run: say so in one line (the output was

@@ -202,14 +202,16 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def _parts(data: dict[str, Any], text: Any = str, code: Any = str) -> list[Any]:
+def _parts(data: dict[str, Any], text: Any = None, code: Any = str) -> list[Any]:
     """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
 
     ``text`` renders every string that may carry a name from a file or the command line
-    (``md_escape`` for Markdown; as it is for the terminal); ``code`` renders the serving command."""
-    from compress.output import Table
+    (``md_escape`` for Markdown; control characters made visible for the terminal); ``code`` renders
+    the serving command."""
+    from compress.output import Table, printable
     from compress.planner.serving import wrapped
 
+    text = text or printable
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
     parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",

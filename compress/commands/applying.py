@@ -10,6 +10,7 @@ import typer
 
 from compress.errors import UserInputError
 from compress.fsutil import check_not_input
+from compress.output import printable
 
 _METHOD_HELP = (
     "Variant to apply, e.g. gptq-4-g128, awq-4, nf4, int8, q4_k_m, q8_0, gguf-f16, wanda-50, "
@@ -79,7 +80,7 @@ def apply_command(
     check_not_input(out, {"--plan": plan, "--text": text, "--student": student}, "--out-dir", replaced=True)
     received = _stop_on_sigterm()
     try:
-        manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+        manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(printable(line), err=True))
     except KeyboardInterrupt:
         # The artifact is built in a temporary folder that the interruption removed.
         typer.echo(f"interrupted: nothing was written to {out}", err=True)

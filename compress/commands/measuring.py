@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from compress import paths
-from compress.output import FORMATS, emit
+from compress.output import FORMATS, emit, printable
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
 _CLUSTER_HELP = ("Run each variant as a task on a Ray cluster: auto (RAY_ADDRESS or this machine's cluster), "
@@ -84,7 +84,7 @@ def bench_command(
                                slo=slo, concurrency=concurrency, rate=rate, serve_requests=serve_requests,
                                calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                                trust_remote_code=trust_remote_code, cluster=cluster_options,
-                               log=lambda line: typer.echo(line, err=True))
+                               log=lambda line: typer.echo(printable(line), err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)

@@ -10,7 +10,7 @@ import typer
 
 from compress.errors import UserInputError
 from compress.fsutil import atomic_write_text, check_output_file
-from compress.output import FORMATS, Table, emit, to_json
+from compress.output import FORMATS, Table, emit, printable, to_json
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
 WideOption = Annotated[bool, typer.Option("--wide", help="Show every column (the default view fits 80 columns).")]
@@ -56,9 +56,9 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     model, gpu, opt, seed = d["model"], d["gpu"], d["options"], d["seed_formula"]
     devices = f" x{opt['gpus']}" if opt["gpus"] > 1 else ""
     lead = "\n".join([
-        f"Model   {model['name']}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
+        f"Model   {printable(model['name'])}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
         f"{model['heads']} heads / {model['kv_heads']} KV heads, vocab {model['vocab']}, max context {model['max_context']})",
-        f"Device  {gpu['display_name']}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
+        f"Device  {printable(gpu['display_name'])}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
         f"{gpu['memory_bandwidth_gbs']:g} GB/s" + (f", sm{gpu['compute_capability'].replace('.', '')}" if gpu["compute_capability"] else ""),
         f"Options context {opt['context']} tokens, batch {opt['batch']}, KV cache {opt['kv_dtype']}, "
         f"engine {opt.get('engine', 'any')}, "
