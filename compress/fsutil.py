@@ -302,6 +302,29 @@ def json_depth(text: str | bytes) -> int:
     return deepest
 
 
+def read_json_file(path: Path, expected: str, max_bytes: int = 64 * 2**20) -> Any:
+    """The JSON in ``path``, or one line naming the file and saying what was expected: a file
+    that is not UTF-8 JSON, larger than ``max_bytes`` or nested deeper than :data:`MAX_JSON_DEPTH`
+    (which would exhaust the parser's stack) is refused before it is parsed."""
+    from compress.errors import UserInputError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise UserInputError(f"{path} is larger than {max_bytes // 2**20} MiB: expected {expected}")
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserInputError(f"cannot read {path} ({err.strerror or err}): expected {expected}") from None
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise UserInputError(f"{path} nests deeper than {MAX_JSON_DEPTH} levels: expected {expected}")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} is not UTF-8 text: expected {expected}") from None
+    except ValueError as err:
+        raise UserInputError(f"{path} is not valid JSON ({err}): expected {expected}") from None
+
+
 def read_jsonl(path: Path, warn: Callable[[str], None] | None = None,
                check: Callable[[dict[str, Any]], str | None] | None = None) -> list[dict[str, Any]]:
     """Every whole record in ``path``.
