@@ -98,7 +98,10 @@ def resolve(model: str | None, trust_remote_code: bool = False, check: bool = Tr
     names a local file or folder without reading it through (the planner, which only looks
     up records of it).
     """
-    if not model or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
+    if model is not None and not model.strip():
+        raise UserInputError(f"--model is empty ({model!r}): expected a local Hugging Face folder, a .gguf file, "
+                             "'default', or 'random:<catalog name>'")
+    if model is None or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
         return Source("gguf", default_model_path(), "smollm2-135m-instruct")
     if model.startswith("random:"):
         from compress import synthetic

@@ -206,3 +206,20 @@ def test_a_killed_apply_leaves_a_partial_folder_that_the_next_apply_removes(tiny
                    timeout=300)
     assert run.returncode == 0, run.stderr
     assert not partials[0].exists() and (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("apply", "--model", "", "--method", "fp32"), ("--model is empty", "expected a local")),
+    (("apply", "--model", "default", "--method", "fp32", "--seed", "-1"), ("--seed must be a whole number from 0",)),
+    (("apply", "--model", "default", "--method", "fp32", "--seed", str(2**32)), ("--seed", "4,294,967,295")),
+    (("bench", "--model", "", "--methods", "fp32"), ("--model is empty",)),
+    (("bench", "--endpoint", "http://127.0.0.1:9", "--rate", "inf"), ("--rate must be a number", "got inf")),
+    (("bench", "--endpoint", "http://127.0.0.1:9", "--rate", "nan"), ("--rate must be a number",)),
+    (("bench", "--methods", "fp32", "--cluster", "local:100000"), ("--cluster local:N takes a whole number of CPUs",)),
+    (("review", "--model", "llama-2-7b", "--gpu", "t4", "-o", "x.pdf"), ("expected a file name ending in .md",)),
+    (("plan", "--model", "llama-2-7b", "--gpu", "t4", "-o", "plan.md"), ("expected a file name ending in .json",)),
+])
+def test_out_of_range_options_are_one_line_before_any_work(tmp_path, args, words):
+    run = compress(*args, "--results", str(tmp_path / "r.jsonl")) if args[0] == "bench" else compress(*args, cwd=tmp_path)
+    assert_one_clear_line(run, *words)
+    assert run.returncode == 2 and list(tmp_path.iterdir()) == []  # nothing written

@@ -69,7 +69,7 @@ def apply_command(
         raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
     else:
         variant_name = method
-    model = model or "default"
+    model = "default" if model is None else model  # an empty --model is refused by sources.resolve
     variant = variants.parse(variant_name)
     variant = _with_overrides(variant, overrides)
     source = sources.resolve(model, trust_remote_code=trust_remote_code)

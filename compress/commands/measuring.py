@@ -74,7 +74,7 @@ def bench_command(
         address, _, cpus = cluster.partition(":") if cluster.startswith("local") else (cluster, "", "")
         cluster_options = ClusterOptions(address=address, resources=parse_resources(resources),
                                          max_retries=max_retries, ship_model=ship_model,
-                                         local_cpus=_positive_int(cpus, "--cluster local:N") if cpus else None)
+                                         local_cpus=_cpu_count(cpus, "--cluster local:N") if cpus else None)
     try:
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
@@ -192,11 +192,17 @@ def results_inputs(path: Path | None) -> dict[str, Path]:
     return {"--results": files[0]} if len(files) == 1 else {f"--results ({f.name})": f for f in files}
 
 
-def _positive_int(text: str, option: str) -> int:
+def _cpu_count(text: str, option: str) -> int:
+    """A number of CPUs from 1 to this machine's cores: a private cluster starts a worker a CPU,
+    and more workers than cores only end in "can't start new thread"."""
+    import os
+
     from compress.errors import UserInputError
 
-    if not text.isdigit() or int(text) < 1:
-        raise UserInputError(f"{option} takes a positive whole number of CPUs, got {text!r}")
+    cores = os.cpu_count() or 1
+    if not text.isdigit() or not 1 <= int(text) <= cores:
+        raise UserInputError(f"{option} takes a whole number of CPUs from 1 to {cores} (this machine's cores), "
+                             f"got {text[:20]!r}")
     return int(text)
 
 
