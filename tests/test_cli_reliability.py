@@ -135,6 +135,22 @@ def test_bench_exits_non_zero_when_no_variant_was_measured(tiny_llama, tmp_path)
     assert '"status": "failed"' in results.read_text()
 
 
+@pytest.mark.parametrize("venv", ["missing", "a file"])
+def test_bench_exits_non_zero_when_the_runtime_cannot_start(tiny_llama, tmp_path, venv):
+    """--runtime vllm without a vLLM environment: only the artifact's size is known, nothing was measured."""
+    where = tmp_path / "venv"
+    if venv == "a file":
+        where.write_text("not a venv")
+    results = tmp_path / "r.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "COMPRESS_VLLM_VENV": str(where)}
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), "bench", "--model", str(tiny_llama), "--methods",
+                          "fp32", "--tests", "ppl", "--kld-top-k", "0", "--runtime", "vllm", "--results", str(results),
+                          "--artifacts", str(tmp_path / "a"), "--device", "cpu"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and "error: no variant was measured" in run.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_in_apply_says_nothing_was_written(tiny_llama, tmp_path, signum):
     out = tmp_path / "out"
