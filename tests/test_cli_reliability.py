@@ -186,6 +186,21 @@ def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path):
     assert run.returncode == 1 and not out.exists() and not list(tmp_path.iterdir())
 
 
+def test_apply_that_runs_out_of_room_writing_safetensors_is_one_line(tiny_llama, tmp_path):
+    """safetensors reports a failed write as its own exception type, the errno only in its text."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), "apply", "--model", str(tiny_llama), "--method",
+                          "fp32", "--out-dir", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    assert_one_clear_line(run, "File too large", "free space")
+    assert run.returncode == 1 and not list(tmp_path.iterdir())
+
+
 def test_pareto_and_report_skip_bad_lines_with_a_warning(tmp_path):
     from compress import results
 
@@ -239,3 +254,24 @@ def test_out_of_range_options_are_one_line_before_any_work(tmp_path, args, words
     run = compress(*args, "--results", str(tmp_path / "r.jsonl")) if args[0] == "bench" else compress(*args, cwd=tmp_path)
     assert_one_clear_line(run, *words)
     assert run.returncode == 2 and list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_views_skip_records_with_fields_of_the_wrong_type_and_refuse_dev_zero(tmp_path):
+    from compress import results
+
+    path = tmp_path / "r.jsonl"
+    good = results.record(model="m", model_fingerprint="f", variant="fp32", device="cpu", runtime="rt", test="ppl",
+                          metric="perplexity", unit="", higher_is_better=False, value=20.0)
+    bad = [{**good, "model": 7}, {**good, "value": "fast"}, {**good, "timestamp": {"at": 1}},
+           {**good, "model": "[" * 50_000}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [good, *bad])
+                    + '{"schema": "compress.result/1", "model": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    for args in (["pareto", "--results", str(path)], ["report", "--results", str(path), "-o", str(tmp_path / "r.html")],
+                 ["review", "--model", "llama-2-7b", "--gpu", "t4", "--results", str(path)]):
+        run = compress(*args)
+        assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+        for line in (2, 3, 4, 6):
+            assert f"warning: {path}:{line}: skipped" in run.stderr, run.stderr
+    started = time.monotonic()
+    assert_one_clear_line(compress("pareto", "--results", "/dev/zero", timeout=30), "is not a regular file")
+    assert time.monotonic() - started < 30
