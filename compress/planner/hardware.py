@@ -296,9 +296,10 @@ def read_probe() -> dict[str, Any] | None:
     when absent/unreadable."""
     path = profiles.probe_path()
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def host_profile() -> GpuProfile:
