@@ -141,14 +141,18 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nda
     import multiprocessing
 
     ftype(qtype)  # an unknown type fails here, in one line, before a process starts
+    if multiprocessing.current_process().daemon:
+        # A daemonic process may not start children: quantize here (a signal then waits for the call).
+        status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
+        return _checked(status, lines, Path(src), Path(dst), qtype)
     context = multiprocessing.get_context("spawn")  # a fork would copy torch's threads and locks
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_quantize_child, name="compress-quantize", daemon=True,
                             args=(send, str(src), str(dst), qtype, dict(imatrix) if imatrix else None,
                                   dict(metadata) if metadata else None, n_threads))
-    child.start()
-    send.close()
     try:
+        child.start()
+        send.close()
         try:
             status, lines = receive.recv()  # before join: a long log would fill the pipe and block the child
         except EOFError:
@@ -160,23 +164,33 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nda
             Path(dst).unlink()
         raise
     finally:
+        send.close()
         receive.close()
-    if status is None or isinstance(status, str):
-        with contextlib.suppress(OSError):
-            Path(dst).unlink()
-        why = status or f"the quantizer process ended with exit code {child.exitcode}"
-        raise RuntimeFailure(f"llama.cpp could not quantize {Path(src).name} to {qtype} ({why}): "
+    if status is None:
+        status = f"the quantizer process ended with exit code {child.exitcode}"
+    return _checked(status, lines, Path(src), Path(dst), qtype)
+
+
+def _checked(status: int | str, lines: list[str], src: Path, dst: Path, qtype: str) -> list[str]:
+    """The log lines of a quantizer run that succeeded (``status`` 0); one line otherwise, with
+    ``dst`` removed. ``status`` is llama.cpp's return code, or why the run could not start."""
+    if status == 0:
+        return lines
+    with contextlib.suppress(OSError):
+        dst.unlink()
+    if isinstance(status, str):
+        raise RuntimeFailure(f"llama.cpp could not quantize {src.name} to {qtype} ({status}): "
                              "expected an F32/F16 GGUF it can load and room for the output")
-    if status != 0:
-        errors = [line.strip() for line in lines if "error" in line.lower() or "failed" in line.lower()]
-        why = errors[-1] if errors else "no reason logged"
-        raise RuntimeFailure(f"llama.cpp could not quantize {Path(src).name} to {qtype} ({why}): "
-                             "expected an F32/F16 GGUF it can load")
-    return lines
+    errors = [line.strip() for line in lines if "error" in line.lower() or "failed" in line.lower()]
+    why = errors[-1] if errors else "no reason logged"
+    raise RuntimeFailure(f"llama.cpp could not quantize {src.name} to {qtype} ({why}): "
+                         "expected an F32/F16 GGUF it can load")
 
 
 def _stop(child: Any) -> None:
     """End the quantizer child now: it holds nothing worth a clean exit, and its output is removed."""
+    if child.pid is None:
+        return  # interrupted before it started
     if child.is_alive():
         child.kill()
     child.join(timeout=10)

@@ -89,3 +89,29 @@ def test_a_quantizer_that_fails_is_one_line(tmp_path):
         llamacpp.quantize_gguf(bad, tmp_path / "out.gguf", "Q8_0")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "out.gguf").exists()
+
+
+def _quantize_in_daemon(src: str, dst: str, queue) -> None:
+    from compress import llamacpp
+
+    try:
+        llamacpp.quantize_gguf(Path(src), Path(dst), "Q8_0")
+        queue.put("ok")
+    except RuntimeFailure as err:
+        queue.put(str(err))
+
+
+def test_a_daemonic_process_quantizes_in_place(tmp_path):
+    """A daemonic process may start no child: the quantizer runs in it, its failures still one line."""
+    import multiprocessing
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    proc = context.Process(target=_quantize_in_daemon, args=(str(bad), str(tmp_path / "out.gguf"), queue), daemon=True)
+    proc.start()
+    answer = queue.get(timeout=120)
+    proc.join(timeout=30)
+    assert answer.startswith("llama.cpp could not quantize bad.gguf to Q8_0"), answer
+    assert "processes are not allowed to have children" not in answer and not (tmp_path / "out.gguf").exists()
