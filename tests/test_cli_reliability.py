@@ -277,3 +277,48 @@ def test_views_skip_records_with_fields_of_the_wrong_type_and_refuse_dev_zero(tm
     started = time.monotonic()
     assert_one_clear_line(compress("pareto", "--results", "/dev/zero", timeout=30), "is not a regular file")
     assert time.monotonic() - started < 30
+
+
+def test_bench_against_a_server_that_drips_bytes_ends_in_one_line(tmp_path):
+    """Headers, then one byte a second: a read timeout never fires, the request's deadline does."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def drip() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while True:
+                    time.sleep(1)
+                    conn.sendall(b"x")
+            except OSError:
+                conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        started = time.monotonic()
+        run = compress("bench", "--endpoint", f"http://127.0.0.1:{server.getsockname()[1]}/v1",
+                       "--results", str(tmp_path / "r.jsonl"), timeout=90)
+        assert_one_clear_line(run, "/v1/models sent no whole reply within 10 s")
+        assert time.monotonic() - started < 60
+    finally:
+        server.close()
+
+
+def test_force_leaves_a_folder_whose_manifest_compress_did_not_write(tiny_llama, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"hello": 1}')
+    (out / "data.txt").write_text("keep me")
+    run = compress("apply", "--model", str(tiny_llama), "--method", "fp32", "--out-dir", str(out), "--force")
+    assert_one_clear_line(run, "is not an artifact written by compress", "--force only replaces those")
+    assert (out / "data.txt").read_text() == "keep me"
