@@ -59,17 +59,40 @@ def main() -> None:
     except CompressError as err:
         if os.environ.get("COMPRESS_DEBUG"):
             raise
-        print(f"error: {err}", file=sys.stderr)
+        from compress.output import printable
+
+        # A name from a file or the command line may carry control characters: shown, never obeyed.
+        print(f"error: {printable(err)}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except OSError as err:
+    except Exception as err:
         # A full disk or a read-only place met mid-run: say so in one line (the output was
         # written atomically, so nothing half-written is left behind).
-        if os.environ.get("COMPRESS_DEBUG") or err.errno not in _WRITE_ERRNOS:
+        code, filename = _write_error(err)
+        if os.environ.get("COMPRESS_DEBUG") or code not in _WRITE_ERRNOS:
             raise
-        where = f" ({err.filename})" if err.filename else ""
-        print(f"error: {err.strerror}{where}: expected room and permission to write; free space or pick "
+        where = f" ({filename})" if filename else ""
+        print(f"error: {os.strerror(code)}{where}: expected room and permission to write; free space or pick "
               "another path, then rerun", file=sys.stderr)
         sys.exit(1)
+
+
+def _write_error(err: BaseException) -> tuple[int | None, str | None]:
+    """The errno of a failed write in ``err`` or what caused it, and the file, where known.
+
+    Libraries written in Rust (safetensors, tokenizers) raise their own exception types for an
+    I/O error and keep the errno only in the text, as Rust's ``io::Error`` prints it: "(os error 28)"."""
+    import re
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno is not None:
+            return err.errno, err.filename
+        found = re.search(r"\(os error (\d+)\)", str(err))
+        if found:
+            return int(found.group(1)), None
+        err = err.__cause__ or err.__context__
+    return None, None
 
 
 if __name__ == "__main__":

@@ -25,12 +25,59 @@ from compress.errors import RuntimeFailure, UserInputError
 
 #: The file that marks a folder as an artifact ``compress apply`` wrote (and so one ``--force`` may replace).
 MANIFEST = "manifest.json"
+#: The ``schema`` field of that manifest; ``--force`` trusts no other.
+ARTIFACT_SCHEMA = "compress.artifact/1"
+#: Fields every manifest ``compress apply`` writes carries, with their JSON types.
+_MANIFEST_FIELDS = {"variant": str, "steps": list, "format": str, "runtime": str, "source": dict}
+
+
+def is_compress_artifact(folder: Path) -> bool:
+    """Whether ``folder`` holds a manifest ``compress apply`` wrote: its schema and its fields, not just the name."""
+    file = Path(folder) / MANIFEST
+    try:
+        if not file.is_file() or file.is_symlink() or file.stat().st_size > 16 * 2**20:
+            return False
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return (isinstance(manifest, dict) and manifest.get("schema") == ARTIFACT_SCHEMA
+            and all(isinstance(manifest.get(k), t) for k, t in _MANIFEST_FIELDS.items()))
+
+
+def check_not_input(out: Path, inputs: dict[str, Any], option: str = "output", replaced: bool = False) -> None:
+    """Refuse an output that is one of the run's inputs or lies inside an input folder, before any work.
+
+    ``inputs`` maps the option that named each input (``--model``, ``--results``) to its path
+    (None or a missing path is skipped). The same file is found through links too: a hard
+    link or symlink to an input is that input. With ``replaced`` (a folder output that is
+    replaced whole, as ``apply --force`` does), one that holds an input is refused as well.
+    """
+    out = Path(out)
+    where = Path(os.path.abspath(out)).resolve()
+    for label, path in inputs.items():
+        if path is None or not str(path) or not Path(path).exists():
+            continue
+        path = Path(path).resolve()
+        same = where == path or (out.exists() and _same_file(out, path))
+        inside = path.is_dir() and where.is_relative_to(path)
+        holds = replaced and path.is_relative_to(where)
+        if same or inside or holds:
+            relation = "is" if same else "is inside" if inside else "holds"
+            raise UserInputError(f"{option} {out} {relation} the input of {label} ({path}): expected an output "
+                                 "apart from the inputs, so they are never overwritten; pick another path")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_output_dir(out: Path, force: bool, source: Path | None = None, option: str = "output") -> None:
     """Refuse an output folder before any work: one that exists (unless ``force`` and it is an
     artifact compress wrote), a file, the current folder or one holding it, the source model
-    or a folder holding it, or a place that cannot be written."""
+    or a folder holding it or inside it, or a place that cannot be written."""
     out = Path(out)
     where = out.resolve()
     if where == Path.cwd().resolve() or Path.cwd().resolve().is_relative_to(where):
@@ -38,24 +85,33 @@ def check_output_dir(out: Path, force: bool, source: Path | None = None, option:
                              "e.g. artifacts/NAME")
     if source is not None and Path(source).resolve().is_relative_to(where):
         raise UserInputError(f"{option} {out} is the source model or holds it: expected a new folder")
+    if source is not None and Path(source).is_dir() and where.is_relative_to(Path(source).resolve()):
+        raise UserInputError(f"{option} {out} is inside the source model {source}: expected a folder apart "
+                             "from it, so the source is never changed; pick another path")
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{option} {out} exists and is a file: expected a folder path")
     if out.exists() and not force:
         raise UserInputError(f"{option} {out} already exists: expected a new path; pass --force to replace it")
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise UserInputError(f"{option} {out} holds files but no {MANIFEST}: --force only replaces an artifact "
-                             "written by compress; remove the folder yourself or pick another path")
-    _check_writable_parent(out, option)
+    if out.exists() and any(out.iterdir()) and not is_compress_artifact(out):
+        raise UserInputError(f"{option} {out} is not an artifact written by compress (no {MANIFEST} of schema "
+                             f"{ARTIFACT_SCHEMA}): --force only replaces those; remove the folder yourself or pick "
+                             "another path")
+    # The artifact is built in a temporary folder beside ``out``: try making one there.
+    _try_create(out.parent, option, out, folder=True)
 
 
-def check_output_file(path: Path, option: str = "output") -> None:
-    """Refuse an output file before any work: a folder, the current folder, or a place that cannot be written."""
+def check_output_file(path: Path, option: str = "output", suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse an output file before any work: a folder, the current folder, a name whose suffix is
+    not one of ``suffixes`` (when given), or a place that cannot be written (tried, not guessed)."""
     path = Path(path)
     if path.is_dir():
         raise UserInputError(f"{option} {path} is a folder: expected a file path, e.g. {path / 'out'}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserInputError(f"{option} {path}: expected a file name ending in {' or '.join(suffixes)}, got "
+                             f"{path.suffix or 'no suffix'}; name the file after the format it holds")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserInputError(f"{option} {path} is not writable: expected a file you may write; pick another path")
-    _check_writable_parent(path, option)
+    _try_create(path, option, path, folder=False)
 
 
 def check_output_folder(path: Path, option: str = "output") -> None:
@@ -65,19 +121,45 @@ def check_output_folder(path: Path, option: str = "output") -> None:
         raise UserInputError(f"{option} {path} is a file: expected a folder")
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
         raise UserInputError(f"{option} {path} is not writable: pick another folder")
-    if not path.exists():
-        _check_writable_parent(path, option)
+    _try_create(path, option, path, folder=True)
 
 
-def _check_writable_parent(path: Path, option: str) -> None:
-    """The nearest existing folder above ``path`` must be a folder this process may create entries in."""
-    parent = Path(os.path.abspath(path)).parent
-    while not parent.exists():
+def _try_create(path: Path, option: str, shown: Path, folder: bool) -> None:
+    """Prove ``path`` can be written by making it (a folder, or a file beside nothing else), then
+    remove whatever the check made. Permission bits alone miss /proc, read-only mounts and
+    full quotas, where ``mkdir`` and ``open`` fail for other reasons.
+
+    An existing folder gets a temporary entry made and removed in it; an existing file is opened
+    for appending (nothing is written, and a FIFO with no reader does not block).
+    """
+    path = Path(os.path.abspath(path))
+    missing = []
+    parent = path if folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
         parent = parent.parent
     if not parent.is_dir():
-        raise UserInputError(f"{option} {path}: {parent} is a file, not a folder; pick another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"{option} {path}: cannot write in {parent} (permission denied); pick another path")
+        raise UserInputError(f"{option} {shown}: {parent} is a file, not a folder; pick another path")
+    made: list[Path] = []
+    try:
+        for folder_path in reversed(missing):
+            os.mkdir(folder_path)
+            made.append(folder_path)
+        if folder:
+            os.rmdir(tempfile.mkdtemp(prefix=".compress-check.", dir=path))
+        elif path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.unlink(path)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise UserInputError(f"{option} {shown}: cannot write there ({reason}); expected a place this user may "
+                             "create files in; pick another path") from None
+    finally:
+        for folder_path in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder_path)
 
 
 def process_start_time() -> float:
@@ -206,19 +288,68 @@ def append_jsonl(path: Path, record: dict[str, Any] | list[dict[str, Any]]) -> N
         os.close(fd)
 
 
-def read_jsonl(path: Path, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+#: Deepest nesting of a record line read back: ours are 3 deep; Python's parser fails near 1,000.
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(text: str | bytes) -> int:
+    """How deeply the brackets of a JSON text nest (brackets inside strings are counted too, which
+    only errs towards refusing), found without parsing so a hostile depth cannot exhaust the stack."""
+    data = text.encode("utf-8", errors="replace") if isinstance(text, str) else text
+    depth = deepest = 0
+    for byte in data.translate(None, delete=bytes(b for b in range(256) if b not in b"[]{}")):
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def read_json_file(path: Path, expected: str, max_bytes: int = 64 * 2**20) -> Any:
+    """The JSON in ``path``, or one line naming the file and saying what was expected: a file
+    that is not UTF-8 JSON, larger than ``max_bytes`` or nested deeper than :data:`MAX_JSON_DEPTH`
+    (which would exhaust the parser's stack) is refused before it is parsed."""
+    from compress.errors import UserInputError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise UserInputError(f"{path} is larger than {max_bytes // 2**20} MiB: expected {expected}")
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserInputError(f"cannot read {path} ({err.strerror or err}): expected {expected}") from None
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise UserInputError(f"{path} nests deeper than {MAX_JSON_DEPTH} levels: expected {expected}")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} is not UTF-8 text: expected {expected}") from None
+    except ValueError as err:
+        raise UserInputError(f"{path} is not valid JSON ({err}): expected {expected}") from None
+
+
+def read_jsonl(path: Path, warn: Callable[[str], None] | None = None,
+               check: Callable[[dict[str, Any]], str | None] | None = None) -> list[dict[str, Any]]:
     """Every whole record in ``path``.
 
-    Blank lines are skipped silently; a line that is not UTF-8, not JSON, or not a
-    JSON object is skipped with a one-line warning on stderr naming the file and line.
+    Blank lines are skipped silently; a line that is not UTF-8, not JSON, nested deeper than
+    :data:`MAX_JSON_DEPTH`, or not a JSON object is skipped with a one-line warning on stderr
+    naming the file and line. ``check`` returns why a record cannot be read (skipped with that
+    reason), ``""`` to skip it silently, or None to keep it. Only regular files are read, so
+    ``/dev/zero`` or a FIFO cannot hang a reader.
     """
     path = Path(path)
     if not path.exists():
         return []
+    if not path.is_file():
+        from compress.errors import UserInputError
+
+        raise UserInputError(f"{path} is not a regular file: expected a JSON Lines file of records")
     warn = warn or _warn
     records = []
     for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
         if not raw.strip():
+            continue
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            warn(f"warning: {path}:{number}: skipped a line nested deeper than {MAX_JSON_DEPTH} levels")
             continue
         try:
             value = json.loads(raw.decode("utf-8"))
@@ -230,6 +361,11 @@ def read_jsonl(path: Path, warn: Callable[[str], None] | None = None) -> list[di
             continue
         if not isinstance(value, dict):
             warn(f"warning: {path}:{number}: skipped a JSON {type(value).__name__}: expected a record (an object)")
+            continue
+        problem = check(value) if check else None
+        if problem:
+            warn(f"warning: {path}:{number}: skipped a record: {problem}")
+        if problem is not None:
             continue
         records.append(value)
     return records

@@ -29,7 +29,7 @@ import numpy as np
 
 from compress import arch as arch_table
 from compress.arch import GgufGraph
-from compress.errors import UnsupportedError, UserInputError
+from compress.errors import RuntimeFailure, UnsupportedError, UserInputError
 
 
 #: Hugging Face ``architectures`` entry → llama.cpp graph, from the architecture table
@@ -234,9 +234,17 @@ def write_gguf(folder: Path, path: Path, dtype: str = "F32", name: str | None = 
     for tensor_name, array in weights.items():
         store = np.float16 if dtype == "F16" and array.ndim == 2 else np.float32
         writer.add_tensor(tensor_name, np.ascontiguousarray(array, dtype=store))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    try:
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    except OSError as err:
+        if err.errno is not None:
+            raise  # the command reports a full disk or a read-only place by its errno
+        # numpy's tofile reports a short write with no errno: "65536 requested and 16912 written".
+        raise RuntimeFailure(f"could not write {path.name} whole ({err}): expected room for the file; the disk is "
+                             "full or a file-size limit was met; free space and rerun") from None
+    finally:
+        writer.close()
     return {"architecture": arch.name, "tensors": len(weights), "tokenizer": vocab.model,
             "pre_tokenizer": vocab.pre, "tied_embeddings": "output.weight" not in weights}

@@ -65,6 +65,11 @@ def check_config(config: Any, where: str) -> None:
             if key == "sliding_window" and cfg[key] is False:
                 continue
             bounded_int(cfg[key], key, MAXIMA[name], where)
+        heads, kv_heads = cfg.get("num_attention_heads"), cfg.get("num_key_value_heads")
+        if heads is not None and kv_heads is not None and int(heads) % int(kv_heads):
+            raise UserInputError(f"{where}: num_attention_heads ({int(heads)}) must be a multiple of "
+                                 f"num_key_value_heads ({int(kv_heads)}), as grouped-query attention shares each "
+                                 "KV head among a whole number of query heads; the file is damaged")
 
 
 def check_dims(dims: dict[str, Any], where: str) -> None:
@@ -88,8 +93,12 @@ def check_gguf_fields(fields: dict[str, Any], where: str) -> None:
     Per-layer values (a list, as some architectures store head counts) are checked one by one.
     """
     arch = fields.get("general.architecture")
-    if not isinstance(arch, str):
+    if arch is None:
         return
+    if not isinstance(arch, str) or not arch.isidentifier():
+        shown = repr(arch)[:40]
+        raise UserInputError(f"{where}: general.architecture is {shown}: expected the name of an architecture "
+                             "such as 'llama'; the file is damaged or not a model")
     for key, name in GGUF_KEYS.items():
         value = fields.get(f"{arch}.{key}")
         if value is None:

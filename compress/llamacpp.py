@@ -227,7 +227,95 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nda
     as the null-terminated ``llama_model_imatrix_data`` array of include/llama.h.
     ``metadata`` adds string or integer keys to the output (``quantize.imatrix.*``, as llama-quantize does).
     Returns llama.cpp's log lines (they name the tensors that fell back to another type).
+
+    The quantizer runs in a child process. Python handles a signal only between bytecodes, and
+    inside the native call a Ctrl-C either waits for the call to end or is swallowed by the log
+    callback ("Exception ignored on calling ctypes callback"); here this process only waits, so
+    SIGINT (or SIGTERM turned into KeyboardInterrupt by the command) stops the child and removes
+    ``dst`` at once.
     """
+    import multiprocessing
+
+    ftype(qtype)  # an unknown type fails here, in one line, before a process starts
+    if multiprocessing.current_process().daemon:
+        # A daemonic process may not start children: quantize here (a signal then waits for the call).
+        status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
+        return _checked(status, lines, Path(src), Path(dst), qtype)
+    context = multiprocessing.get_context("spawn")  # a fork would copy torch's threads and locks
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_quantize_child, name="compress-quantize", daemon=True,
+                            args=(send, str(src), str(dst), qtype, dict(imatrix) if imatrix else None,
+                                  dict(metadata) if metadata else None, n_threads))
+    try:
+        child.start()
+        send.close()
+        try:
+            status, lines = receive.recv()  # before join: a long log would fill the pipe and block the child
+        except EOFError:
+            status, lines = None, []
+        child.join()
+    except BaseException:
+        _stop(child)
+        with contextlib.suppress(OSError):
+            Path(dst).unlink()
+        raise
+    finally:
+        send.close()
+        receive.close()
+    if status is None:
+        status = f"the quantizer process ended with exit code {child.exitcode}"
+    return _checked(status, lines, Path(src), Path(dst), qtype)
+
+
+def _checked(status: int | str, lines: list[str], src: Path, dst: Path, qtype: str) -> list[str]:
+    """The log lines of a quantizer run that succeeded (``status`` 0); one line otherwise, with
+    ``dst`` removed. ``status`` is llama.cpp's return code, or why the run could not start."""
+    if status == 0:
+        return lines
+    with contextlib.suppress(OSError):
+        dst.unlink()
+    if isinstance(status, str):
+        raise RuntimeFailure(f"llama.cpp could not quantize {src.name} to {qtype} ({status}): "
+                             "expected an F32/F16 GGUF it can load and room for the output")
+    errors = [line.strip() for line in lines if "error" in line.lower() or "failed" in line.lower()]
+    why = errors[-1] if errors else "no reason logged"
+    raise RuntimeFailure(f"llama.cpp could not quantize {src.name} to {qtype} ({why}): "
+                         "expected an F32/F16 GGUF it can load")
+
+
+def _stop(child: Any) -> None:
+    """End the quantizer child now: it holds nothing worth a clean exit, and its output is removed."""
+    if child.pid is None:
+        return  # interrupted before it started
+    if child.is_alive():
+        child.kill()
+    child.join(timeout=10)
+
+
+def _quantize_child(send: Any, src: str, dst: str, qtype: str, imatrix: dict[str, np.ndarray] | None,
+                    metadata: dict[str, str | int] | None, n_threads: int | None) -> None:
+    """The quantizer process: run llama.cpp's quantizer and send back (status, log lines), or
+    (reason, []) when it could not start."""
+    import signal
+
+    # A Ctrl-C at the terminal reaches the whole process group: the parent decides, this one
+    # ignores it. If the parent is killed outright, the kernel ends this process too (Linux).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    try:
+        status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
+    except Exception as err:  # any failure goes back as one line; the parent raises it
+        send.send((f"{type(err).__name__}: {err}", []))
+    else:
+        send.send((status, lines))
+    finally:
+        send.close()
+
+
+def _quantize_here(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.ndarray] | None,
+                   metadata: Mapping[str, str | int] | None, n_threads: int | None) -> tuple[int, list[str]]:
+    """Call ``llama_model_quantize`` in this process; returns its status and log lines."""
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
@@ -249,12 +337,7 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nda
         params.kv_overrides = keep_alive[-1]
     with _captured_log() as lines:
         status = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
-    if status != 0:
-        errors = [line.strip() for line in lines if "error" in line.lower() or "failed" in line.lower()]
-        why = errors[-1] if errors else "no reason logged"
-        raise RuntimeFailure(f"llama.cpp could not quantize {src.name} to {qtype} ({why}): "
-                             "expected an F32/F16 GGUF it can load")
-    return lines
+    return int(status), lines
 
 
 def tensor_types(path: Path) -> dict[str, int]:

@@ -175,8 +175,34 @@ def load_causal_lm(folder: Path, dtype: str = "float32", device: str = "cpu", **
     from transformers import AutoModelForCausalLM
 
     trust = kwargs.pop("trust_remote_code", trust_remote_code())
+    check_memory_for(Path(folder), dtype, quantized="quantization_config" in kwargs)
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(dtype), trust_remote_code=trust,
                                                  **kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device)
     return model.eval()
+
+
+def checkpoint_memory_bytes(folder: Path, dtype: str, quantized: bool = False) -> int:
+    """Memory a folder's weights take once loaded in ``dtype``: the safetensors bytes, scaled from
+    the dtype the config says they are stored in (a bfloat16 checkpoint loaded as float32 doubles).
+    Quantized weights stay as stored."""
+    from compress.memcheck import DTYPE_BYTES
+
+    stored_bytes = sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    stored = config.get("torch_dtype") or config.get("dtype")
+    if quantized or config.get("quantization_config") or stored not in DTYPE_BYTES or dtype not in DTYPE_BYTES:
+        return stored_bytes
+    return stored_bytes * DTYPE_BYTES[dtype] // DTYPE_BYTES[stored]
+
+
+def check_memory_for(folder: Path, dtype: str, quantized: bool = False) -> None:
+    """Refuse to load a checkpoint that cannot fit in memory, before transformers allocates it."""
+    from compress.memcheck import check_memory
+
+    check_memory(checkpoint_memory_bytes(folder, dtype, quantized), f"loading {Path(folder).name} in {dtype}")

@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +52,32 @@ class Table:
                        rows=[[row[i] for i in keep] for row in self.rows], compact=None)
 
 
+def _visible(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: Any) -> str:
+    """``text`` with every control and format character written as a visible escape (ESC as
+    ``\\x1b``, a newline as ``\\x0a``, a right-to-left override as ``\\u202e``).
+
+    Names come from files and the command line: a GGUF's ``general.name``, a config's model
+    type, a device TOML's name. Raw, an ESC byte drives the terminal (colours, cursor moves,
+    a changed window title), a newline splits a table row or starts a Markdown bullet, and
+    bidirectional overrides make text read other than it is (Unicode categories Cc and Cf).
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else
+                   _visible(c) if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+
+
+def printable_lines(text: str) -> str:
+    """Each line of a text that has several made printable: its own line breaks stay."""
+    return "\n".join(printable(line) for line in str(text).split("\n"))
+
+
 def cell(value: Any) -> str:
     """How a plain value reads in a table cell."""
     if value is None:
@@ -67,7 +94,7 @@ def cell(value: Any) -> str:
         if abs(value) >= 10:
             return f"{value:.1f}"
         return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.2g}"
-    return str(value)
+    return printable(value)
 
 
 def to_json(data: Any) -> str:
@@ -94,15 +121,19 @@ _CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def md_escape(text: Any) -> str:
-    """``text`` as literal Markdown on one line: no tags, links, code spans, cell breaks or line breaks."""
-    return str(text).translate(_MD_ESCAPES)
+    """``text`` as literal Markdown on one line: no tags, links, code spans, cell breaks or line breaks,
+    and no control characters."""
+    return printable(str(text).translate(_MD_ESCAPES))
 
 
 def csv_escape(value: Any) -> Any:
     """A CSV cell a spreadsheet shows as text: a string that would start a formula gets a leading apostrophe.
 
     Numbers stay numbers, and strings that read as a number (``-0.5``) or a lone ``-`` are left as they are.
+    Control characters are written as visible escapes (:func:`printable`).
     """
+    if isinstance(value, str):
+        value = printable(value)
     if not isinstance(value, str) or not value.startswith(_CSV_FORMULA_STARTS) or value == "-":
         return value
     try:
@@ -224,7 +255,7 @@ def emit(tables: list[Table], data: Any, fmt: str, text: str | None = None, *, t
     else:
         out = console()
         if text and table is None:
-            out.print(text, markup=False)
+            out.print(printable_lines(text), markup=False)
         for t in chosen:
             shown = t if wide else t.narrowed()
             hidden = [c for c in t.columns if c not in shown.columns]

@@ -58,8 +58,10 @@ document.querySelectorAll('table.sortable').forEach(t=>{
 
 
 def esc(value: Any) -> str:
-    """Text or attribute-safe HTML of any value (quotes escaped too)."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Text or attribute-safe HTML of any value (quotes escaped too, control characters made visible)."""
+    from compress.output import printable
+
+    return html.escape("" if value is None else printable(value), quote=True)
 
 
 def page(title: str, body: str) -> str:

@@ -24,6 +24,7 @@ written back.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -55,9 +56,54 @@ def append(path: Path, rec: dict[str, Any] | list[dict[str, Any]]) -> None:
     append_jsonl(path, rec)
 
 
+_TEXT, _NUMBER, _OBJECT, _LIST, _BOOL = (str,), (int, float), (dict,), (list,), (bool,)
+#: The fields readers use, and the JSON types each may hold (null or absent is allowed: readers
+#: treat those as unknown). Other fields are carried along unread.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": _TEXT, "variant": _TEXT, "test": _TEXT, "status": _TEXT,
+    "model_fingerprint": _TEXT, "method": _TEXT, "runtime": _TEXT, "runtime_version": _TEXT, "artifact": _TEXT,
+    "artifact_key": _TEXT, "device": _TEXT, "device_name": _TEXT, "profile": _TEXT, "metric": _TEXT,
+    "unit": _TEXT, "timestamp": _TEXT, "run_id": _TEXT, "test_id": _TEXT, "error": _TEXT, "git_sha": _TEXT,
+    "value": _NUMBER, "predicted": _NUMBER, "prediction_error_pct": _NUMBER, "artifact_bytes": _NUMBER,
+    "threads": _NUMBER, "test_records": _NUMBER, "higher_is_better": _BOOL,
+    "config": _OBJECT, "params": _OBJECT, "stats": _OBJECT, "host": _OBJECT, "libraries": _OBJECT,
+    "bench_settings": _OBJECT, "samples": _LIST,
+}
+
+def record_problem(rec: dict[str, Any]) -> str | None:
+    """Why a record of this schema cannot be read (a field of the wrong JSON type), or None."""
+    for key, types in FIELD_TYPES.items():
+        value = rec.get(key)
+        if value is None:
+            continue
+        # JSON true/false are Python bools, which are ints too: a number field must not take them.
+        wrong = isinstance(value, bool) and bool not in types
+        if wrong or not isinstance(value, types):
+            expected = {_TEXT: "text", _NUMBER: "a number", _OBJECT: "an object", _LIST: "a list",
+                        _BOOL: "true or false"}[types]
+            return f"field '{key}' is a JSON {_json_type(value)}: expected {expected}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"field '{key}' is {value}: expected a finite number"
+    return None
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}.get(
+        type(value), type(value).__name__)
+
+
+def _ours(rec: dict[str, Any]) -> str | None:
+    """Records of other schemas are skipped silently; ours must have fields of the right types."""
+    if rec.get("schema") != SCHEMA:
+        return ""
+    return record_problem(rec)
+
+
 def load(paths: Iterable[Path] | Path, provenance: bool = False) -> list[dict[str, Any]]:
     """Every record in the given files, or in every ``*.jsonl`` of a given folder (a file named
-    twice is read once); with ``provenance``, each with the file it came from in ``results_file``."""
+    twice is read once); a record whose fields have the wrong types is skipped with a warning
+    naming the file, line and field. With ``provenance``, each with the file it came from in
+    ``results_file``."""
     if isinstance(paths, str | Path):
         paths = [Path(paths)]
     records: list[dict[str, Any]] = []
@@ -69,6 +115,6 @@ def load(paths: Iterable[Path] | Path, provenance: bool = False) -> list[dict[st
             if file.resolve() in seen:
                 continue
             seen.add(file.resolve())
-            found = [r for r in read_jsonl(file) if r.get("schema") == SCHEMA]
+            found = read_jsonl(file, check=_ours)
             records += [{**r, "results_file": str(file)} for r in found] if provenance else found
     return records

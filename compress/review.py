@@ -249,15 +249,17 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def _parts(data: dict[str, Any], text: Any = str, code: Any = str, width: int = 10_000) -> list[Any]:
+def _parts(data: dict[str, Any], text: Any = None, code: Any = str, width: int = 10_000) -> list[Any]:
     """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
 
     ``text`` renders every string that may carry a name from a file or the command line
-    (``md_escape`` for Markdown; as it is for the terminal); ``code`` renders the verdict and the
-    serving command; ``width`` wraps the verdict (the terminal's; Markdown keeps its lines whole)."""
-    from compress.output import Table
+    (``md_escape`` for Markdown; control characters made visible for the terminal); ``code`` renders
+    the verdict and the serving command; ``width`` wraps the verdict (the terminal's; Markdown keeps
+    its lines whole)."""
+    from compress.output import Table, printable
     from compress.planner.serving import wrapped
 
+    text = text or printable
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
     from compress.verdict import verdict_block

@@ -100,7 +100,10 @@ def resolve(model: str | None, trust_remote_code: bool = False, check: bool = Tr
     names a local file or folder without reading it through (the planner, which only looks
     up records of it).
     """
-    if not model or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
+    if model is not None and not model.strip():
+        raise UserInputError(f"--model is empty ({model!r}): expected a local Hugging Face folder, a .gguf file, "
+                             "'default', or 'random:<catalog name>'")
+    if model is None or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
         return Source("gguf", default_model_path(), DEFAULT_SOURCE_NAME)
     if model.startswith("random:"):
         from compress import synthetic
@@ -141,6 +144,9 @@ def check_gguf(path: Path) -> None:
     from compress.limits import GGUF_KEYS, check_gguf_fields
 
     arch = _gguf_value(reader.fields["general.architecture"]) if "general.architecture" in reader.fields else None
+    if arch is not None and (not isinstance(arch, str) or not arch.isidentifier()):
+        raise UserInputError(f"GGUF header of {path}: general.architecture is {_shown(arch)}: expected the name of "
+                             "an architecture such as 'llama'; the file is damaged or not a model")
     wanted = ["general.architecture", *(f"{arch}.{key}" for key in GGUF_KEYS)]
     check_gguf_fields({key: _gguf_value(reader.fields[key]) for key in wanted if key in reader.fields},
                       f"GGUF header of {path}")
@@ -157,13 +163,15 @@ def _gguf_value(field: object) -> object:
 def check_hf_dir(path: Path, trust_remote_code: bool = False) -> None:
     """Refuse folders whose config cannot be read, that ask for their own code, or whose
     weights are missing, pickled or cut short."""
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserInputError(f"{path / 'config.json'} is not valid JSON ({err}): the checkpoint is corrupt") from None
+    from compress.fsutil import read_json_file
+
+    config = read_json_file(path / "config.json", "a transformers config.json; the checkpoint is corrupt")
     if not isinstance(config, dict):
         raise UserInputError(f"{path / 'config.json'} holds a JSON {type(config).__name__}: expected an object "
                              "of model settings; the checkpoint is corrupt")
+    if not isinstance(config.get("model_type"), str) or not config["model_type"]:
+        raise UserInputError(f"{path / 'config.json'}: model_type is {_shown(config.get('model_type'))}: expected the "
+                             "name of a transformers architecture such as 'llama'; the checkpoint is incomplete")
     if not trust_remote_code:
         check_no_remote_code(path, config)
     from compress.limits import check_config
@@ -211,10 +219,17 @@ def check_no_remote_code(path: Path, config: dict) -> None:
 
 
 def _json_or_none(file: Path) -> object:
+    from compress.fsutil import read_json_file
+
     try:
-        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
-    except (OSError, ValueError):
+        return read_json_file(file, "JSON") if file.is_file() else None
+    except UserInputError:
         return None
+
+
+def _shown(value: object) -> str:
+    """A value from a file, short, for one line of an error."""
+    return "missing" if value is None else repr(value)[:40]
 
 
 def _known_model_type(model_type: object) -> bool:
@@ -244,11 +259,23 @@ def _check_safetensors(file: Path) -> None:
         if len(head) < 8:
             raise UserInputError(f"{file} is truncated: expected a safetensors header, got {size} bytes")
         header_len = int.from_bytes(head, "little")
+        # The format caps its header at 100 MB (huggingface/safetensors, "Format"); a larger
+        # length is a damaged file, not a read to attempt.
+        if header_len > min(size - 8, 100_000_000):
+            raise UserInputError(f"{file} has a corrupt header ({header_len:,} bytes declared in a {size:,}-byte "
+                                 "file): re-create the checkpoint")
         try:
-            header = json.loads(f.read(header_len))
+            raw = f.read(header_len)
+            from compress.fsutil import MAX_JSON_DEPTH, json_depth
+
+            header = json.loads(raw) if json_depth(raw) <= MAX_JSON_DEPTH else None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UserInputError(f"{file} has a corrupt header: expected JSON, re-create the checkpoint") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            header = None
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        raise UserInputError(f"{file} has a corrupt header: expected a JSON object of tensors with data_offsets; "
+                             "re-create the checkpoint") from None
     if size < 8 + header_len + end:
         raise UserInputError(
             f"{file} is truncated: expected {8 + header_len + end} bytes, got {size}; re-create the checkpoint"

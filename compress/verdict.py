@@ -113,7 +113,10 @@ def verdict_block(plan: dict[str, Any], serve: str | None = None, width: int = 8
     continuation under the text, never cut."""
     import textwrap
 
-    lines = verdict_lines(plan, serve)
+    from compress.output import printable
+
+    # Names come from files (a GGUF's general.name): control characters are shown, never sent.
+    lines = [printable(line) for line in verdict_lines(plan, serve)]
     labelled = [f"{title:<9} {lines[0]}", *(f"  {line}" for line in lines[1:])]
     return "\n".join(textwrap.fill(line, width=width, subsequent_indent=" " * 12, break_on_hyphens=False,
                                     break_long_words=False) for line in labelled)

@@ -136,6 +136,22 @@ def test_bench_exits_non_zero_when_no_variant_was_measured(tiny_llama, tmp_path)
     assert '"status": "failed"' in results.read_text()
 
 
+@pytest.mark.parametrize("venv", ["missing", "a file"])
+def test_bench_exits_non_zero_when_the_runtime_cannot_start(tiny_llama, tmp_path, venv):
+    """--runtime vllm without a vLLM environment: only the artifact's size is known, nothing was measured."""
+    where = tmp_path / "venv"
+    if venv == "a file":
+        where.write_text("not a venv")
+    results = tmp_path / "r.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "COMPRESS_VLLM_VENV": str(where)}
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), "bench", "--model", str(tiny_llama), "--methods",
+                          "fp32", "--tests", "ppl", "--kld-top-k", "0", "--runtime", "vllm", "--results", str(results),
+                          "--artifacts", str(tmp_path / "a"), "--device", "cpu"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 4, run.stderr  # compress.measure.outcome.NOTHING_MEASURED
+    assert "Traceback" not in run.stderr and "error: nothing was measured" in run.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_in_apply_says_nothing_was_written(tiny_llama, tmp_path, signum):
     out = tmp_path / "out"
@@ -169,6 +185,23 @@ def test_a_write_that_runs_out_of_room_is_one_line_and_leaves_nothing(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert_one_clear_line(run, "File too large", "free space")
     assert run.returncode == 1 and not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("method", ["fp32", "gguf-f16", "q8_0"])
+def test_apply_that_runs_out_of_room_is_one_line(tiny_llama, tmp_path, method):
+    """safetensors reports a failed write as its own exception type, the errno only in its text; the
+    GGUF writer and llama.cpp's quantizer meet the same limit in their own ways."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), "apply", "--model", str(tiny_llama), "--method",
+                          method, "--out-dir", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, preexec_fn=limit, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    assert_one_clear_line(run, "free space")
+    assert run.returncode == 1 and not list(tmp_path.iterdir())
 
 
 def test_pareto_and_report_skip_bad_lines_with_a_warning(tmp_path):
@@ -207,3 +240,86 @@ def test_a_killed_apply_leaves_a_partial_folder_that_the_next_apply_removes(tiny
                    timeout=300)
     assert run.returncode == 0, run.stderr
     assert not partials[0].exists() and (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("apply", "--model", "", "--method", "fp32"), ("--model is empty", "expected a local")),
+    (("apply", "--model", "default", "--method", "fp32", "--seed", "-1"), ("--seed must be a whole number from 0",)),
+    (("apply", "--model", "default", "--method", "fp32", "--seed", str(2**32)), ("--seed", "4,294,967,295")),
+    (("bench", "--model", "", "--methods", "fp32"), ("--model is empty",)),
+    (("bench", "--endpoint", "http://127.0.0.1:9", "--rate", "inf"), ("--rate must be a number", "got inf")),
+    (("bench", "--endpoint", "http://127.0.0.1:9", "--rate", "nan"), ("--rate must be a number",)),
+    (("bench", "--methods", "fp32", "--cluster", "local:100000"), ("--cluster local:N takes a whole number of CPUs",)),
+    (("review", "--model", "llama-2-7b", "--gpu", "t4", "-o", "x.pdf"), ("expected a file name ending in .md",)),
+    (("plan", "--model", "llama-2-7b", "--gpu", "t4", "-o", "plan.md"), ("expected a file name ending in .json",)),
+])
+def test_out_of_range_options_are_one_line_before_any_work(tmp_path, args, words):
+    run = compress(*args, "--results", str(tmp_path / "r.jsonl")) if args[0] == "bench" else compress(*args, cwd=tmp_path)
+    assert_one_clear_line(run, *words)
+    assert run.returncode == 2 and list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_views_skip_records_with_fields_of_the_wrong_type_and_refuse_dev_zero(tmp_path):
+    from compress import results
+
+    path = tmp_path / "r.jsonl"
+    good = results.record(model="m", model_fingerprint="f", variant="fp32", device="cpu", runtime="rt", test="ppl",
+                          metric="perplexity", unit="", higher_is_better=False, value=20.0)
+    bad = [{**good, "model": 7}, {**good, "value": "fast"}, {**good, "timestamp": {"at": 1}},
+           {**good, "model": "[" * 50_000}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [good, *bad])
+                    + '{"schema": "compress.result/1", "model": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    for args in (["pareto", "--results", str(path)], ["report", "--results", str(path), "-o", str(tmp_path / "r.html")],
+                 ["review", "--model", "llama-2-7b", "--gpu", "t4", "--results", str(path)]):
+        run = compress(*args)
+        assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+        for line in (2, 3, 4, 6):
+            assert f"warning: {path}:{line}: skipped" in run.stderr, run.stderr
+    started = time.monotonic()
+    assert_one_clear_line(compress("pareto", "--results", "/dev/zero", timeout=30), "is not a regular file")
+    assert time.monotonic() - started < 30
+
+
+def test_bench_against_a_server_that_drips_bytes_ends_in_one_line(tmp_path):
+    """Headers, then one byte a second: a read timeout never fires, the request's deadline does."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def drip() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while True:
+                    time.sleep(1)
+                    conn.sendall(b"x")
+            except OSError:
+                conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        started = time.monotonic()
+        run = compress("bench", "--endpoint", f"http://127.0.0.1:{server.getsockname()[1]}/v1",
+                       "--results", str(tmp_path / "r.jsonl"), timeout=90)
+        assert_one_clear_line(run, "/v1/models sent no whole reply within 10 s")
+        assert time.monotonic() - started < 60
+    finally:
+        server.close()
+
+
+def test_force_leaves_a_folder_whose_manifest_compress_did_not_write(tiny_llama, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"hello": 1}')
+    (out / "data.txt").write_text("keep me")
+    run = compress("apply", "--model", str(tiny_llama), "--method", "fp32", "--out-dir", str(out), "--force")
+    assert_one_clear_line(run, "is not an artifact written by compress", "--force only replaces those")
+    assert (out / "data.txt").read_text() == "keep me"

@@ -22,12 +22,12 @@ from typing import Any
 
 from compress import variants
 from compress.errors import UserInputError
-from compress.fsutil import atomic_dir, check_output_dir, dir_size_bytes
+from compress.fsutil import ARTIFACT_SCHEMA, atomic_dir, check_output_dir, dir_size_bytes
 from compress.registry import lookup
 from compress.sources import Source
 
 MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = "compress.artifact/1"
+MANIFEST_SCHEMA = ARTIFACT_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class Options:
             raise UserInputError(f"--calib-samples must be at least 1, got {self.calib_samples}")
         if self.calib_seq_len < 8:
             raise UserInputError(f"--calib-seq-len must be at least 8 tokens, got {self.calib_seq_len}")
+        # numpy's seed is an unsigned 32-bit number: anything else fails deep inside the first step.
+        if not 0 <= self.seed < 2**32:
+            raise UserInputError(f"--seed must be a whole number from 0 to {2**32 - 1:,}, got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

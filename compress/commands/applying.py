@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from compress.errors import UserInputError
+from compress.fsutil import check_not_input
+from compress.output import printable
 
 _METHOD_HELP = (
     "Variant to apply, e.g. gptq-4-g128, awq-4, nf4, int8, q4_k_m, q8_0, gguf-f16, wanda-50, "
@@ -67,16 +69,18 @@ def apply_command(
         raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
     else:
         variant_name = method
-    model = model or "default"
+    model = "default" if model is None else model  # an empty --model is refused by sources.resolve
     variant = variants.parse(variant_name)
     variant = _with_overrides(variant, overrides)
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
     out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
+    # The source model is checked with the folder itself (apply.run); these are the other inputs.
+    check_not_input(out, {"--plan": plan, "--text": text, "--student": student}, "--out-dir", replaced=True)
     received = _stop_on_sigterm()
     try:
-        manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(line, err=True))
+        manifest = apply.run(source, variant, out, options, log=lambda line: typer.echo(printable(line), err=True))
     except KeyboardInterrupt:
         # The artifact is built in a temporary folder that the interruption removed.
         typer.echo(f"interrupted: nothing was written to {out}", err=True)

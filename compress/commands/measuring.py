@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from compress import paths
-from compress.output import FORMATS, emit
+from compress.output import FORMATS, emit, printable
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
 _CLUSTER_HELP = ("Run each variant as a task on a Ray cluster: auto (RAY_ADDRESS or this machine's cluster), "
@@ -79,7 +79,7 @@ def bench_command(
         address, _, cpus = cluster.partition(":") if cluster.startswith("local") else (cluster, "", "")
         cluster_options = ClusterOptions(address=address, resources=parse_resources(resources),
                                          max_retries=max_retries, ship_model=ship_model,
-                                         local_cpus=_positive_int(cpus, "--cluster local:N") if cpus else None)
+                                         local_cpus=_cpu_count(cpus, "--cluster local:N") if cpus else None)
     try:
         records, table = bench(model=model, methods=methods, plan=plan, results_path=results_file,
                                artifacts=artifacts, resume=resume, device=device, threads=threads, text=text,
@@ -89,7 +89,7 @@ def bench_command(
                                slo=slo, concurrency=concurrency, rate=rate, serve_requests=serve_requests,
                                calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
                                trust_remote_code=trust_remote_code, cluster=cluster_options,
-                               log=lambda line: typer.echo(line, err=True))
+                               log=lambda line: typer.echo(printable(line), err=True))
     except KeyboardInterrupt:
         # Every finished test is already on disk; the one in progress is redone by --resume.
         typer.echo(f"interrupted: finished tests are kept in {results_file}; rerun with --resume to go on", err=True)
@@ -123,7 +123,7 @@ def probe_command(
 
     out = output or out
     if out is not None:
-        check_output_file(out, "--output")
+        check_output_file(out, "--output", suffixes=(".json",))
     data, path = probe(device=device, size_mib=size_mib, matmul_n=matmul_n, repeats=repeats, out=out, runs=runs,
                        accept_busy=accept_busy)
     emit([probe_table(data, path)], data, fmt)
@@ -151,11 +151,12 @@ def report_command(
     out: _OUT_ALIAS = None,
 ) -> None:
     """Write one self-contained HTML report (plots and sortable tables, no network needed to open it)."""
-    from compress.fsutil import check_output_file
+    from compress.fsutil import check_not_input, check_output_file
     from compress.report import write_report
 
     out = out or output
-    check_output_file(out, "--output")
+    check_output_file(out, "--output", suffixes=(".html", ".htm"))
+    check_not_input(out, results_inputs(results_files), "--output")
     path = write_report(view_records(results_files, as_recorded), out, model=model, as_recorded=as_recorded)
     typer.echo(f"wrote {path}")
 
@@ -175,7 +176,7 @@ def review_command(
     out: _OUT_ALIAS = None,
 ) -> None:
     """A pre-deployment sizing review: the plan, measured evidence, risks and the recommendation."""
-    from compress.fsutil import check_output_file
+    from compress.fsutil import check_not_input, check_output_file
     from compress.review import print_review, review_to
 
     if fmt not in ("table", "md", "json"):
@@ -184,18 +185,39 @@ def review_command(
         raise suggest(fmt, ("table", "md", "json"), "format")
     out = output or out
     if out is not None:
-        check_output_file(out, "--output")
+        check_output_file(out, "--output", suffixes=(".md", ".markdown", ".html"))
+        check_not_input(out, {"--model": model, **results_inputs(results_files)}, "--output")
     # A review needs no records (every figure is then a prediction), unless --results names some.
     records = view_records(results_files, as_recorded, required=bool(results_files))
     data = review_to(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
     print_review(data, fmt, wide=wide)
 
 
-def _positive_int(text: str, option: str) -> int:
+def results_inputs(given: list[Path] | None) -> dict[str, Path]:
+    """The files a view reads (:func:`compress.paths.results_inputs`: files, or the ``*.jsonl`` of
+    folders), keyed for :func:`compress.fsutil.check_not_input`: an output may sit beside them,
+    never be one. None found: nothing to protect (the view itself then says so)."""
     from compress.errors import UserInputError
 
-    if not text.isdigit() or int(text) < 1:
-        raise UserInputError(f"{option} takes a positive whole number of CPUs, got {text!r}")
+    try:
+        places = paths.results_inputs(given)
+    except UserInputError:
+        return {}
+    files = [f for p in places for f in (sorted(Path(p).glob("*.jsonl")) if Path(p).is_dir() else [Path(p)])]
+    return {"--results": files[0]} if len(files) == 1 else {f"--results ({f})": f for f in files}
+
+
+def _cpu_count(text: str, option: str) -> int:
+    """A number of CPUs from 1 to this machine's cores: a private cluster starts a worker a CPU,
+    and more workers than cores only end in "can't start new thread"."""
+    import os
+
+    from compress.errors import UserInputError
+
+    cores = os.cpu_count() or 1
+    if not text.isdigit() or not 1 <= int(text) <= cores:
+        raise UserInputError(f"{option} takes a whole number of CPUs from 1 to {cores} (this machine's cores), "
+                             f"got {text[:20]!r}")
     return int(text)
 
 

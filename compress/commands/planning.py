@@ -10,7 +10,7 @@ import typer
 
 from compress.errors import UserInputError
 from compress.fsutil import atomic_write_text, check_output_file
-from compress.output import FORMATS, Table, emit, to_json
+from compress.output import FORMATS, Table, emit, printable, to_json
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {' | '.join(FORMATS)}.")]
 WideOption = Annotated[bool, typer.Option("--wide", help="Show every column (the default view fits 80 columns).")]
@@ -69,9 +69,9 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
     lead = "\n".join([
         verdict_text(d, width),
         "",
-        f"Model   {model['name']}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
+        f"Model   {printable(model['name'])}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
         f"{model['heads']} heads / {model['kv_heads']} KV heads, vocab {model['vocab']}, max context {model['max_context']})",
-        f"Device  {gpu['display_name']}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
+        f"Device  {printable(gpu['display_name'])}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
         f"{gpu['memory_bandwidth_gbs']:g} GB/s" + (f", sm{gpu['compute_capability'].replace('.', '')}" if gpu["compute_capability"] else ""),
         f"Options context {opt['context']} tokens, batch {opt['batch']}, KV cache {opt['kv_dtype']}, "
         f"engine {opt.get('engine', 'any')}, "
@@ -206,7 +206,11 @@ def register(app: typer.Typer) -> None:
         if table == "sweep" and not sweep_context:
             raise UserInputError("--table sweep prints the context sweep: add --sweep-context")
         if output is not None:
-            check_output_file(output, "--output")
+            from compress.commands.measuring import results_inputs
+            from compress.fsutil import check_not_input
+
+            check_output_file(output, "--output", suffixes=(".json",))
+            check_not_input(output, {"--model": model, "--gpu": gpu, **results_inputs(results_file)}, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         if "," in gpu or gpu.strip().lower() == "all":  # a fleet: one row per GPU profile
             from compress.planner.fleet import fleet_plan, fleet_table

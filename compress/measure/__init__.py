@@ -41,7 +41,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress.measure.sweep import run_sweep
     from compress.paths import cache_dir
 
-    from compress.fsutil import check_output_file, check_output_folder, remove_stale_partials
+    from compress.fsutil import check_not_input, check_output_file, check_output_folder, remove_stale_partials
 
     # Output places are checked before minutes of measuring, not after.
     check_output_file(Path(results_path), "--results")
@@ -49,6 +49,9 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     artifacts = Path(artifacts) if artifacts else cache_dir("artifacts")
     check_output_folder(artifacts, "--artifacts")
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
+    inputs = {"--model": source.path, "--plan": plan, "--text": sizes.get("text")}
+    check_not_input(Path(results_path), inputs, "--results")
+    check_not_input(artifacts, inputs, "--artifacts")
     connection = None
     if cluster is not None and endpoint:
         raise UserInputError("--endpoint measures one running server: drop --cluster")

@@ -15,12 +15,14 @@ concurrencies a bench uses.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
+import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,86 +97,175 @@ def _connection(url: str, timeout_s: float) -> tuple[http.client.HTTPConnection,
     return cls(parts.hostname, parts.port, timeout=timeout_s), parts.path
 
 
+class DeadlinePassed(TimeoutError):
+    """A request whose whole reply did not arrive within its deadline."""
+
+
+@contextlib.contextmanager
+def _deadline(conn: http.client.HTTPConnection, seconds: float) -> Iterator[None]:
+    """End ``conn`` after ``seconds`` in all, whatever it is doing.
+
+    A socket timeout bounds each read, not a reply: a server that sends one byte a second never
+    trips it. A timer shuts the socket down instead, which ends any read blocked on it, and
+    the read's error becomes :class:`DeadlinePassed`.
+    """
+    passed = threading.Event()
+
+    def stop() -> None:
+        passed.set()
+        if conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        if passed.is_set():
+            raise DeadlinePassed(f"no whole reply within {seconds:g} s") from None
+        raise err
+    finally:
+        timer.cancel()
+    if passed.is_set():
+        raise DeadlinePassed(f"no whole reply within {seconds:g} s")
+
+
+def shown(data: bytes | str, limit: int = 80) -> str:
+    """What a server sent, for one line of an error: printable characters only, cut to ``limit``."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = "".join(c if c.isprintable() else "\\x%02x" % ord(c) if ord(c) < 256 else "?" for c in text)
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+#: The most of a non-streamed reply read (a model list is a few KiB).
+MAX_REPLY_BYTES = 4 * 2**20
+
+
 def get_json(url: str, path: str, timeout_s: float = 5.0) -> tuple[int, Any]:
+    """GET ``path`` and parse the reply as JSON (None where it is not JSON); the whole request,
+    reply included, must end within ``timeout_s`` (:class:`DeadlinePassed` otherwise)."""
+    status, body = get_body(url, path, timeout_s)
+    try:
+        return status, json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return status, None
+
+
+def get_body(url: str, path: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
+    """GET ``path``: the status and at most :data:`MAX_REPLY_BYTES` of the body, within ``timeout_s`` in all."""
     conn, prefix = _connection(url, timeout_s)
     try:
-        conn.request("GET", prefix + path)
-        resp = conn.getresponse()
-        body = resp.read()
-        try:
-            return resp.status, json.loads(body) if body else None
-        except json.JSONDecodeError:
-            return resp.status, None
+        with _deadline(conn, timeout_s):
+            conn.request("GET", prefix + path)
+            resp = conn.getresponse()
+            return resp.status, resp.read(MAX_REPLY_BYTES)
     finally:
         conn.close()
 
 
-def served_model(url: str) -> str:
+def served_model(url: str, timeout_s: float = 10.0) -> str:
     """The first model id an OpenAI-compatible server lists at ``/v1/models``."""
+    where = f"{url}/v1/models"
     try:
-        status, data = get_json(url, "/v1/models")
-    except OSError as err:
-        raise RuntimeFailure(f"cannot reach {url}/v1/models ({err}): expected a running OpenAI-compatible server") from None
-    models = (data or {}).get("data") or []
-    if status != 200 or not models:
-        raise RuntimeFailure(f"{url}/v1/models answered {status} with no model: expected an OpenAI-compatible server")
-    return str(models[0]["id"])
+        status, body = get_body(url, "/v1/models", timeout_s)
+    except DeadlinePassed as err:
+        raise RuntimeFailure(f"{where} sent {err}: expected a running OpenAI-compatible server") from None
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        what = shown(str(err)) if isinstance(err, http.client.HTTPException) else str(err)
+        raise RuntimeFailure(f"cannot reach {where} ({type(err).__name__}: {what}): expected a running "
+                             "OpenAI-compatible server that speaks HTTP") from None
+    try:
+        data = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        data = None
+    models = data.get("data") if isinstance(data, dict) else None
+    first = models[0] if isinstance(models, list) and models else None
+    if status != 200 or not isinstance(first, dict) or not isinstance(first.get("id"), str) or not first["id"]:
+        raise RuntimeFailure(f"{where} answered HTTP {status} with {shown(body)}: expected a JSON object whose "
+                             "'data' lists models with an 'id' (an OpenAI-compatible server)")
+    return first["id"]
 
 
 def stream_completion(url: str, model: str, prompt: str | list[int], max_tokens: int,
                       timeout_s: float = 300.0) -> RequestResult:
-    """One streaming ``/v1/completions`` request, timed chunk by chunk."""
+    """One streaming ``/v1/completions`` request, timed chunk by chunk; the whole stream must end
+    within ``timeout_s`` (else the request fails with that reason)."""
     body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
             # ignore_eos (a vLLM extension; other servers ignore it) fixes the output length.
             "ignore_eos": True, "stream_options": {"include_usage": True}}
     result = RequestResult(sent_s=time.perf_counter())
     conn, prefix = _connection(url, timeout_s)
     try:
-        conn.request("POST", prefix + "/v1/completions", body=json.dumps(body),
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        if resp.status != 200:
-            result.error = f"HTTP {resp.status}: {resp.read()[:200].decode(errors='replace')}"
-            return result
-        usage_tokens = None
-        for raw in resp:
-            line = raw.strip()
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                break
-            event = json.loads(data)
-            if event.get("choices"):
-                result.chunk_times_s.append(time.perf_counter() - result.sent_s)
-            if event.get("usage"):
-                usage_tokens = event["usage"].get("completion_tokens")
-        result.e2e_s = time.perf_counter() - result.sent_s
-        result.output_tokens = usage_tokens if usage_tokens is not None else len(result.chunk_times_s)
-        result.ttft_s = result.chunk_times_s[0] if result.chunk_times_s else None
-        result.ok = result.ttft_s is not None
-        if not result.ok:
-            result.error = "the stream carried no token"
-    except (OSError, http.client.HTTPException, json.JSONDecodeError) as err:
-        result.error = f"{type(err).__name__}: {err}"
+        with _deadline(conn, timeout_s):
+            _stream(conn, prefix, body, result)
+    except DeadlinePassed as err:
+        result.ok, result.error = False, str(err)
+    except (OSError, http.client.HTTPException, ValueError, RecursionError) as err:
+        result.ok, result.error = False, f"{type(err).__name__}: {shown(str(err))}"
     finally:
         conn.close()
     return result
 
 
+def _stream(conn: http.client.HTTPConnection, prefix: str, body: dict[str, Any], result: RequestResult) -> None:
+    conn.request("POST", prefix + "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        result.error = f"HTTP {resp.status}: {shown(resp.read(200), 200)}"
+        return
+    usage_tokens = None
+    for raw in resp:
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            break
+        event = json.loads(data)
+        if not isinstance(event, dict):
+            raise ValueError(f"a stream event that is not a JSON object: {shown(data)}")
+        if event.get("choices"):
+            result.chunk_times_s.append(time.perf_counter() - result.sent_s)
+        usage = event.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+            usage_tokens = usage["completion_tokens"]
+    result.e2e_s = time.perf_counter() - result.sent_s
+    result.output_tokens = usage_tokens if usage_tokens is not None else len(result.chunk_times_s)
+    result.ttft_s = result.chunk_times_s[0] if result.chunk_times_s else None
+    result.ok = result.ttft_s is not None
+    if not result.ok:
+        result.error = "the stream carried no token"
+
+
+#: The longest one load run may take; requests not sent by then fail with that reason.
+RUN_TIMEOUT_S = 1800.0
+
+
+def _not_sent(run_timeout_s: float) -> RequestResult:
+    return RequestResult(sent_s=time.perf_counter(), error=f"not sent: the load run passed its {run_timeout_s:g} s deadline")
+
+
 def closed_loop(url: str, model: str, prompts: Sequence[str | list[int]], concurrency: int, max_tokens: int,
-                timeout_s: float = 300.0) -> tuple[list[RequestResult], float]:
-    """Every prompt once, ``concurrency`` at a time; returns the results and the wall seconds."""
+                timeout_s: float = 300.0, run_timeout_s: float = RUN_TIMEOUT_S) -> tuple[list[RequestResult], float]:
+    """Every prompt once, ``concurrency`` at a time; returns the results and the wall seconds.
+    Each request ends within ``timeout_s``; none is sent after ``run_timeout_s``."""
     if concurrency < 1:
         raise UserInputError(f"concurrency must be at least 1, got {concurrency}")
     queue = list(prompts)
     lock = threading.Lock()
     results: list[RequestResult] = []
+    stop_at = time.perf_counter() + run_timeout_s
 
     def client() -> None:
         while True:
             with lock:
                 if not queue:
+                    return
+                if time.perf_counter() > stop_at:
+                    results.extend(_not_sent(run_timeout_s) for _ in queue)
+                    queue.clear()
                     return
                 prompt = queue.pop(0)
             r = stream_completion(url, model, prompt, max_tokens, timeout_s)
@@ -203,8 +294,10 @@ def poisson_arrivals_s(n: int, rate_per_s: float, seed: int = 0) -> list[float]:
 
 
 def open_loop(url: str, model: str, prompts: Sequence[str | list[int]], rate_per_s: float, max_tokens: int,
-              seed: int = 0, timeout_s: float = 300.0) -> tuple[list[RequestResult], float]:
-    """Every prompt once, sent at Poisson arrival times whatever is still in flight."""
+              seed: int = 0, timeout_s: float = 300.0,
+              run_timeout_s: float = RUN_TIMEOUT_S) -> tuple[list[RequestResult], float]:
+    """Every prompt once, sent at Poisson arrival times whatever is still in flight.
+    Each request ends within ``timeout_s``; none is sent after ``run_timeout_s``."""
     results: list[RequestResult] = []
     lock = threading.Lock()
 
@@ -217,6 +310,10 @@ def open_loop(url: str, model: str, prompts: Sequence[str | list[int]], rate_per
     started = time.perf_counter()
     threads = []
     for prompt, at_s in zip(prompts, poisson_arrivals_s(len(prompts), rate_per_s, seed)):
+        if at_s > run_timeout_s:
+            with lock:
+                results.append(_not_sent(run_timeout_s))
+            continue
         delay = started + at_s - time.perf_counter()
         if delay > 0:
             time.sleep(delay)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from compress.errors import RuntimeFailure
 from compress.measure import kld as kld_lib
 from compress.measure.metrics import perplexity
 from compress.progress import steps
@@ -183,6 +184,12 @@ def measure_perplexity(runtime: Any, ids: Sequence[int], context: int, stride: i
                 logits = runtime.logits(chunk)
                 per_window_s.append(time.perf_counter() - started)
                 nll, count = window_nll_nats(logits, chunk, w.score_from)
+            if not math.isfinite(nll):
+                # One NaN or infinite weight spreads through every later activation: the figure
+                # would be NaN, which no record can hold and no comparison can use.
+                raise RuntimeFailure(f"the model's log-likelihood is {nll} in perplexity window {len(per_window_ppl) + 1} "
+                                     "(its logits are NaN or infinite): expected finite weights; a weight of the "
+                                     "checkpoint is NaN or infinite, or the method broke the model")
             nll_total += nll
             scored += count
             per_window_ppl.append(perplexity(nll, count))

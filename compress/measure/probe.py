@@ -187,9 +187,10 @@ def probe(device: str = "auto", size_mib: int = 256, matmul_n: int = 2048, repea
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def probe_table(data: dict[str, Any], path: Path) -> Table:

@@ -10,6 +10,7 @@ requests per second) into figures with the same schema as every other test.
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import tempfile
 import time
@@ -89,8 +90,8 @@ class VllmServer:
                 status, _ = loadgen.get_json(self.url, "/health", timeout_s=2)
                 if status == 200:
                     return
-            except OSError:
-                pass  # not listening yet
+            except (OSError, http.client.HTTPException):
+                pass  # not listening yet, or not speaking HTTP yet
             time.sleep(1)
         raise RuntimeFailure(f"vllm serve was not healthy within {self.start_timeout_s:.0f} s: {self.log_tail()}")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -28,6 +29,9 @@ KV_DTYPES = ("fp16", "fp32", "q8_0", "q4_0")
 
 #: Test kinds: perplexity, TTFT, decode, batch throughput, and served load (vLLM only).
 TEST_KINDS = ("ppl", "pp", "tg", "batch", "serve")
+#: The highest open-loop request rate a bench sends: a load generator of one thread a request
+#: cannot keep a higher one, and infinity or NaN would make every arrival time the same or undefined.
+MAX_RATE_PER_S = 10_000
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,10 @@ class BenchSettings:
         if any(c < 1 for c in self.serve_concurrency) or self.serve_requests < 1:
             raise UserInputError(f"served tests need positive concurrencies and request counts, got "
                                  f"{list(self.serve_concurrency)} and {self.serve_requests}")
-        if self.serve_rate_per_s is not None and self.serve_rate_per_s <= 0:
-            raise UserInputError(f"the request rate must be positive, got {self.serve_rate_per_s}")
-        if self.slo_ttft_ms <= 0 or self.slo_itl_ms <= 0:
+        if self.serve_rate_per_s is not None and not (0 < self.serve_rate_per_s <= MAX_RATE_PER_S):
+            raise UserInputError(f"--rate must be a number of requests a second above 0 and at most "
+                                 f"{MAX_RATE_PER_S:,}, got {self.serve_rate_per_s}")
+        if not (0 < self.slo_ttft_ms < math.inf and 0 < self.slo_itl_ms < math.inf):
             raise UserInputError(f"SLO limits must be positive, got ttft_ms={self.slo_ttft_ms}, itl_ms={self.slo_itl_ms}")
 
     @classmethod

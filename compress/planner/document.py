@@ -8,7 +8,6 @@ back by ``to_dict``, so a plan round-trips.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,10 +136,9 @@ class PlanDocument:
 
 def read_plan(path: Path) -> PlanDocument:
     """The plan in ``path``, or one line saying what was expected."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserInputError(f"cannot read plan {path} ({err}): expected the output of `compress plan --format json`") from None
+    from compress.fsutil import read_json_file
+
+    data = read_json_file(Path(path), "the output of `compress plan --format json`")
     return PlanDocument.from_dict(data, str(path))
 
 

@@ -104,6 +104,18 @@ def _profile_from_data(data: dict[str, Any], where: Path) -> GpuProfile:
         raise UserInputError(f"GPU profile {where} lacks {', '.join(missing)}: expected at least name, memory_gib, "
                              "memory_bandwidth_gbs (and usable_memory_gib, tflops); see profiles/gpus/*.toml")
     data = {"display_name": data["name"], "usable_memory_gib": data["memory_gib"], **data, "kind": "gpu"}
+    for key in ("name", "display_name"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise UserInputError(f"GPU profile {where}: {key} must be text, got {_shown(data[key])}")
+    for key in DEVICE_MAXIMA:
+        if key in data and key != "tflops":
+            _bounded(data[key], key, where)
+    tflops = data.get("tflops", {})
+    if not isinstance(tflops, dict):
+        raise UserInputError(f"GPU profile {where}: tflops must be a table of dense TFLOPS by type, e.g. "
+                             f"tflops = {{ fp16 = 989, bf16 = 989 }}, got {_shown(tflops)}")
+    for dtype, value in tflops.items():
+        _bounded(value, f"tflops.{dtype}", where, maximum=DEVICE_MAXIMA["tflops"])
     try:
         return GpuProfile.from_dict(data)
     except (TypeError, ValueError) as err:
@@ -162,6 +174,27 @@ def load_gpu(name: str) -> GpuProfile:
 
 # --- kernels ---------------------------------------------------------------------------------
 
+#: The largest value a device description may give, whether in a TOML profile or on the command
+#: line: far above any device today (a GB300 NVL72 rack has 21 TiB of HBM and 576 TB/s; an
+#: 8-socket host 32 TiB of RAM), low enough that a slip of the exponent is caught.
+DEVICE_MAXIMA = {"memory_gib": 1_048_576.0, "usable_memory_gib": 1_048_576.0, "memory_bandwidth_gbs": 10_000_000.0,
+                 "tflops": 1_000_000.0}
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:40]
+
+
+def _bounded(value: Any, key: str, where: Any, maximum: float | None = None) -> float:
+    """``value`` as a finite number above zero and at most the key's maximum, or one line naming the file and key."""
+    maximum = maximum or DEVICE_MAXIMA[key]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not _positive(float(value)) or value > maximum:
+        raise UserInputError(f"GPU profile {where}: {key} must be a number above 0 and at most {maximum:,.0f}, "
+                             f"got {_shown(value)}")
+    return float(value)
+
+
 def kernel_rules() -> dict[str, dict[str, Any]]:
     return profiles.load("kernels.toml")
 
@@ -180,6 +213,11 @@ def custom_gpu(memory_gib: float, bandwidth_gbs: float, tflops: float | None = N
                              f"and {bandwidth_gbs:g} GB/s")
     if tflops is not None and not _positive(tflops):
         raise UserInputError(f"--tflops must be a positive number, got {tflops:g}")
+    for option, value, key in (("--gpu-memory", memory_gib, "memory_gib"), ("--bandwidth", bandwidth_gbs,
+                                                                           "memory_bandwidth_gbs"),
+                               ("--tflops", tflops, "tflops")):
+        if value is not None and value > DEVICE_MAXIMA[key]:
+            raise UserInputError(f"{option} must be at most {DEVICE_MAXIMA[key]:,.0f}, got {value:g}")
     cc = compute_capability or CUSTOM_DEFAULT_CC
     try:
         float(cc)
@@ -259,7 +297,7 @@ def read_probe() -> dict[str, Any] | None:
     path = profiles.probe_path()
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -196,10 +196,9 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
 
 
 def _read_config(file: Path) -> Any:
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserInputError(f"cannot read {file} ({err}): expected a transformers config.json") from None
+    from compress.fsutil import read_json_file
+
+    return read_json_file(file, "a transformers config.json")
 
 
 def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: str | None = None) -> ModelSpec:
@@ -258,6 +257,9 @@ def spec_from_gguf(path: Path) -> ModelSpec:
     def field_value(key: str) -> Any:
         return header.metadata.get(key)
 
+    from compress.limits import check_gguf_fields
+
+    check_gguf_fields({"general.architecture": field_value("general.architecture")}, f"GGUF header of {path}")
     arch = field_value("general.architecture") or "llama"
     meta = lambda key: field_value(f"{arch}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
     shapes = {name: dims for name, (dims, _) in header.tensors.items()}

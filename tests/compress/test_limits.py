@@ -25,7 +25,7 @@ BAD_CONFIGS = {
     "huge context": ({**LLAMA, "max_position_embeddings": 10**10}, "max_position_embeddings"),
     "huge experts": ({**LLAMA, "num_local_experts": 10**7}, "num_local_experts"),
     "nested text_config": ({"model_type": "llama", "text_config": {**LLAMA, "intermediate_size": 0}}, "intermediate_size"),
-    "kv heads not dividing": ({**LLAMA, "num_key_value_heads": 3}, "multiple of kv_heads"),
+    "kv heads not dividing": ({**LLAMA, "num_key_value_heads": 3}, r"num_attention_heads \(4\) must be a multiple of num_key_value_heads \(3\)"),
     "not an object": ([1, 2, 3], "expected an object"),
     "architectures not a list": ({**LLAMA, "architectures": {"a": 1}}, "architectures must be a list"),
 }
@@ -40,14 +40,30 @@ def test_the_planner_refuses_a_bad_config_in_one_line(tmp_path, name):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", [n for n in BAD_CONFIGS if n not in ("kv heads not dividing",
-                                                                     "architectures not a list")])
+@pytest.mark.parametrize("name", [n for n in BAD_CONFIGS if n != "architectures not a list"])
 def test_apply_and_bench_refuse_the_same_configs(tmp_path, name):
     config, message = BAD_CONFIGS[name]
     folder = model_folder(tmp_path / "m", {} if not isinstance(config, dict) else config)
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
     with pytest.raises(UserInputError, match=message if name != "not an object" else "holds a JSON list"):
         sources.resolve(str(folder))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 100_000 + "]" * 100_000, "nests deeper than 64 levels"),
+    ('{"model_type": ' + "[" * 100_000, "nests deeper than 64 levels"),
+    (json.dumps({k: v for k, v in LLAMA.items() if k != "model_type"}), "model_type is missing: expected the name"),
+    (json.dumps({**LLAMA, "model_type": 7}), "model_type is 7: expected the name"),
+])
+def test_a_config_nested_too_deep_or_without_model_type_is_one_line(tmp_path, text, message):
+    folder = model_folder(tmp_path / "m", LLAMA)
+    (folder / "config.json").write_text(text)
+    with pytest.raises(UserInputError, match=message) as err:
+        sources.resolve(str(folder))
+    assert "\n" not in str(err.value)
+    if "deeper" in message:
+        with pytest.raises(UserInputError, match=message):
+            load_model_spec(str(folder))
 
 
 def test_sane_values_pass_and_nulls_mean_absent():
@@ -105,3 +121,21 @@ def test_a_gguf_header_with_a_text_width_is_refused(tmp_path):
         sources.resolve(str(path))
     with pytest.raises(UserInputError, match="a size is not a whole number"):
         load_model_spec(str(path))
+
+
+def test_a_gguf_whose_architecture_is_a_number_is_refused(tmp_path):
+    import numpy as np
+    from gguf import GGUFValueType, GGUFWriter
+    from gguf.gguf_writer import GGUFValue
+
+    path = tmp_path / "arch.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.kv_data[0]["general.architecture"] = GGUFValue(7, GGUFValueType.UINT32)
+    writer.add_tensor("token_embd.weight", np.zeros((32, 64), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    for read in (sources.resolve, load_model_spec):
+        with pytest.raises(UserInputError, match="general.architecture is 7: expected the name of an architecture"):
+            read(str(path))

@@ -55,3 +55,37 @@ def test_a_failed_test_is_not_complete_but_a_skipped_one_is():
     base = {"model_fingerprint": "m", "artifact_key": "k", "params": {"settings_key": "s"}, "test_records": 1}
     assert completed_tests([{**base, "test": "batch4", "status": "skipped", "test_id": "a"}]) == {("m", "k", "batch4", "s")}
     assert completed_tests([{**base, "test": "ppl", "status": "failed", "test_id": "b"}]) == set()
+
+
+def test_records_with_fields_of_the_wrong_type_are_skipped_naming_file_line_and_field(tmp_path, capsys):
+    path = tmp_path / "bench.jsonl"
+    results.append(path, results.record(model="m", variant="fp32", test="ppl", value=1.0))
+    bad = [{"model": 7}, {"value": "fast"}, {"timestamp": {"at": 1}}, {"higher_is_better": 1}, {"value": True},
+           {"stats": [1]}]
+    with open(path, "a", encoding="utf-8") as f:
+        for fields in bad:
+            f.write(json.dumps(results.record(**{"model": "m", "variant": "fp32", "test": "ppl", **fields})) + "\n")
+        f.write('{"schema": "compress.result/1", "value": NaN}\n')
+        f.write('{"schema": "compress.result/1", "model": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+        f.write(json.dumps({"schema": "other/1", "model": 7}) + "\n")  # another tool's record: not ours to judge
+    assert [r["test"] for r in results.load(path)] == ["ppl"]
+    warnings = capsys.readouterr().err.splitlines()
+    assert warnings == [
+        f"warning: {path}:2: skipped a record: field 'model' is a JSON number: expected text",
+        f"warning: {path}:3: skipped a record: field 'value' is a JSON string: expected a number",
+        f"warning: {path}:4: skipped a record: field 'timestamp' is a JSON object: expected text",
+        f"warning: {path}:5: skipped a record: field 'higher_is_better' is a JSON number: expected true or false",
+        f"warning: {path}:6: skipped a record: field 'value' is a JSON boolean: expected a number",
+        f"warning: {path}:7: skipped a record: field 'stats' is a JSON list: expected an object",
+        f"warning: {path}:8: skipped a record: field 'value' is nan: expected a finite number",
+        f"warning: {path}:9: skipped a line nested deeper than 64 levels",
+    ]
+
+
+def test_a_results_path_that_is_not_a_regular_file_is_refused_not_read_forever():
+    import pytest
+
+    from compress.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="/dev/zero is not a regular file"):
+        results.load("/dev/zero")

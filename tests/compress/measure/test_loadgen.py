@@ -4,6 +4,8 @@ loopback server of conftest.py (known delays, so the client's timings can be che
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 
 import pytest
 
@@ -99,3 +101,82 @@ def test_bench_measures_a_running_endpoint(sse_server, tiny_llama, tmp_path):
     assert [r["value"] for r in goodput] == [0.0, 0.0, 0.0]
     ttft = [r for r in stored if r["metric"] == "ttft_ms"]
     assert all(r["stats"]["n"] == 3 and r["stats"]["min"] >= sse_server.first_s * 1000 for r in ttft)
+
+
+class _Hostile:
+    """A loopback TCP server that answers every connection with ``reply`` (bytes), then, with
+    ``drip``, one more byte every 0.2 s until the client hangs up."""
+
+    def __init__(self, reply: bytes, drip: bool = False):
+        import socket
+
+        self.reply, self.drip = reply, drip
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(self.reply)
+            while self.drip:
+                time.sleep(0.2)
+                conn.sendall(b"x")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+_DRIP_HEADERS = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+
+
+def test_a_server_that_drips_one_byte_at_a_time_meets_the_deadline():
+    server = _Hostile(_DRIP_HEADERS, drip=True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeFailure, match=r"/v1/models sent no whole reply within 1 s") as err:
+            loadgen.served_model(server.url, timeout_s=1.0)
+        assert time.monotonic() - started < 3 and "\n" not in str(err.value)
+        started = time.monotonic()
+        result = loadgen.stream_completion(server.url, "tiny", "x", 4, timeout_s=1.0)
+        assert not result.ok and result.error == "no whole reply within 1 s"
+        assert time.monotonic() - started < 3
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (b"\x00\x01\x1b[31mBINARY\xff\xfe" * 20, r"cannot reach .*/v1/models \(.*\\\\x1b\[31mBINARY"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n[1, 2, 3]", r"answered HTTP 200 with '\[1, 2, 3\]': expected a JSON object"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"data\": [{\"id\": 12}]}  ", r"expected a JSON object whose 'data' lists models"),
+])
+def test_a_reply_of_the_wrong_shape_is_one_printable_line(reply, expected):
+    server = _Hostile(reply)
+    try:
+        with pytest.raises(RuntimeFailure, match=expected) as err:
+            loadgen.served_model(server.url, timeout_s=2.0)
+        line = str(err.value)
+        assert line.isprintable() and len(line) < 400
+    finally:
+        server.close()
+
+
+def test_a_load_run_sends_nothing_after_its_deadline(sse_server):
+    results, _ = loadgen.closed_loop(sse_server.url, "tiny", [[1]] * 3, concurrency=1, max_tokens=2,
+                                     run_timeout_s=0.1)
+    assert sum(r.ok for r in results) == 1 and len(results) == 3
+    assert all(r.error.startswith("not sent: the load run passed") for r in results if not r.ok)

@@ -35,3 +35,9 @@ def test_a_long_cause_is_wrapped_whole_not_cut():
     lines = outcome([_rec("v", "load", "failed", cause)]).lines("r", width=60)
     body = " ".join(" ".join(lines[1:-1]).split())
     assert "word39" in body and all(len(line) <= 60 for line in lines)
+
+
+def test_an_artifact_size_alone_is_no_measurement():
+    """The size is read off the disk; a runtime that never started measured nothing."""
+    result = outcome([_rec("fp32", "size", "ok"), _rec("fp32", "load", "skipped", "unsupported: no vLLM here")])
+    assert result.exit_code == 4

@@ -73,3 +73,21 @@ def test_default_convention_is_unchanged():
     assert res["scored_tokens"] == 10
     with pytest.raises(ValueError):
         convention_stream(ids, "llama-cpp", None)
+
+
+def test_one_nan_weight_is_a_clear_failure_not_a_nan_figure():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from compress.errors import RuntimeFailure
+    from compress.measure.perplexity import model_perplexity
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1)).eval()
+    ids = list(range(1, 33))
+    assert math.isfinite(model_perplexity(model, ids, context=16))
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight[3, 5] = float("nan")
+    with pytest.raises(RuntimeFailure, match=r"log-likelihood is nan in perplexity window 1 .*NaN or infinite"):
+        model_perplexity(model, ids, context=16)

@@ -81,6 +81,27 @@ def test_custom_device_and_profile_files(tmp_path, monkeypatch):
     assert "my-card" in hardware.gpu_names()
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ("tflops = 70.0\n", "tflops must be a table of dense TFLOPS by type"),
+    ("memory_gib = 1e30\n", r"memory_gib must be a number above 0 and at most 1,048,576, got 1e\+30"),
+    ('memory_bandwidth_gbs = "fast"\n', "memory_bandwidth_gbs must be a number above 0"),
+    ("memory_bandwidth_gbs = nan\n", "memory_bandwidth_gbs must be a number above 0"),
+    ("[tflops]\nfp16 = inf\n", "tflops.fp16 must be a number above 0"),
+    ("[tflops]\nfp16 = true\n", "tflops.fp16 must be a number above 0"),
+    ("name = 7\n", "name must be text, got 7"),
+])
+def test_a_device_file_has_the_same_bounds_as_the_options(tmp_path, body, message):
+    base = {"name": '"my-card"', "memory_gib": "20.0", "memory_bandwidth_gbs": "600.0"}
+    lines = [f"{key} = {value}" for key, value in base.items() if not body.startswith(key + " ")]
+    device = tmp_path / "my-card.toml"
+    device.write_text("\n".join(lines) + "\n" + body)
+    with pytest.raises(UserInputError, match=message) as err:
+        load_gpu(str(device))
+    assert "my-card.toml" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserInputError, match="--gpu-memory must be at most 1,048,576"):
+        custom_gpu(1e30, 100)
+
+
 def test_max_context_and_max_batch_are_the_fitting_edges():
     gpu = load_gpu("rtx-4090")
     p = predict_variant(load_model_spec("llama-3.1-8b"), gpu, "q4_k_m", context=8192, batch=4, headroom_gib=0.5)

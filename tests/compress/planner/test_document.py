@@ -27,7 +27,7 @@ def test_a_written_plan_reads_back_and_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("{", "cannot read plan .*expected the output of `compress plan --format json`"),
+    ("{", "plan.json is not valid JSON .*expected the output of `compress plan --format json`"),
     ('{"schema": "other"}', "is not a plan: expected schema 'compress.plan/1', got 'other'"),
     ("[1]", "is not a plan: expected schema 'compress.plan/1', got 'list'"),
     ('{"schema": "compress.plan/1", "candidates": [{"rank": 1}]}', "a plan candidate lacks 'variant'"),

@@ -73,6 +73,9 @@ def test_host_profile_uses_default_then_probe(tmp_path, monkeypatch):
     probed = load_gpu("host")
     assert probed.memory_bandwidth_gbs == 12.5 and probed.tflops["fp32"] == 0.3
     assert any("measured by `compress probe`" in n for n in probed.notes)
+    for damaged in ("[1, 2]", "[" * 100_000):  # not a probe: the documented default, as with no file
+        (tmp_path / "probe.json").write_text(damaged)
+        assert any("documented default" in n for n in load_gpu("host").notes)
 
 
 def test_auto_falls_back_to_host_with_a_note():
