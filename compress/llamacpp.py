@@ -236,34 +236,23 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nda
     """
     import multiprocessing
 
+    from compress.isolation import ChildDied, run_in_child
+
     ftype(qtype)  # an unknown type fails here, in one line, before a process starts
     if multiprocessing.current_process().daemon:
         # A daemonic process may not start children: quantize here (a signal then waits for the call).
         status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
         return _checked(status, lines, Path(src), Path(dst), qtype)
-    context = multiprocessing.get_context("spawn")  # a fork would copy torch's threads and locks
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_quantize_child, name="compress-quantize", daemon=True,
-                            args=(send, str(src), str(dst), qtype, dict(imatrix) if imatrix else None,
-                                  dict(metadata) if metadata else None, n_threads))
     try:
-        child.start()
-        send.close()
-        try:
-            status, lines = receive.recv()  # before join: a long log would fill the pipe and block the child
-        except EOFError:
-            status, lines = None, []
-        child.join()
-    except BaseException:
-        _stop(child)
+        status, lines = run_in_child(_quantize_child, str(src), str(dst), qtype, dict(imatrix) if imatrix else None,
+                                     dict(metadata) if metadata else None, n_threads,
+                                     what=f"llama.cpp's quantizer ({qtype})")
+    except ChildDied as died:
+        status, lines = f"the quantizer process died on {died.signal_name}", []
+    except BaseException:  # Ctrl-C, SIGTERM: the runner has stopped the child; nothing half-written stays
         with contextlib.suppress(OSError):
             Path(dst).unlink()
         raise
-    finally:
-        send.close()
-        receive.close()
-    if status is None:
-        status = f"the quantizer process ended with exit code {child.exitcode}"
     return _checked(status, lines, Path(src), Path(dst), qtype)
 
 
@@ -283,34 +272,18 @@ def _checked(status: int | str, lines: list[str], src: Path, dst: Path, qtype: s
                          "expected an F32/F16 GGUF it can load")
 
 
-def _stop(child: Any) -> None:
-    """End the quantizer child now: it holds nothing worth a clean exit, and its output is removed."""
-    if child.pid is None:
-        return  # interrupted before it started
-    if child.is_alive():
-        child.kill()
-    child.join(timeout=10)
-
-
-def _quantize_child(send: Any, src: str, dst: str, qtype: str, imatrix: dict[str, np.ndarray] | None,
-                    metadata: dict[str, str | int] | None, n_threads: int | None) -> None:
-    """The quantizer process: run llama.cpp's quantizer and send back (status, log lines), or
-    (reason, []) when it could not start."""
+def _quantize_child(src: str, dst: str, qtype: str, imatrix: dict[str, np.ndarray] | None,
+                    metadata: dict[str, str | int] | None, n_threads: int | None) -> tuple[int | str, list[str]]:
+    """The quantizer process (:func:`compress.isolation.run_in_child`): llama.cpp's quantizer's
+    (status, log lines), or (reason, []) when it could not start."""
     import signal
 
-    # A Ctrl-C at the terminal reaches the whole process group: the parent decides, this one
-    # ignores it. If the parent is killed outright, the kernel ends this process too (Linux).
+    # A Ctrl-C at the terminal reaches the whole process group: the parent decides, this one ignores it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     try:
-        status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
+        return _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
     except Exception as err:  # any failure goes back as one line; the parent raises it
-        send.send((f"{type(err).__name__}: {err}", []))
-    else:
-        send.send((status, lines))
-    finally:
-        send.close()
+        return f"{type(err).__name__}: {err}", []
 
 
 def _quantize_here(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.ndarray] | None,
