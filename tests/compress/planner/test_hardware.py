@@ -1,6 +1,7 @@
 """GPU profiles, kernel compatibility rules and the host profile."""
 
 import json
+import os
 
 import pytest
 
@@ -69,7 +70,11 @@ def test_host_profile_uses_default_then_probe(tmp_path, monkeypatch):
     host = load_gpu("cpu")
     assert host.kind == "cpu" and host.cores >= 1 and host.usable_memory_gib > 0
     assert any("documented default" in n for n in host.notes)
-    (tmp_path / "probe.json").write_text(json.dumps({"host": "x", "copy_bandwidth_gbs": 12.5, "matmul_tflops_fp32": 0.3}))
+    from compress.provenance import cpu_name
+
+    this_machine = {"cpu": cpu_name(), "cores": os.cpu_count()}  # a probe is used on the machine it measured
+    (tmp_path / "probe.json").write_text(json.dumps({"host": "x", "copy_bandwidth_gbs": 12.5, "matmul_tflops_fp32": 0.3,
+                                                     **this_machine}))
     probed = load_gpu("host")
     assert probed.memory_bandwidth_gbs == 12.5 and probed.tflops["fp32"] == 0.3
     assert any("measured by `compress probe`" in n for n in probed.notes)
