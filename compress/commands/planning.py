@@ -78,10 +78,10 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     mem_table = Table(
         title=f"Memory breakdown {per} (GiB = 2^30 bytes)",
         columns=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
-                 "artifact GB", "bits/weight"],
+                 "engine budget GiB", "artifact GB", "bits/weight"],
         rows=[[c["variant"], c["memory"]["weights_gib"], c["memory"]["kv_cache_gib"], c["memory"]["activations_gib"],
-               c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["predicted"]["artifact_gb"],
-               c["predicted"]["bits_per_weight"]] for c in cands],
+               c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["memory"].get("engine_budget_gib"),
+               c["predicted"]["artifact_gb"], c["predicted"]["bits_per_weight"]] for c in cands],
         name="memory",
         compact=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
                  "bits/weight"],
@@ -158,6 +158,7 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
         engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any (each candidate takes its best).")] = "any",
+        gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help="Share of each GPU vLLM may use for weights, activations and KV cache (vLLM's default 0.9).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
         gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="A device not in the catalog: its memory (24GiB, or 24GB decimal); needs --bandwidth.")] = None,
         bandwidth: Annotated[float | None, typer.Option("--bandwidth", help="With --gpu-memory: memory bandwidth in GB/s.")] = None,
@@ -189,7 +190,7 @@ def register(app: typer.Typer) -> None:
 
             fleet = fleet_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                                objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                               engine=engine)
+                               engine=engine, gpu_memory_utilization=gpu_memory_utilization)
             if output is not None:
                 atomic_write_text(output, to_json(fleet) + "\n")
             emit([fleet_table(fleet)], fleet, fmt)
@@ -203,7 +204,8 @@ def register(app: typer.Typer) -> None:
             raise UserInputError("--compute-capability describes a custom device: pass it with --gpu-memory and --bandwidth")
         plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, sweep=sweep_context, records=load_records(results_file))
+                         engine=engine, sweep=sweep_context, records=load_records(results_file),
+                         gpu_memory_utilization=gpu_memory_utilization)
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         lead, tables = plan_tables(plan)

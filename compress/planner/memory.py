@@ -100,12 +100,20 @@ class MemoryBreakdown:
     kv_cache_gib: float
     activations_gib: float
     overhead_gib: float
-    #: Host buffers a runtime adds once loaded (compute buffers, logits copies, its libraries).
+    #: Buffers a runtime adds once loaded (compute buffers, logits copies, its libraries).
     buffers_gib: float = 0.0
+    #: The part of ``overhead_gib`` the engine keeps outside its memory budget (vLLM: the
+    #: CUDA context and CUDA graphs, beside its --gpu-memory-utilization share).
+    outside_budget_gib: float = 0.0
 
     @property
     def total_gib(self) -> float:
         return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib + self.buffers_gib
+
+    @property
+    def in_budget_gib(self) -> float:
+        """What must fit in the engine's budget: everything but ``outside_budget_gib``."""
+        return self.total_gib - self.outside_budget_gib
 
     def to_dict(self) -> dict[str, float]:
         d = {k: round(v, 3) for k, v in asdict(self).items()}
@@ -113,8 +121,26 @@ class MemoryBreakdown:
         return d
 
 
+def engine_budget_gib(device_gib: float, headroom_gib: float, memory_fraction: float, outside_gib: float) -> float:
+    """Memory an engine lets weights, activations and KV cache use on one device:
+    min(memory_fraction x device memory, device memory - headroom - what it keeps outside).
+
+    vLLM takes ``gpu_memory_utilization`` x total memory and sizes its KV cache in it
+    (vllm/v1/worker/gpu_worker.py, determine_available_memory); an engine without such a
+    share has memory_fraction 1 and nothing outside, so its budget is the device less the
+    headroom.
+    """
+    return min(memory_fraction * device_gib, device_gib - headroom_gib - outside_gib)
+
+
+def block_tokens(context: int, block: int) -> int:
+    """Tokens a sequence of ``context`` tokens holds in a paged KV cache of ``block``-token
+    blocks: whole blocks, ceil(context / block) x block (vLLM's PagedAttention allocation)."""
+    return -(-context // block) * block if block > 1 else context
+
+
 def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: float, devices: int = 1,
-              kv_shards: int | None = None, buffer_bytes: int = 0) -> MemoryBreakdown:
+              kv_shards: int | None = None, buffer_bytes: int = 0, outside_budget_gib: float = 0.0) -> MemoryBreakdown:
     """Per-device breakdown; with tensor parallelism weights split over ``devices`` and the KV
     cache over ``kv_shards`` (KV heads cannot be split finer than one head a device)."""
     shards = kv_shards or devices
@@ -124,4 +150,5 @@ def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: fl
         activations_gib=act_bytes / GIB,
         overhead_gib=overhead_gib,
         buffers_gib=buffer_bytes / GIB,
+        outside_budget_gib=outside_budget_gib,
     )

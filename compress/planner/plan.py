@@ -15,7 +15,7 @@ from compress.limits import MAXIMA
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
-from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
+from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant, runtimes
 from compress.planner.rank import OBJECTIVES, STRUCTURAL, quality_delta, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
@@ -45,9 +45,15 @@ class PlanOptions:
     objective: str = "balanced"
     kv_dtype: str = "fp16"
     engine: str = ANY_ENGINE
+    #: Share of each GPU an engine with a memory budget may use (vLLM's
+    #: --gpu-memory-utilization); None: the engine's default (profiles/runtimes.toml).
+    gpu_memory_utilization: float | None = None
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise UserInputError("--gpu-memory-utilization is the share of each GPU vLLM may use, from 0 to 1 "
+                                 f"(vLLM's default 0.9), got {self.gpu_memory_utilization}")
         if not 1 <= self.context <= MAXIMA["max_context"]:
             raise UserInputError(f"--context must be from 1 to {MAXIMA['max_context']:,} tokens, got {self.context}")
         if not 1 <= self.batch <= MAX_BATCH:
@@ -118,7 +124,8 @@ def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
         names = [n for n in names if options.engine in engines_for(variants.parse(n), gpu)]
     found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
                              kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib,
-                             runtime=None if options.engine == ANY_ENGINE else options.engine)
+                             runtime=None if options.engine == ANY_ENGINE else options.engine,
+                             memory_fraction=options.gpu_memory_utilization)
              for name in names]
     for c in found:
         if measured and c["variant"] in measured:
@@ -263,6 +270,23 @@ def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     return notes
 
 
+def budget_notes(ranked: list[dict[str, Any]], gpu: GpuProfile) -> list[str]:
+    """One line per engine that sizes itself by a share of the GPU: its budget beside the
+    device's memory, and the option that changes it."""
+    notes = []
+    for engine in dict.fromkeys(c["runtime"] for c in ranked):
+        c = next(c for c in ranked if c["runtime"] == engine)
+        fraction = c["memory"].get("engine_memory_fraction")
+        if fraction is None:
+            continue
+        option = runtimes()["runtime"][engine].get("memory_fraction_option", "")
+        notes.append(f"{engine} uses {fraction:g} of each GPU ({option}): {c['memory']['engine_budget_gib']:.1f} "
+                     f"of {gpu.usable_memory_gib:g} GiB hold weights, activations and KV cache; CUDA context and "
+                     f"graphs ({c['memory']['outside_budget_gib']:.2f} GiB) take the rest; fits, max context and "
+                     "max batch follow that budget")
+    return notes
+
+
 #: Smallest context of a sweep; each next one doubles, up to the model's maximum.
 SWEEP_START_TOKENS = 512
 
@@ -298,14 +322,16 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
 def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None = None, batch: int = 1,
               gpus: int = 1, headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced",
               kv_dtype: str = "fp16", headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
-              sweep: bool = False, records: list[dict[str, Any]] | None = None) -> Plan:
+              sweep: bool = False, records: list[dict[str, Any]] | None = None,
+              gpu_memory_utilization: float | None = None) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, .toml file, "cpu"/"host", "auto",
     or a :class:`GpuProfile` such as :func:`~compress.planner.hardware.custom_gpu` builds).
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
     ``sweep``: also size every candidate at contexts from 512 tokens to the model's maximum.
     ``records`` (bench results) put the quality measured for this model on this device
-    beside each prediction, and into the ranking.
+    beside each prediction, and into the ranking. ``gpu_memory_utilization`` replaces vLLM's
+    default share of each GPU (0.9).
     """
     spec = load_model_spec(model)
     device = gpu if isinstance(gpu, GpuProfile) else load_gpu(gpu)
@@ -318,7 +344,8 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
         raise UserInputError(f"--gpus {gpus} makes no sense with the CPU host profile; leave it at 1")
     options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
                           headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
-                          objective=objective, kv_dtype=kv_dtype, engine=engine)
+                          objective=objective, kv_dtype=kv_dtype, engine=engine,
+                          gpu_memory_utilization=gpu_memory_utilization)
     measured = None
     if records:
         from compress.planner.measured import measured_quality, model_keys
@@ -336,5 +363,5 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),
                 candidates=tuple(ranked), recommended=best["variant"] if best else None,
                 recommendation=recommendation_text(best, ranked, spec, device, options),
-                alternatives=tuple(alts), notes=tuple(_notes(spec, device)),
+                alternatives=tuple(alts), notes=tuple(_notes(spec, device) + budget_notes(ranked, device)),
                 context_sweep=tuple(context_sweep(spec, device, options)) if sweep else ())

@@ -271,6 +271,52 @@ def prefill_tokens_per_pass(rt: dict[str, Any], prompt_tokens: int, batch: int) 
 
 
 @dataclass(frozen=True)
+class EngineMemory:
+    """How an engine reserves device memory, from its ``[runtime.X]`` table in
+    profiles/runtimes.toml (each key's source is there). An engine without these keys uses
+    the device less the headroom, holds exactly the tokens it needs, and is sized by the
+    prefill pass of the planned batch."""
+
+    #: Share of the device the engine may use (vLLM's gpu_memory_utilization).
+    fraction: float = 1.0
+    #: The option that sets ``fraction`` ("--gpu-memory-utilization").
+    option: str | None = None
+    #: Overhead the engine counts inside its budget (vLLM's non-torch memory).
+    budget_overhead_gib: float = 0.0
+    #: Overhead it keeps outside its budget (CUDA context, CUDA graphs).
+    outside_gib: float = 0.0
+    #: KV-cache block size in tokens (1: no paging).
+    kv_block_tokens: int = 1
+    #: Activations reserved for a profiling pass of the whole prefill chunk, whatever the batch.
+    profile_activations: bool = False
+    #: Sampler logits reserved by that pass: sequences x copies x vocab x 4 bytes.
+    sampler_logit_rows: int = 0
+    #: A compute buffer for the logits of every position of one prefill pass (llama.cpp).
+    compute_buffer_logits: bool = False
+
+    @classmethod
+    def of(cls, rt: dict[str, Any], cpu: bool, fraction: float | None = None) -> EngineMemory:
+        """The engine's memory rules on a GPU; on the CPU only its plain overhead counts.
+        ``fraction`` replaces the engine's default share where it has one."""
+        if cpu:
+            return cls()
+        has_share = "memory_fraction" in rt
+        return cls(
+            fraction=(fraction if fraction is not None else float(rt["memory_fraction"])) if has_share else 1.0,
+            option=rt.get("memory_fraction_option"),
+            budget_overhead_gib=float(rt.get("budget_overhead_gib", 0.0)),
+            outside_gib=float(rt["overhead_gib"]) + float(rt.get("cuda_graph_gib", 0.0)) if has_share else 0.0,
+            kv_block_tokens=int(rt.get("kv_block_tokens", 1)),
+            profile_activations=bool(rt.get("profile_activations", False)),
+            sampler_logit_rows=int(rt.get("profile_sampler_sequences", 0)) * int(rt.get("profile_sampler_copies", 0)),
+            compute_buffer_logits=bool(rt.get("compute_buffer_logits", False)),
+        )
+
+    def budget_gib(self, device_gib: float, headroom_gib: float) -> float:
+        return memory.engine_budget_gib(device_gib, headroom_gib, self.fraction, self.outside_gib)
+
+
+@dataclass(frozen=True)
 class _Shape:
     """What memory depends on for one variant on one device, to size it at any context and batch."""
 
@@ -282,25 +328,33 @@ class _Shape:
     kv_elem: float
     resident_bytes: int
     method: str
+    engine: EngineMemory = EngineMemory()
 
     def breakdown_at(self, context: int, batch: int, logits_positions: int | None = None) -> memory.MemoryBreakdown:
-        model, rt = self.model, self.rt
-        kv = memory.kv_cache_bytes(model, context, batch, self.kv_elem)
+        model, rt, engine = self.model, self.rt, self.engine
+        kv = memory.kv_cache_bytes(model, memory.block_tokens(context, engine.kv_block_tokens), batch, self.kv_elem)
         act_elem = 4 if self.choice.compute_dtype == "fp32" else 2
-        act = memory.prefill_activation_bytes(model, prefill_tokens_per_pass(rt, context, batch), act_elem)
+        # A profiling engine reserves the peak of a full chunk, not of the planned prompts.
+        pass_tokens = (int(rt["prefill_chunk_tokens"]) if engine.profile_activations
+                       else prefill_tokens_per_pass(rt, context, batch))
+        act = memory.prefill_activation_bytes(model, pass_tokens, act_elem)
         positions = batch if logits_positions is None else logits_positions
-        act += memory.logits_bytes(model, positions)
-        buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch)) \
-            if self.cpu else 0
-        overhead = rt["cpu_overhead_gib" if self.cpu else "overhead_gib"]
+        act += memory.logits_bytes(model, positions) + memory.logits_bytes(model, engine.sampler_logit_rows)
+        if self.cpu:
+            buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch))
+        else:
+            buffers = memory.logits_bytes(model, int(rt["prefill_chunk_tokens"])) if engine.compute_buffer_logits else 0
+        overhead = rt["cpu_overhead_gib"] if self.cpu else \
+            rt["overhead_gib"] + rt.get("cuda_graph_gib", 0.0) + engine.budget_overhead_gib
         return memory.breakdown(self.resident_bytes, kv, act, overhead, self.devices,
-                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers)
+                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers,
+                                outside_budget_gib=engine.outside_gib)
 
-    def capacity(self, usable_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
-        """Largest context at ``batch`` and largest batch at ``context`` that fit ``usable_gib``
-        (0 where none does). Memory grows with both, so a binary search finds each."""
+    def capacity(self, budget_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
+        """Largest context at ``batch`` and largest batch at ``context`` whose memory fits the
+        engine's budget (0 where none does). Memory grows with both, so a binary search finds each."""
         def fits(c: int, b: int) -> bool:
-            return self.breakdown_at(c, b).total_gib <= usable_gib
+            return self.breakdown_at(c, b).in_budget_gib <= budget_gib
 
         return {"max_context": _largest(lambda c: fits(c, batch), model_max_context),
                 "max_batch": _largest(lambda b: fits(context, b), MAX_BATCH_SEARCHED)}
@@ -339,8 +393,13 @@ def host_buffer_bytes(rt: dict[str, Any], method: str, model: ModelSpec, logits_
 
 def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context: int | None = None, batch: int = 1, *,
                     gpus: int = 1, kv_dtype: str = "fp16", runtime: str | None = None, headroom_gib: float = 0.0,
-                    prompt_tokens: int | None = None, logits_positions: int | None = None) -> dict[str, Any]:
+                    prompt_tokens: int | None = None, logits_positions: int | None = None,
+                    memory_fraction: float | None = None) -> dict[str, Any]:
     """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``).
+
+    ``memory_fraction`` replaces the engine's own share of the device where it has one
+    (vLLM's --gpu-memory-utilization); the variant fits when what the engine holds in its
+    budget fits there and its overhead outside the budget fits in the rest.
 
     Memory is held at ``context`` tokens for each of ``batch`` sequences, with the prefill in
     passes of the runtime's chunk. Decode speed is at a cache of ``context`` tokens, or of
@@ -373,11 +432,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
         resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
+    engine = EngineMemory.of(rt, cpu, memory_fraction)
     shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
-                   resident_bytes=resident, method=formats.storage_step(v).method)
+                   resident_bytes=resident, method=formats.storage_step(v).method, engine=engine)
     mem = shape.breakdown_at(context, batch, logits_positions)
-    usable = gpu.usable_memory_gib - headroom_gib
-    margin = usable - mem.total_gib
+    budget = engine.budget_gib(gpu.usable_memory_gib, headroom_gib)
+    margin = budget - mem.in_budget_gib
 
     # Tensor-parallel engines sum the GPUs' bandwidth; layer-split engines run one GPU at a time.
     tensor_parallel = choice.runtime in rt_data["tensor_parallel"].get("engines", ())
@@ -420,7 +480,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
 
     ttft_batch, ttft_one = ttft(batch), ttft(1)
-    capacity = shape.capacity(usable, context, batch, spec.max_context)
+    capacity = shape.capacity(budget, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
     reasons = list(choice.reasons)
@@ -429,8 +489,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         reasons.append(Reason("no_tensor_parallel", f"{choice.runtime} splits layers across the {devices} GPUs: "
                               "memory is shared out, but one GPU works at a time (no tensor parallelism)"))
     if not fits:
-        reasons.insert(0, Reason("too_big", f"too big: needs {mem.total_gib:.1f} GiB per device, "
-                                 f"{usable:.1f} GiB usable ({-margin:.1f} GiB short)"))
+        where = (f"{budget:.1f} GiB in {choice.runtime}'s budget ({engine.fraction:g} x {gpu.usable_memory_gib:g} "
+                 f"GiB, {engine.option})" if engine.option else f"{budget:.1f} GiB usable")
+        most = (f"; {capacity['max_batch']} sequences of {context} tokens fit" if batch > 1 and capacity["max_batch"]
+                else "")
+        reasons.insert(0, Reason("too_big", f"too big: needs {mem.in_budget_gib:.1f} GiB per device, "
+                                 f"{where} ({-margin:.1f} GiB short){most}"))
     if model is not spec and model.name != spec.name:
         reasons.append(Reason("model_changes",
                               f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
@@ -447,7 +511,8 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         "margin_gib": round(margin, 3),
         "reasons": [r.text for r in reasons],
         "reason_codes": [r.code for r in reasons],
-        "memory": mem.to_dict(),
+        "memory": {**mem.to_dict(), "engine_budget_gib": round(budget, 3),
+                   **({"engine_memory_fraction": engine.fraction} if engine.option else {})},
         "predicted": {
             "artifact_gib": round(artifact / GIB, 3),
             "artifact_gb": round(artifact / 1e9, 3),
