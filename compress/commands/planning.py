@@ -89,15 +89,18 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
-                 "TTFT ms", "ppl +%", "ppl +% band", "measured ppl +%", "why / notes"],
+                 "decode band", "TTFT ms", "TTFT band", "ppl +%", "ppl +% band", "measured ppl +%", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
                c["runtime"], c["kernel"], c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
-               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], *quality_cells(c),
+               c["predicted"]["decode_tok_s"], band_cell(c["predicted"].get("decode_tok_s_band")),
+               c["predicted"]["ttft_ms"], band_cell(c["predicted"].get("ttft_ms_band")), *quality_cells(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
               + [f"Alternative: {a['text']}" for a in d["alternatives"]]
               + [f"Note: {n}" for n in d["notes"]]
-              + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
+              + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}, "
+                 "with the band published measurements of each engine allow (--wide; profiles/runtimes.toml "
+                 "[speed_band], scored by bench/speed_backtest.py); "
                  "ppl +% is the expected perplexity change, published figures carried to this model's size, "
                  "family and storage, with the band their spread allows (--wide; --format json, quality_source); "
                  "measured ppl +% is the change bench measured on this device, which the ranking uses where present."],
@@ -125,6 +128,11 @@ def quality_cells(candidate: dict[str, Any]) -> tuple[str, str | None, str | Non
     measured = (candidate.get("measured") or {}).get("ppl_delta_pct")
     return ("?" if delta is None else _pct(delta), f"{_pct(band[0], sign='')} - {_pct(band[1], sign='')}" if band else None,
             None if measured is None else _pct(measured))
+
+
+def band_cell(band: list[float] | None) -> str | None:
+    """'118 - 192': a speed band to three significant digits."""
+    return f"{band[0]:,.3g} - {band[1]:,.3g}" if band else None
 
 
 def _pct(value: float, sign: str = "+") -> str:

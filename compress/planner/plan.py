@@ -312,9 +312,11 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
                      "best": best["variant"] if best else None,
                      "peak_memory_gib": best["predicted"]["peak_memory_gib"] if best else None,
                      "decode_tok_s": best["predicted"]["decode_tok_s"] if best else None,
+                     "decode_tok_s_band": best["predicted"]["decode_tok_s_band"] if best else None,
                      "candidates": {r["variant"]: {"fits": r["fits"],
                                                    "peak_memory_gib": r["predicted"]["peak_memory_gib"],
-                                                   "decode_tok_s": r["predicted"]["decode_tok_s"]}
+                                                   "decode_tok_s": r["predicted"]["decode_tok_s"],
+                                                   "decode_tok_s_band": r["predicted"]["decode_tok_s_band"]}
                                     for r in ranked}})
     return rows
 

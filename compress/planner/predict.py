@@ -480,6 +480,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
 
     ttft_batch, ttft_one = ttft(batch), ttft(1)
+    band = speed_band(choice.runtime)
     capacity = shape.capacity(budget, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
@@ -519,9 +520,13 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "bits_per_weight": round(8 * artifact / model.params, 3),
             "peak_memory_gib": round(mem.total_gib, 3),
             "decode_tok_s": round(tok_s, 2),
+            "decode_tok_s_band": _rate_band(tok_s, band["decode"]),
             "decode_cache_tokens": depth,
             "ttft_ms": _ms(ttft_batch),
+            "ttft_ms_band": _time_band(ttft_batch, band["prefill"]),
             "ttft_single_ms": _ms(ttft_one),
+            "ttft_single_ms_band": _time_band(ttft_one, band["prefill"]),
+            "speed_band_source": f"profiles/runtimes.toml [speed_band] {choice.runtime if choice.runtime in runtimes()['speed_band'] else 'default'}",
             "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
                                f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
                                f"one prompt of {prompt} tokens"),
@@ -532,6 +537,26 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             **q.to_dict(),
         },
     }
+
+
+def speed_band(engine: str) -> dict[str, tuple[float, float]]:
+    """measured / predicted ratios the engine's speeds fall in, for "decode" and "prefill"
+    (profiles/runtimes.toml [speed_band], fitted to published figures where there are some)."""
+    table = runtimes()["speed_band"]
+    band = table.get(engine, table["default"])
+    return {speed: (float(band[speed][0]), float(band[speed][1])) for speed in ("decode", "prefill")}
+
+
+def _rate_band(value: float, ratios: tuple[float, float]) -> list[float]:
+    """[low, high] of a rate (tok/s): the prediction times the band's ratios."""
+    return [round(value * ratios[0], 2), round(value * ratios[1], 2)]
+
+
+def _time_band(value: float, ratios: tuple[float, float]) -> list[float] | None:
+    """[low, high] of a time (ms): a rate ratio r makes the time 1/r as long."""
+    if not math.isfinite(value):
+        return None
+    return [round(value / ratios[1], 1), round(value / ratios[0], 1)]
 
 
 def _ms(value: float) -> float | None:

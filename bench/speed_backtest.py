@@ -1,0 +1,142 @@
+"""How well the planner's speed model predicts published, measured speeds.
+
+Every figure of ``bench/speed_figures.toml`` (llama-bench tables for consumer, workstation,
+datacenter and Apple GPUs; vLLM serving runs; this project's H100 runs), each with its
+source, is predicted with the planner's roofline at the figure's engine, batch, GPUs and
+cache depth, and set beside the published value: the error in %, and whether the value lies
+in the prediction's band. The summary gives the median absolute error and the count within
+15%, for the figures that informed the planner's constants ("fit") and for those held out.
+
+    python bench/speed_backtest.py            # the table and the summary
+    python bench/speed_backtest.py --json     # one record a figure
+    python bench/speed_backtest.py --bands    # the speed bands the "fit" figures give
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FIGURES = Path(__file__).with_name("speed_figures.toml")
+WITHIN_PCT = 15.0
+
+
+def load_figures(path: Path = FIGURES) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sources and one flat record a figure (each row with its block's source, split, engine)."""
+    data = tomllib.loads(path.read_text())
+    rows = []
+    for block in data["figure"]:
+        shared = {k: v for k, v in block.items() if k != "rows"}
+        rows += [{"gpus": 1, "batch": 1, **shared, **row} for row in block["rows"]]
+    return data["source"], rows
+
+
+def predict(row: dict[str, Any]) -> dict[str, Any]:
+    """The planner's prediction of one figure: value and band, in the figure's own unit."""
+    from compress.planner import load_gpu, load_model_spec, predict_variant
+
+    spec, gpu = load_model_spec(row["model"]), load_gpu(row["gpu"])
+    depth = row.get("cache_tokens") or row.get("prompt_tokens")
+    got = predict_variant(spec, gpu, row["variant"], context=max(depth, 1), batch=row["batch"], gpus=row["gpus"],
+                          runtime=row["engine"], prompt_tokens=depth)["predicted"]
+    if row["metric"] == "decode_tok_s":
+        return {"predicted": got["decode_tok_s"], "band": got.get("decode_tok_s_band")}
+    # prefill tok/s of one prompt = prompt tokens / its time to first token
+    tokens = row["prompt_tokens"]
+    band = got.get("ttft_single_ms_band")
+    return {"predicted": 1e3 * tokens / got["ttft_single_ms"],
+            "band": [1e3 * tokens / band[1], 1e3 * tokens / band[0]] if band else None}
+
+
+def score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        p = predict(row)
+        error = 100 * (p["predicted"] - row["measured"]) / row["measured"]
+        band = p["band"]
+        out.append({**row, "predicted": round(p["predicted"], 2), "error_pct": round(error, 1),
+                    "band": [round(b, 2) for b in band] if band else None,
+                    "in_band": bool(band and band[0] <= row["measured"] <= band[1])})
+    return out
+
+
+def summary(scored: list[dict[str, Any]], label: str) -> str:
+    if not scored:
+        return f"{label}: no figures"
+    errors = [abs(r["error_pct"]) for r in scored]
+    within = sum(1 for e in errors if e <= WITHIN_PCT)
+    in_band = sum(1 for r in scored if r["in_band"])
+    return (f"{label}: {len(scored)} figures, median |error| {statistics.median(errors):.1f}%, "
+            f"within {WITHIN_PCT:.0f}%: {within}, in band: {in_band}")
+
+
+def fitted_bands(scored: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """measured / predicted of the "fit" figures, per engine and speed (decode, prefill): the
+    10th and 90th percentiles where an engine has 5 figures or more, else the lowest and
+    highest, widened to hold 1. These are the ratios profiles/runtimes.toml [speed_band] holds."""
+    bands: dict[str, dict[str, list[float]]] = {}
+    for r in scored:
+        if r["split"] == "fit":
+            speed = "decode" if r["metric"] == "decode_tok_s" else "prefill"
+            bands.setdefault(r["engine"], {}).setdefault(speed, []).append(r["measured"] / r["predicted"])
+    out: dict[str, dict[str, list[float]]] = {}
+    for engine, speeds in bands.items():
+        for speed, ratios in speeds.items():
+            if len(ratios) >= 5:
+                deciles = statistics.quantiles(ratios, n=10, method="inclusive")
+                low, high = deciles[0], deciles[-1]
+            else:
+                low, high = min(ratios), max(ratios)
+            # rounded outwards, so that the figures at the ends stay inside; and the point
+            # prediction lies in its own band
+            out.setdefault(engine, {})[speed] = [math.floor(100 * min(low, 1.0)) / 100,
+                                                 math.ceil(100 * max(high, 1.0)) / 100, len(ratios)]
+    return out
+
+
+def _short(metric: str) -> str:
+    return {"decode_tok_s": "tg", "prefill_tok_s": "pp"}[metric]
+
+
+def main(argv: list[str]) -> int:
+    sources, rows = load_figures()
+    scored = score(rows)
+    if "--json" in argv:
+        for r in scored:
+            print(json.dumps(r))
+        return 0
+    if "--bands" in argv:
+        for engine, speeds in fitted_bands(scored).items():
+            for speed, (low, high, n) in speeds.items():
+                print(f'"{engine}".{speed} = [{low}, {high}]    # {n} fit figures')
+        return 0
+    print(f"{'gpu':>14} {'model':12} {'variant':9} {'engine':9} {'':2} {'meas':>7} {'pred':>7} {'err%':>6} "
+          f"{'band':>13} {'src':4}")
+    for r in scored:
+        gpu = r["gpu"] + (f" x{r['gpus']}" if r["gpus"] > 1 else "")
+        what = _short(r["metric"]) + (f"{r['batch']}" if r["batch"] > 1 else "")
+        band = f"{r['band'][0]:.4g}-{r['band'][1]:.4g}" if r["band"] else "-"
+        mark = "" if r["in_band"] else "!"
+        print(f"{gpu:>14} {r['model']:12} {r['variant']:9} {r['engine']:9} {what:2} {r['measured']:7.4g} "
+              f"{r['predicted']:7.4g} {r['error_pct']:+6.1f} {band:>13}{mark:1} {r['split'][:4]}")
+    print()
+    print(summary(scored, "all"))
+    for split in ("fit", "holdout"):
+        print(summary([r for r in scored if r["split"] == split], split))
+    for engine in dict.fromkeys(r["engine"] for r in scored):
+        print(summary([r for r in scored if r["engine"] == engine], f"  {engine}"))
+    print("\n! = the measured value lies outside the predicted band. Sources:")
+    for key, source in sources.items():
+        print(f"  {key}: {source['url']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
