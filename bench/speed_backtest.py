@@ -7,7 +7,8 @@ cache depth, and set beside the published value: the error in %, and whether the
 in the prediction's band. The summary gives the median absolute error and the count within
 15%, for the figures that informed the planner's constants ("fit") and for those held out.
 
-    python bench/speed_backtest.py            # the table and the summary
+    python bench/speed_backtest.py            # the table and the summary (80 columns)
+    python bench/speed_backtest.py --wide     # with each prediction's band
     python bench/speed_backtest.py --json     # one record a figure
     python bench/speed_backtest.py --bands    # the speed bands the "fit" figures give
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FIGURES = Path(__file__).with_name("speed_figures.toml")
 WITHIN_PCT = 15.0
+ENGINE_SHORT = {"llama.cpp": "lcpp", "vllm": "vllm", "transformers": "hf", "onnxruntime": "ort", "mlx": "mlx"}
 
 
 def load_figures(path: Path = FIGURES) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -101,6 +103,11 @@ def fitted_bands(scored: list[dict[str, Any]]) -> dict[str, dict[str, list[float
     return out
 
 
+def _num(value: float) -> str:
+    """Whole numbers from 100 up (14,083), three significant digits below (75.0, 4.81)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _short(metric: str) -> str:
     return {"decode_tok_s": "tg", "prefill_tok_s": "pp"}[metric]
 
@@ -117,22 +124,27 @@ def main(argv: list[str]) -> int:
             for speed, (low, high, n) in speeds.items():
                 print(f'"{engine}".{speed} = [{low}, {high}]    # {n} fit figures')
         return 0
-    print(f"{'gpu':>14} {'model':12} {'variant':9} {'engine':9} {'':2} {'meas':>7} {'pred':>7} {'err%':>6} "
-          f"{'band':>13} {'src':4}")
+    wide = "--wide" in argv
+    band_width = 13 if wide else 4
+    print(f"{'gpu':>14} {'model':12} {'variant':8} {'eng':5} {'test':4} {'meas':>7} {'pred':>7} {'err%':>6} "
+          f"{'band':>{band_width}} {'set':4}")
     for r in scored:
         gpu = r["gpu"] + (f" x{r['gpus']}" if r["gpus"] > 1 else "")
-        what = _short(r["metric"]) + (f"{r['batch']}" if r["batch"] > 1 else "")
-        band = f"{r['band'][0]:.4g}-{r['band'][1]:.4g}" if r["band"] else "-"
-        mark = "" if r["in_band"] else "!"
-        print(f"{gpu:>14} {r['model']:12} {r['variant']:9} {r['engine']:9} {what:2} {r['measured']:7.4g} "
-              f"{r['predicted']:7.4g} {r['error_pct']:+6.1f} {band:>13}{mark:1} {r['split'][:4]}")
+        test = _short(r["metric"]) + (f"{r['batch']}" if r["batch"] > 1 else "")
+        band = (f"{_num(r['band'][0])}-{_num(r['band'][1])}" if r["band"] else "-") if wide else \
+            ("in" if r["in_band"] else "out")
+        print(f"{gpu:>14} {r['model']:12} {r['variant'].replace('gguf-', ''):8} {ENGINE_SHORT[r['engine']]:5} "
+              f"{test:4} {_num(r['measured']):>7} {_num(r['predicted']):>7} {r['error_pct']:+6.1f} "
+              f"{band:>{band_width}} {r['split'][:4]}")
     print()
     print(summary(scored, "all"))
     for split in ("fit", "holdout"):
         print(summary([r for r in scored if r["split"] == split], split))
     for engine in dict.fromkeys(r["engine"] for r in scored):
         print(summary([r for r in scored if r["engine"] == engine], f"  {engine}"))
-    print("\n! = the measured value lies outside the predicted band. Sources:")
+    print("\ntg: decode tok/s (tgN: at batch N); pp: prefill tok/s of one prompt; band: is")
+    print("the measured value in the prediction's band (--wide: the band); set: fit or holdout.")
+    print("Sources (bench/speed_figures.toml says how each was run):")
     for key, source in sources.items():
         print(f"  {key}: {source['url']}")
     return 0
