@@ -103,6 +103,34 @@ def fitted_bands(scored: list[dict[str, Any]]) -> dict[str, dict[str, list[float
     return out
 
 
+def ranking_check(scored: list[dict[str, Any]]) -> list[str]:
+    """Where one source measured several variants of a model on the same GPU(s) and test: is
+    the variant the planner predicts fastest the one measured fastest? One line a group, with
+    both speeds when they differ (what a plan ranked by speed would have picked, and why)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in scored:
+        key = (r["source"], r["gpu"], r["gpus"], r["model"], r["metric"], r["batch"], r.get("cache_tokens"),
+               r.get("prompt_tokens"))
+        groups.setdefault(key, []).append(r)
+    lines = []
+    for (_, gpu, gpus, model, metric, batch, depth, _prompt), rows in groups.items():
+        if len(rows) < 2:
+            continue
+        measured = max(rows, key=lambda r: r["measured"])
+        predicted = max(rows, key=lambda r: r["predicted"])
+        test = _short(metric) + (f"{batch}" if batch > 1 else "") + (f" at {depth}" if depth else "")
+        where = f"{gpu}{f' x{gpus}' if gpus > 1 else ''} {model} {test}"
+        if measured is predicted:
+            lines.append(f"  agree  {where}: {measured['variant']}")
+            continue
+        lines.append(f"  differ {where}: measured {measured['variant']} {_num(measured['measured'])} > "
+                     f"{predicted['variant']} {_num(predicted['measured'])}")
+        tie = abs(predicted["predicted"] - measured["predicted"]) <= 0.01 * predicted["predicted"]
+        lines.append(f"         predicted {_num(predicted['predicted'])} and {_num(measured['predicted'])}"
+                     + (": a tie, both compute bound in the roofline" if tie else ""))
+    return lines
+
+
 def _num(value: float) -> str:
     """Whole numbers from 100 up (14,083), three significant digits below (75.0, 4.81)."""
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
@@ -142,11 +170,17 @@ def main(argv: list[str]) -> int:
         print(summary([r for r in scored if r["split"] == split], split))
     for engine in dict.fromkeys(r["engine"] for r in scored):
         print(summary([r for r in scored if r["engine"] == engine], f"  {engine}"))
+    checks = ranking_check(scored)
+    agree = sum(1 for line in checks if line.startswith("  agree"))
+    groups = agree + sum(1 for line in checks if line.startswith("  differ"))
+    print(f"\nIs the variant predicted fastest the one measured fastest? ({agree} of {groups} agree)")
+    print("\n".join(checks))
     print("\ntg: decode tok/s (tgN: at batch N); pp: prefill tok/s of one prompt; band: is")
     print("the measured value in the prediction's band (--wide: the band); set: fit or holdout.")
     print("Sources (bench/speed_figures.toml says how each was run):")
     for key, source in sources.items():
-        print(f"  {key}: {source['url']}")
+        for i, url in enumerate(source["url"].split(", ")):
+            print(f"  {key if i == 0 else '':{len(key)}}  {url}" if i else f"  {key}: {url}")
     return 0
 
 

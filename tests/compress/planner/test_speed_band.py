@@ -102,3 +102,15 @@ def test_plan_note_says_where_the_band_comes_from():
     plan = make_plan("llama-2-7b", "t4")
     assert all(c["predicted"]["speed_band_source"].startswith("profiles/runtimes.toml [speed_band]")
                for c in plan.candidates)
+
+
+def test_ranking_check_names_the_faster_variant_and_a_tie():
+    backtest = _backtest()
+    base = {"source": "s", "gpu": "rtx-4090", "gpus": 1, "model": "llama-3-8b", "metric": "prefill_tok_s",
+            "batch": 1, "prompt_tokens": 512}
+    rows = [{**base, "variant": "q4_k_m", "measured": 7139.0, "predicted": 5401.0},
+            {**base, "variant": "gguf-f16", "measured": 9382.0, "predicted": 5401.0}]
+    lines = backtest.ranking_check(rows)
+    assert lines[0].startswith("  differ") and "measured gguf-f16" in lines[0] and "a tie" in lines[1]
+    rows[1]["predicted"] = 6000.0
+    assert backtest.ranking_check(rows) == ["  agree  rtx-4090 llama-3-8b pp: gguf-f16"]
