@@ -176,7 +176,7 @@ def main(argv: list[str]) -> int:
     print(f"\nIs the variant predicted fastest the one measured fastest? ({agree} of {groups} agree)")
     print("\n".join(checks))
     print("\ntg: decode tok/s (tgN: at batch N); pp: prefill tok/s of one prompt; band: is")
-    print("the measured value in its predicted band (--wide: the band); set: fit or holdout.")
+    print("the measured value in its predicted band (--wide: the band); set: fit, holdout.")
     print("Sources (bench/speed_figures.toml says how each was run):")
     for key, source in sources.items():
         for i, url in enumerate(source["url"].split(", ")):
