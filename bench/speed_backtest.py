@@ -57,9 +57,30 @@ def predict(row: dict[str, Any]) -> dict[str, Any]:
             "band": [1e3 * tokens / band[1], 1e3 * tokens / band[0]] if band else None}
 
 
+def predict_kernels(row: dict[str, Any]) -> float | None:
+    """The measured-kernel model's prediction of one figure (profiles/kernel_data.toml,
+    NVIDIA AIConfigurator's data), or None where it does not cover the figure."""
+    from compress.planner import kernel_data
+
+    depth = row.get("cache_tokens") or row.get("prompt_tokens")
+    config = {"dtype": {"fp16": "float16", "bf16": "bfloat16"}.get(row["variant"])}
+    method = "baseline" if config["dtype"] else row["variant"]
+    got = kernel_data.lookup(row["model"], row["gpu"], row["gpus"], row["engine"], method, config, row["batch"],
+                             depth, depth)
+    if got is None:
+        return None
+    if row["metric"] == "decode_tok_s":
+        return got["decode_tok_s"]
+    return 1e3 * row["prompt_tokens"] / got["ttft_single_ms"] if got["ttft_single_ms"] else None
+
+
 def score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
+        kernels = predict_kernels(row)
+        if kernels is not None:
+            row = {**row, "kernel_predicted": round(kernels, 2),
+                   "kernel_error_pct": round(100 * (kernels - row["measured"]) / row["measured"], 1)}
         p = predict(row)
         error = 100 * (p["predicted"] - row["measured"]) / row["measured"]
         band = p["band"]
@@ -170,6 +191,22 @@ def main(argv: list[str]) -> int:
         print(summary([r for r in scored if r["split"] == split], split))
     for engine in dict.fromkeys(r["engine"] for r in scored):
         print(summary([r for r in scored if r["engine"] == engine], f"  {engine}"))
+    covered = [r for r in scored if "kernel_predicted" in r]
+    print(f"\nMeasured-kernel model (profiles/kernel_data.toml, NVIDIA AIConfigurator) where it covers")
+    print(f"the figure ({len(covered)} of {len(scored)}), beside the roofline:")
+    print(f"{'gpu':>14} {'model':12} {'variant':8} {'test':4} {'meas':>7} {'kernels':>7} {'err%':>6} "
+          f"{'roofline':>8} {'err%':>6}")
+    for r in covered:
+        test = _short(r["metric"]) + (f"{r['batch']}" if r["batch"] > 1 else "")
+        print(f"{r['gpu']:>14} {r['model']:12} {r['variant']:8} {test:4} {_num(r['measured']):>7} "
+              f"{_num(r['kernel_predicted']):>7} {r['kernel_error_pct']:+6.1f} {_num(r['predicted']):>8} "
+              f"{r['error_pct']:+6.1f}")
+    if covered:
+        kernel_errors = [abs(r["kernel_error_pct"]) for r in covered]
+        roofline_errors = [abs(r["error_pct"]) for r in covered]
+        print(f"measured kernels: median |error| {statistics.median(kernel_errors):.1f}%, within "
+              f"{WITHIN_PCT:.0f}%: {sum(1 for e in kernel_errors if e <= WITHIN_PCT)}; roofline on the same "
+              f"figures: {statistics.median(roofline_errors):.1f}%")
     checks = ranking_check(scored)
     agree = sum(1 for line in checks if line.startswith("  agree"))
     groups = agree + sum(1 for line in checks if line.startswith("  differ"))

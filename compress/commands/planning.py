@@ -89,10 +89,12 @@ def plan_tables(plan: Any) -> tuple[str, list[Table]]:
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
-                 "decode band", "TTFT ms", "TTFT band", "ppl +%", "ppl +% band", "measured ppl +%", "why / notes"],
+                 "decode band", "kernel-data tok/s", "TTFT ms", "TTFT band", "ppl +%", "ppl +% band",
+                 "measured ppl +%", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
                c["runtime"], c["kernel"], c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
                c["predicted"]["decode_tok_s"], band_cell(c["predicted"].get("decode_tok_s_band")),
+               (c["predicted"].get("kernel_data") or {}).get("decode_tok_s"),
                c["predicted"]["ttft_ms"], band_cell(c["predicted"].get("ttft_ms_band")), *quality_cells(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]

@@ -287,6 +287,17 @@ def budget_notes(ranked: list[dict[str, Any]], gpu: GpuProfile) -> list[str]:
     return notes
 
 
+def kernel_data_notes(ranked: list[dict[str, Any]]) -> list[str]:
+    """Which speeds the ranking uses, where a second model covers some candidates."""
+    covered = [c for c in ranked if c["predicted"].get("kernel_data")]
+    if not covered:
+        return []
+    first = covered[0]["predicted"]["kernel_data"]
+    return [f"Ranked by the roofline; {len(covered)} of {len(ranked)} candidates also have a prediction from "
+            f"measured kernels ({first['source']}, {first['data_version']} data): the kernel-data tok/s column "
+            "(--wide), predicted.kernel_data in JSON"]
+
+
 #: Smallest context of a sweep; each next one doubles, up to the model's maximum.
 SWEEP_START_TOKENS = 512
 
@@ -365,5 +376,6 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),
                 candidates=tuple(ranked), recommended=best["variant"] if best else None,
                 recommendation=recommendation_text(best, ranked, spec, device, options),
-                alternatives=tuple(alts), notes=tuple(_notes(spec, device) + budget_notes(ranked, device)),
+                alternatives=tuple(alts),
+                notes=tuple(_notes(spec, device) + budget_notes(ranked, device) + kernel_data_notes(ranked)),
                 context_sweep=tuple(context_sweep(spec, device, options)) if sweep else ())

@@ -15,7 +15,7 @@ from typing import Any
 
 from compress import variants
 from compress.errors import UserInputError
-from compress.planner import formats, memory, profiles, quality, roofline
+from compress.planner import formats, kernel_data, memory, profiles, quality, roofline
 from compress.planner.document import Reason
 from compress.planner.hardware import GpuProfile, kernel_rules, kernel_support
 from compress.planner.spec import ModelSpec
@@ -481,6 +481,9 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
 
     ttft_batch, ttft_one = ttft(batch), ttft(1)
     band = speed_band(choice.runtime)
+    # The second speed model, where NVIDIA's measured-kernel table covers this candidate.
+    measured_kernels = None if cpu else kernel_data.lookup(spec.name, gpu.name, devices, choice.runtime,
+                                                           stored.method, stored.config, batch, depth, prompt)
     capacity = shape.capacity(budget, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
@@ -527,6 +530,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "ttft_single_ms": _ms(ttft_one),
             "ttft_single_ms_band": _time_band(ttft_one, band["prefill"]),
             "speed_band_source": f"profiles/runtimes.toml [speed_band] {choice.runtime if choice.runtime in runtimes()['speed_band'] else 'default'}",
+            **({"kernel_data": measured_kernels} if measured_kernels else {}),
             "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
                                f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
                                f"one prompt of {prompt} tokens"),
