@@ -1,4 +1,6 @@
-"""Memory: the seed formula and the real breakdown (weights, KV cache, activations, overhead).
+"""Memory: the seed formula, the real breakdown (weights, KV cache, activations, overhead),
+and how each engine reserves device memory (:class:`EngineMemory`: vLLM's share of the GPU,
+its KV blocks and profiling pass; llama.cpp's compute buffer).
 
 Units: the seed formula is decimal GB (1e9 bytes), as it is usually quoted; the breakdown is
 GiB (2**30 bytes), as GPU memory is reported.
@@ -152,3 +154,49 @@ def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: fl
         buffers_gib=buffer_bytes / GIB,
         outside_budget_gib=outside_budget_gib,
     )
+
+
+@dataclass(frozen=True)
+class EngineMemory:
+    """How an engine reserves device memory, from its ``[runtime.X]`` table in
+    profiles/runtimes.toml (each key's source is there). An engine without these keys uses
+    the device less the headroom, holds exactly the tokens it needs, and is sized by the
+    prefill pass of the planned batch."""
+
+    #: Share of the device the engine may use (vLLM's gpu_memory_utilization).
+    fraction: float = 1.0
+    #: The option that sets ``fraction`` ("--gpu-memory-utilization").
+    option: str | None = None
+    #: Overhead the engine counts inside its budget (vLLM's non-torch memory).
+    budget_overhead_gib: float = 0.0
+    #: Overhead it keeps outside its budget (CUDA context, CUDA graphs).
+    outside_gib: float = 0.0
+    #: KV-cache block size in tokens (1: no paging).
+    kv_block_tokens: int = 1
+    #: Activations reserved for a profiling pass of the whole prefill chunk, whatever the batch.
+    profile_activations: bool = False
+    #: Sampler logits reserved by that pass: sequences x copies x vocab x 4 bytes.
+    sampler_logit_rows: int = 0
+    #: A compute buffer for the logits of every position of one prefill pass (llama.cpp).
+    compute_buffer_logits: bool = False
+
+    @classmethod
+    def of(cls, rt: dict[str, Any], cpu: bool, fraction: float | None = None) -> EngineMemory:
+        """The engine's memory rules on a GPU; on the CPU only its plain overhead counts.
+        ``fraction`` replaces the engine's default share where it has one."""
+        if cpu:
+            return cls()
+        has_share = "memory_fraction" in rt
+        return cls(
+            fraction=(fraction if fraction is not None else float(rt["memory_fraction"])) if has_share else 1.0,
+            option=rt.get("memory_fraction_option"),
+            budget_overhead_gib=float(rt.get("budget_overhead_gib", 0.0)),
+            outside_gib=float(rt["overhead_gib"]) + float(rt.get("cuda_graph_gib", 0.0)) if has_share else 0.0,
+            kv_block_tokens=int(rt.get("kv_block_tokens", 1)),
+            profile_activations=bool(rt.get("profile_activations", False)),
+            sampler_logit_rows=int(rt.get("profile_sampler_sequences", 0)) * int(rt.get("profile_sampler_copies", 0)),
+            compute_buffer_logits=bool(rt.get("compute_buffer_logits", False)),
+        )
+
+    def budget_gib(self, device_gib: float, headroom_gib: float) -> float:
+        return engine_budget_gib(device_gib, headroom_gib, self.fraction, self.outside_gib)

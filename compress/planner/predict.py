@@ -271,52 +271,6 @@ def prefill_tokens_per_pass(rt: dict[str, Any], prompt_tokens: int, batch: int) 
 
 
 @dataclass(frozen=True)
-class EngineMemory:
-    """How an engine reserves device memory, from its ``[runtime.X]`` table in
-    profiles/runtimes.toml (each key's source is there). An engine without these keys uses
-    the device less the headroom, holds exactly the tokens it needs, and is sized by the
-    prefill pass of the planned batch."""
-
-    #: Share of the device the engine may use (vLLM's gpu_memory_utilization).
-    fraction: float = 1.0
-    #: The option that sets ``fraction`` ("--gpu-memory-utilization").
-    option: str | None = None
-    #: Overhead the engine counts inside its budget (vLLM's non-torch memory).
-    budget_overhead_gib: float = 0.0
-    #: Overhead it keeps outside its budget (CUDA context, CUDA graphs).
-    outside_gib: float = 0.0
-    #: KV-cache block size in tokens (1: no paging).
-    kv_block_tokens: int = 1
-    #: Activations reserved for a profiling pass of the whole prefill chunk, whatever the batch.
-    profile_activations: bool = False
-    #: Sampler logits reserved by that pass: sequences x copies x vocab x 4 bytes.
-    sampler_logit_rows: int = 0
-    #: A compute buffer for the logits of every position of one prefill pass (llama.cpp).
-    compute_buffer_logits: bool = False
-
-    @classmethod
-    def of(cls, rt: dict[str, Any], cpu: bool, fraction: float | None = None) -> EngineMemory:
-        """The engine's memory rules on a GPU; on the CPU only its plain overhead counts.
-        ``fraction`` replaces the engine's default share where it has one."""
-        if cpu:
-            return cls()
-        has_share = "memory_fraction" in rt
-        return cls(
-            fraction=(fraction if fraction is not None else float(rt["memory_fraction"])) if has_share else 1.0,
-            option=rt.get("memory_fraction_option"),
-            budget_overhead_gib=float(rt.get("budget_overhead_gib", 0.0)),
-            outside_gib=float(rt["overhead_gib"]) + float(rt.get("cuda_graph_gib", 0.0)) if has_share else 0.0,
-            kv_block_tokens=int(rt.get("kv_block_tokens", 1)),
-            profile_activations=bool(rt.get("profile_activations", False)),
-            sampler_logit_rows=int(rt.get("profile_sampler_sequences", 0)) * int(rt.get("profile_sampler_copies", 0)),
-            compute_buffer_logits=bool(rt.get("compute_buffer_logits", False)),
-        )
-
-    def budget_gib(self, device_gib: float, headroom_gib: float) -> float:
-        return memory.engine_budget_gib(device_gib, headroom_gib, self.fraction, self.outside_gib)
-
-
-@dataclass(frozen=True)
 class _Shape:
     """What memory depends on for one variant on one device, to size it at any context and batch."""
 
@@ -328,7 +282,7 @@ class _Shape:
     kv_elem: float
     resident_bytes: int
     method: str
-    engine: EngineMemory = EngineMemory()
+    engine: memory.EngineMemory = memory.EngineMemory()
 
     def breakdown_at(self, context: int, batch: int, logits_positions: int | None = None) -> memory.MemoryBreakdown:
         model, rt, engine = self.model, self.rt, self.engine
@@ -432,7 +386,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
         resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
-    engine = EngineMemory.of(rt, cpu, memory_fraction)
+    engine = memory.EngineMemory.of(rt, cpu, memory_fraction)
     shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
                    resident_bytes=resident, method=formats.storage_step(v).method, engine=engine)
     mem = shape.breakdown_at(context, batch, logits_positions)
@@ -529,7 +483,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "ttft_ms_band": _time_band(ttft_batch, band["prefill"]),
             "ttft_single_ms": _ms(ttft_one),
             "ttft_single_ms_band": _time_band(ttft_one, band["prefill"]),
-            "speed_band_source": f"profiles/runtimes.toml [speed_band] {choice.runtime if choice.runtime in runtimes()['speed_band'] else 'default'}",
+            "speed_band_source": f"profiles/runtimes.toml [speed_band] {band_key(choice.runtime)}",
             **({"kernel_data": measured_kernels} if measured_kernels else {}),
             "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
                                f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
@@ -543,11 +497,15 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     }
 
 
+def band_key(engine: str) -> str:
+    """The engine's row of profiles/runtimes.toml [speed_band]: its own, or "default"."""
+    return engine if engine in runtimes()["speed_band"] else "default"
+
+
 def speed_band(engine: str) -> dict[str, tuple[float, float]]:
     """measured / predicted ratios the engine's speeds fall in, for "decode" and "prefill"
     (profiles/runtimes.toml [speed_band], fitted to published figures where there are some)."""
-    table = runtimes()["speed_band"]
-    band = table.get(engine, table["default"])
+    band = runtimes()["speed_band"][band_key(engine)]
     return {speed: (float(band[speed][0]), float(band[speed][1])) for speed in ("decode", "prefill")}
 
 
