@@ -438,6 +438,11 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     # The second speed model, where NVIDIA's measured-kernel table covers this candidate.
     measured_kernels = None if cpu else kernel_data.lookup(spec.name, gpu.name, devices, choice.runtime,
                                                            stored.method, stored.config, batch, depth, prompt)
+    if measured_kernels:
+        # The engine's own spread of measured speeds applies to either model's prediction.
+        measured_kernels["decode_tok_s_band"] = _rate_band(measured_kernels["decode_tok_s"], band["decode"])
+        if measured_kernels["ttft_single_ms"] is not None:
+            measured_kernels["ttft_single_ms_band"] = _time_band(measured_kernels["ttft_single_ms"], band["prefill"])
     capacity = shape.capacity(budget, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 

@@ -41,6 +41,30 @@ def test_every_speed_of_a_json_plan_has_a_band_around_it():
             assert low <= cand["decode_tok_s"] <= high, name
 
 
+def _speeds(node, path=""):
+    """(path, value, band) of every speed in a JSON document: keys ending in _tok_s or _ms."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if (key.endswith("_tok_s") or key.endswith("_ms")) and isinstance(value, (int, float)):
+                yield f"{path}.{key}", value, node.get(f"{key}_band")
+            else:
+                yield from _speeds(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _speeds(value, f"{path}[{i}]")
+
+
+def test_no_speed_anywhere_in_a_json_plan_goes_without_a_band():
+    # fp16 on an H100 in vLLM also carries the measured-kernel model's figures
+    for args in (["-g", "h100-sxm", "--engine", "vllm"], ["-g", "rtx-4090,l4"]):
+        result = runner.invoke(cli.app, ["plan", "-m", "llama-3.1-8b", *args, "-f", "json", "--sweep-context"])
+        assert result.exit_code == 0, result.output
+        found = list(_speeds(json.loads(result.output)))
+        assert found
+        for path, value, band in found:
+            assert band is not None and band[0] <= value <= band[1], path
+
+
 def test_band_is_the_engines_ratio_of_measured_to_predicted():
     # llama.cpp's decode band is [0.69, 1.12] x the prediction (profiles/runtimes.toml
     # [speed_band]); a time is the inverse: prefill ratios [0.37, 1.18] make TTFT
