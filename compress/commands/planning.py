@@ -93,10 +93,10 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
     mem_table = Table(
         title=f"Memory breakdown {per} (GiB = 2^30 bytes)",
         columns=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
-                 "artifact GB", "bits/weight"],
+                 "engine budget GiB", "artifact GB", "bits/weight"],
         rows=[[c["variant"], c["memory"]["weights_gib"], c["memory"]["kv_cache_gib"], c["memory"]["activations_gib"],
-               c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["predicted"]["artifact_gb"],
-               c["predicted"]["bits_per_weight"]] for c in cands],
+               c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["memory"].get("engine_budget_gib"),
+               c["predicted"]["artifact_gb"], c["predicted"]["bits_per_weight"]] for c in cands],
         name="memory",
         compact=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
                  "bits/weight"],
@@ -104,15 +104,20 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
     rank_table = Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
-                 "TTFT ms", "ppl +%", "ppl +% band", "measured ppl +%", "why / notes"],
+                 "decode band", "kernel-data tok/s", "TTFT ms", "TTFT band", "ppl +%", "ppl +% band",
+                 "measured ppl +%", "why / notes"],
         rows=[[("*" if c["pareto"] else "") + (str(c["rank"]) if c["rank"] else "-"), c["variant"],
                c["runtime"], c["kernel"], c["fits"], c["margin_gib"], c["predicted"]["peak_memory_gib"],
-               c["predicted"]["decode_tok_s"], c["predicted"]["ttft_ms"], *quality_cells(c),
+               c["predicted"]["decode_tok_s"], band_cell(c["predicted"].get("decode_tok_s_band")),
+               (c["predicted"].get("kernel_data") or {}).get("decode_tok_s"),
+               c["predicted"]["ttft_ms"], band_cell(c["predicted"].get("ttft_ms_band")), *quality_cells(c),
                "; ".join(c["reasons"])] for c in cands],
         notes=[f"Recommended: {d['recommended'] or 'none'}. {d['recommendation']}"]
               + [f"Alternative: {a['text']}" for a in d["alternatives"]]
               + [f"Note: {n}" for n in d["notes"]]
-              + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}; "
+              + [f"Speeds are roofline predictions (profiles/runtimes.toml efficiencies), {_speed_basis(cands, opt)}, "
+                 "with the band published measurements of each engine allow (--wide; profiles/runtimes.toml "
+                 "[speed_band], scored by bench/speed_backtest.py); "
                  "ppl +% is the expected perplexity change, published figures carried to this model's size, "
                  "family and storage, with the band their spread allows (--wide; --format json, quality_source); "
                  "measured ppl +% is the change bench measured on this device, which the ranking uses where present"
@@ -150,6 +155,11 @@ def _measured_basis(cands: list[dict[str, Any]]) -> str:
     return f" ({'; '.join(settings)})" if settings else ""
 
 
+def band_cell(band: list[float] | None) -> str | None:
+    """'118 - 192': a speed band to three significant digits."""
+    return f"{band[0]:,.3g} - {band[1]:,.3g}" if band else None
+
+
 def _pct(value: float, sign: str = "+") -> str:
     """Two significant digits below 10, whole numbers above: +0.42, +5.9, +340, +2,100."""
     return f"{value:{sign}.2g}" if abs(value) < 10 else f"{value:{sign},.0f}"
@@ -181,6 +191,7 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
         engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any (each candidate takes its best).")] = "any",
+        gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help="Share of each GPU vLLM may use for weights, activations and KV cache (vLLM's default 0.9).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
         gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="A device not in the catalog: its memory (24GiB, or 24GB decimal); needs --bandwidth.")] = None,
         bandwidth: Annotated[float | None, typer.Option("--bandwidth", help="With --gpu-memory: memory bandwidth in GB/s.")] = None,
@@ -217,7 +228,7 @@ def register(app: typer.Typer) -> None:
 
             fleet = fleet_plan(model, gpu, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                                objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                               engine=engine)
+                               engine=engine, gpu_memory_utilization=gpu_memory_utilization)
             if output is not None:
                 atomic_write_text(output, to_json(fleet) + "\n")
             emit([fleet_table(fleet)], fleet, fmt)
@@ -234,7 +245,8 @@ def register(app: typer.Typer) -> None:
         records = view_records(results_files, as_recorded=True, required=bool(results_files))
         plan = make_plan(model, device, context=context, batch=batch, gpus=gpus, headroom_gib=headroom_gib,
                          objective=objective, kv_dtype=kv_dtype, headroom_fraction=headroom_fraction,
-                         engine=engine, sweep=sweep_context, records=records)
+                         engine=engine, sweep=sweep_context, records=records,
+                         gpu_memory_utilization=gpu_memory_utilization)
         if output is not None:
             atomic_write_text(output, to_json(plan.to_dict()) + "\n")
         if brief and fmt == "table":

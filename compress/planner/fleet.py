@@ -56,6 +56,7 @@ def fleet_row(plan: dict[str, Any]) -> dict[str, Any]:
             "variant": shown["variant"] if shown else None, "method": shown["method"] if shown else None,
             "peak_memory_gib": p.get("peak_memory_gib"), "margin_gib": shown["margin_gib"] if shown else None,
             "decode_tok_s": p.get("decode_tok_s") if best else None,
+            "decode_tok_s_band": p.get("decode_tok_s_band") if best else None,
             "ppl_delta_pct": p.get("ppl_delta_pct"), "fitting_options": sum(1 for c in cands if c["fits"])}
 
 

@@ -1,4 +1,6 @@
-"""Memory: the seed formula and the real breakdown (weights, KV cache, activations, overhead).
+"""Memory: the seed formula, the real breakdown (weights, KV cache, activations, overhead),
+and how each engine reserves device memory (:class:`EngineMemory`: vLLM's share of the GPU,
+its KV blocks and profiling pass; llama.cpp's compute buffer).
 
 Units: the seed formula is decimal GB (1e9 bytes), as it is usually quoted; the breakdown is
 GiB (2**30 bytes), as GPU memory is reported.
@@ -100,12 +102,20 @@ class MemoryBreakdown:
     kv_cache_gib: float
     activations_gib: float
     overhead_gib: float
-    #: Host buffers a runtime adds once loaded (compute buffers, logits copies, its libraries).
+    #: Buffers a runtime adds once loaded (compute buffers, logits copies, its libraries).
     buffers_gib: float = 0.0
+    #: The part of ``overhead_gib`` the engine keeps outside its memory budget (vLLM: the
+    #: CUDA context and CUDA graphs, beside its --gpu-memory-utilization share).
+    outside_budget_gib: float = 0.0
 
     @property
     def total_gib(self) -> float:
         return self.weights_gib + self.kv_cache_gib + self.activations_gib + self.overhead_gib + self.buffers_gib
+
+    @property
+    def in_budget_gib(self) -> float:
+        """What must fit in the engine's budget: everything but ``outside_budget_gib``."""
+        return self.total_gib - self.outside_budget_gib
 
     def to_dict(self) -> dict[str, float]:
         d = {k: round(v, 3) for k, v in asdict(self).items()}
@@ -113,8 +123,26 @@ class MemoryBreakdown:
         return d
 
 
+def engine_budget_gib(device_gib: float, headroom_gib: float, memory_fraction: float, outside_gib: float) -> float:
+    """Memory an engine lets weights, activations and KV cache use on one device:
+    min(memory_fraction x device memory, device memory - headroom - what it keeps outside).
+
+    vLLM takes ``gpu_memory_utilization`` x total memory and sizes its KV cache in it
+    (vllm/v1/worker/gpu_worker.py, determine_available_memory); an engine without such a
+    share has memory_fraction 1 and nothing outside, so its budget is the device less the
+    headroom.
+    """
+    return min(memory_fraction * device_gib, device_gib - headroom_gib - outside_gib)
+
+
+def block_tokens(context: int, block: int) -> int:
+    """Tokens a sequence of ``context`` tokens holds in a paged KV cache of ``block``-token
+    blocks: whole blocks, ceil(context / block) x block (vLLM's PagedAttention allocation)."""
+    return -(-context // block) * block if block > 1 else context
+
+
 def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: float, devices: int = 1,
-              kv_shards: int | None = None, buffer_bytes: int = 0) -> MemoryBreakdown:
+              kv_shards: int | None = None, buffer_bytes: int = 0, outside_budget_gib: float = 0.0) -> MemoryBreakdown:
     """Per-device breakdown; with tensor parallelism weights split over ``devices`` and the KV
     cache over ``kv_shards`` (KV heads cannot be split finer than one head a device)."""
     shards = kv_shards or devices
@@ -124,4 +152,51 @@ def breakdown(weight_bytes: int, kv_bytes: int, act_bytes: int, overhead_gib: fl
         activations_gib=act_bytes / GIB,
         overhead_gib=overhead_gib,
         buffers_gib=buffer_bytes / GIB,
+        outside_budget_gib=outside_budget_gib,
     )
+
+
+@dataclass(frozen=True)
+class EngineMemory:
+    """How an engine reserves device memory, from its ``[runtime.X]`` table in
+    profiles/runtimes.toml (each key's source is there). An engine without these keys uses
+    the device less the headroom, holds exactly the tokens it needs, and is sized by the
+    prefill pass of the planned batch."""
+
+    #: Share of the device the engine may use (vLLM's gpu_memory_utilization).
+    fraction: float = 1.0
+    #: The option that sets ``fraction`` ("--gpu-memory-utilization").
+    option: str | None = None
+    #: Overhead the engine counts inside its budget (vLLM's non-torch memory).
+    budget_overhead_gib: float = 0.0
+    #: Overhead it keeps outside its budget (CUDA context, CUDA graphs).
+    outside_gib: float = 0.0
+    #: KV-cache block size in tokens (1: no paging).
+    kv_block_tokens: int = 1
+    #: Activations reserved for a profiling pass of the whole prefill chunk, whatever the batch.
+    profile_activations: bool = False
+    #: Sampler logits reserved by that pass: sequences x copies x vocab x 4 bytes.
+    sampler_logit_rows: int = 0
+    #: A compute buffer for the logits of every position of one prefill pass (llama.cpp).
+    compute_buffer_logits: bool = False
+
+    @classmethod
+    def of(cls, rt: dict[str, Any], cpu: bool, fraction: float | None = None) -> EngineMemory:
+        """The engine's memory rules on a GPU; on the CPU only its plain overhead counts.
+        ``fraction`` replaces the engine's default share where it has one."""
+        if cpu:
+            return cls()
+        has_share = "memory_fraction" in rt
+        return cls(
+            fraction=(fraction if fraction is not None else float(rt["memory_fraction"])) if has_share else 1.0,
+            option=rt.get("memory_fraction_option"),
+            budget_overhead_gib=float(rt.get("budget_overhead_gib", 0.0)),
+            outside_gib=float(rt["overhead_gib"]) + float(rt.get("cuda_graph_gib", 0.0)) if has_share else 0.0,
+            kv_block_tokens=int(rt.get("kv_block_tokens", 1)),
+            profile_activations=bool(rt.get("profile_activations", False)),
+            sampler_logit_rows=int(rt.get("profile_sampler_sequences", 0)) * int(rt.get("profile_sampler_copies", 0)),
+            compute_buffer_logits=bool(rt.get("compute_buffer_logits", False)),
+        )
+
+    def budget_gib(self, device_gib: float, headroom_gib: float) -> float:
+        return engine_budget_gib(device_gib, headroom_gib, self.fraction, self.outside_gib)

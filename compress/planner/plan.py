@@ -15,7 +15,7 @@ from compress.limits import MAXIMA
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
-from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant
+from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant, runtimes
 from compress.planner.rank import OBJECTIVES, STRUCTURAL, quality_delta, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
@@ -45,9 +45,15 @@ class PlanOptions:
     objective: str = "balanced"
     kv_dtype: str = "fp16"
     engine: str = ANY_ENGINE
+    #: Share of each GPU an engine with a memory budget may use (vLLM's
+    #: --gpu-memory-utilization); None: the engine's default (profiles/runtimes.toml).
+    gpu_memory_utilization: float | None = None
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            raise UserInputError("--gpu-memory-utilization is the share of each GPU vLLM may use, from 0 to 1 "
+                                 f"(vLLM's default 0.9), got {self.gpu_memory_utilization}")
         if not 1 <= self.context <= MAXIMA["max_context"]:
             raise UserInputError(f"--context must be from 1 to {MAXIMA['max_context']:,} tokens, got {self.context}")
         if not 1 <= self.batch <= MAX_BATCH:
@@ -118,7 +124,8 @@ def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
         names = [n for n in names if options.engine in engines_for(variants.parse(n), gpu)]
     found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
                              kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib,
-                             runtime=None if options.engine == ANY_ENGINE else options.engine)
+                             runtime=None if options.engine == ANY_ENGINE else options.engine,
+                             memory_fraction=options.gpu_memory_utilization)
              for name in names]
     for c in found:
         if measured and c["variant"] in measured:
@@ -263,6 +270,34 @@ def _notes(spec: ModelSpec, gpu: GpuProfile) -> list[str]:
     return notes
 
 
+def budget_notes(ranked: list[dict[str, Any]], gpu: GpuProfile) -> list[str]:
+    """One line per engine that sizes itself by a share of the GPU: its budget beside the
+    device's memory, and the option that changes it."""
+    notes = []
+    for engine in dict.fromkeys(c["runtime"] for c in ranked):
+        c = next(c for c in ranked if c["runtime"] == engine)
+        fraction = c["memory"].get("engine_memory_fraction")
+        if fraction is None:
+            continue
+        option = runtimes()["runtime"][engine].get("memory_fraction_option", "")
+        notes.append(f"{engine} uses {fraction:g} of each GPU ({option}): {c['memory']['engine_budget_gib']:.1f} "
+                     f"of {gpu.usable_memory_gib:g} GiB hold weights, activations and KV cache; CUDA context and "
+                     f"graphs ({c['memory']['outside_budget_gib']:.2f} GiB) take the rest; fits, max context and "
+                     "max batch follow that budget")
+    return notes
+
+
+def kernel_data_notes(ranked: list[dict[str, Any]]) -> list[str]:
+    """Which speeds the ranking uses, where a second model covers some candidates."""
+    covered = [c for c in ranked if c["predicted"].get("kernel_data")]
+    if not covered:
+        return []
+    first = covered[0]["predicted"]["kernel_data"]
+    return [f"Ranked by the roofline; {len(covered)} of {len(ranked)} candidates also have a prediction from "
+            f"measured kernels ({first['source']}, {first['data_version']} data): the kernel-data tok/s column "
+            "(--wide), predicted.kernel_data in JSON"]
+
+
 #: Smallest context of a sweep; each next one doubles, up to the model's maximum.
 SWEEP_START_TOKENS = 512
 
@@ -288,9 +323,11 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
                      "best": best["variant"] if best else None,
                      "peak_memory_gib": best["predicted"]["peak_memory_gib"] if best else None,
                      "decode_tok_s": best["predicted"]["decode_tok_s"] if best else None,
+                     "decode_tok_s_band": best["predicted"]["decode_tok_s_band"] if best else None,
                      "candidates": {r["variant"]: {"fits": r["fits"],
                                                    "peak_memory_gib": r["predicted"]["peak_memory_gib"],
-                                                   "decode_tok_s": r["predicted"]["decode_tok_s"]}
+                                                   "decode_tok_s": r["predicted"]["decode_tok_s"],
+                                                   "decode_tok_s_band": r["predicted"]["decode_tok_s_band"]}
                                     for r in ranked}})
     return rows
 
@@ -298,14 +335,16 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
 def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None = None, batch: int = 1,
               gpus: int = 1, headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced",
               kv_dtype: str = "fp16", headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
-              sweep: bool = False, records: list[dict[str, Any]] | None = None) -> Plan:
+              sweep: bool = False, records: list[dict[str, Any]] | None = None,
+              gpu_memory_utilization: float | None = None) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, .toml file, "cpu"/"host", "auto",
     or a :class:`GpuProfile` such as :func:`~compress.planner.hardware.custom_gpu` builds).
 
     ``headroom_gib`` (and ``headroom_fraction`` of the device's usable memory) is kept free.
     ``sweep``: also size every candidate at contexts from 512 tokens to the model's maximum.
     ``records`` (bench results) put the quality measured for this model on this device
-    beside each prediction, and into the ranking.
+    beside each prediction, and into the ranking. ``gpu_memory_utilization`` replaces vLLM's
+    default share of each GPU (0.9).
     """
     spec = load_model_spec(model)
     device = gpu if isinstance(gpu, GpuProfile) else load_gpu(gpu)
@@ -318,7 +357,8 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
         raise UserInputError(f"--gpus {gpus} makes no sense with the CPU host profile; leave it at 1")
     options = PlanOptions(context=ctx, batch=batch, gpus=gpus,
                           headroom_gib=round(headroom_gib + headroom_fraction * device.usable_memory_gib, 3),
-                          objective=objective, kv_dtype=kv_dtype, engine=engine)
+                          objective=objective, kv_dtype=kv_dtype, engine=engine,
+                          gpu_memory_utilization=gpu_memory_utilization)
     measured = None
     if records:
         from compress.planner.measured import measured_quality, model_keys
@@ -336,5 +376,6 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
     return Plan(model=spec, gpu=device, options=options, seed_formula=memory.seed_formula(spec),
                 candidates=tuple(ranked), recommended=best["variant"] if best else None,
                 recommendation=recommendation_text(best, ranked, spec, device, options),
-                alternatives=tuple(alts), notes=tuple(_notes(spec, device)),
+                alternatives=tuple(alts),
+                notes=tuple(_notes(spec, device) + budget_notes(ranked, device) + kernel_data_notes(ranked)),
                 context_sweep=tuple(context_sweep(spec, device, options)) if sweep else ())

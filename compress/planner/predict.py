@@ -15,7 +15,7 @@ from typing import Any
 
 from compress import variants
 from compress.errors import UserInputError
-from compress.planner import formats, memory, profiles, quality, roofline
+from compress.planner import formats, kernel_data, memory, profiles, quality, roofline
 from compress.planner.document import Reason
 from compress.planner.hardware import GpuProfile, kernel_rules, kernel_support
 from compress.planner.spec import ModelSpec
@@ -278,25 +278,33 @@ class _Shape:
     kv_elem: float
     resident_bytes: int
     method: str
+    engine: memory.EngineMemory = memory.EngineMemory()
 
     def breakdown_at(self, context: int, batch: int, logits_positions: int | None = None) -> memory.MemoryBreakdown:
-        model, rt = self.model, self.rt
-        kv = memory.kv_cache_bytes(model, context, batch, self.kv_elem)
+        model, rt, engine = self.model, self.rt, self.engine
+        kv = memory.kv_cache_bytes(model, memory.block_tokens(context, engine.kv_block_tokens), batch, self.kv_elem)
         act_elem = 4 if self.choice.compute_dtype == "fp32" else 2
-        act = memory.prefill_activation_bytes(model, prefill_tokens_per_pass(rt, context, batch), act_elem)
+        # A profiling engine reserves the peak of a full chunk, not of the planned prompts.
+        pass_tokens = (int(rt["prefill_chunk_tokens"]) if engine.profile_activations
+                       else prefill_tokens_per_pass(rt, context, batch))
+        act = memory.prefill_activation_bytes(model, pass_tokens, act_elem)
         positions = batch if logits_positions is None else logits_positions
-        act += memory.logits_bytes(model, positions)
-        buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch)) \
-            if self.cpu else 0
-        overhead = rt["cpu_overhead_gib" if self.cpu else "overhead_gib"]
+        act += memory.logits_bytes(model, positions) + memory.logits_bytes(model, engine.sampler_logit_rows)
+        if self.cpu:
+            buffers = host_buffer_bytes(rt, self.method, model, positions, prefill_tokens_per_pass(rt, context, batch))
+        else:
+            buffers = memory.logits_bytes(model, int(rt["prefill_chunk_tokens"])) if engine.compute_buffer_logits else 0
+        overhead = rt["cpu_overhead_gib"] if self.cpu else \
+            rt["overhead_gib"] + rt.get("cuda_graph_gib", 0.0) + engine.budget_overhead_gib
         return memory.breakdown(self.resident_bytes, kv, act, overhead, self.devices,
-                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers)
+                                kv_shards=min(self.devices, model.kv_heads), buffer_bytes=buffers,
+                                outside_budget_gib=engine.outside_gib)
 
-    def capacity(self, usable_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
-        """Largest context at ``batch`` and largest batch at ``context`` that fit ``usable_gib``
-        (0 where none does). Memory grows with both, so a binary search finds each."""
+    def capacity(self, budget_gib: float, context: int, batch: int, model_max_context: int) -> dict[str, int]:
+        """Largest context at ``batch`` and largest batch at ``context`` whose memory fits the
+        engine's budget (0 where none does). Memory grows with both, so a binary search finds each."""
         def fits(c: int, b: int) -> bool:
-            return self.breakdown_at(c, b).total_gib <= usable_gib
+            return self.breakdown_at(c, b).in_budget_gib <= budget_gib
 
         return {"max_context": _largest(lambda c: fits(c, batch), model_max_context),
                 "max_batch": _largest(lambda b: fits(context, b), MAX_BATCH_SEARCHED)}
@@ -335,8 +343,13 @@ def host_buffer_bytes(rt: dict[str, Any], method: str, model: ModelSpec, logits_
 
 def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context: int | None = None, batch: int = 1, *,
                     gpus: int = 1, kv_dtype: str = "fp16", runtime: str | None = None, headroom_gib: float = 0.0,
-                    prompt_tokens: int | None = None, logits_positions: int | None = None) -> dict[str, Any]:
+                    prompt_tokens: int | None = None, logits_positions: int | None = None,
+                    memory_fraction: float | None = None) -> dict[str, Any]:
     """Predicted memory, speed and quality of one variant of ``spec`` on ``gpu`` (x ``gpus``).
+
+    ``memory_fraction`` replaces the engine's own share of the device where it has one
+    (vLLM's --gpu-memory-utilization); the variant fits when what the engine holds in its
+    budget fits there and its overhead outside the budget fits in the rest.
 
     Memory is held at ``context`` tokens for each of ``batch`` sequences, with the prefill in
     passes of the runtime's chunk. Decode speed is at a cache of ``context`` tokens, or of
@@ -369,11 +382,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
         resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)
+    engine = memory.EngineMemory.of(rt, cpu, memory_fraction)
     shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
-                   resident_bytes=resident, method=formats.storage_step(v).method)
+                   resident_bytes=resident, method=formats.storage_step(v).method, engine=engine)
     mem = shape.breakdown_at(context, batch, logits_positions)
-    usable = gpu.usable_memory_gib - headroom_gib
-    margin = usable - mem.total_gib
+    budget = engine.budget_gib(gpu.usable_memory_gib, headroom_gib)
+    margin = budget - mem.in_budget_gib
 
     # Tensor-parallel engines sum the GPUs' bandwidth; layer-split engines run one GPU at a time.
     tensor_parallel = choice.runtime in rt_data["tensor_parallel"].get("engines", ())
@@ -416,7 +430,16 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
 
     ttft_batch, ttft_one = ttft(batch), ttft(1)
-    capacity = shape.capacity(usable, context, batch, spec.max_context)
+    band = speed_band(choice.runtime)
+    # The second speed model, where NVIDIA's measured-kernel table covers this candidate.
+    measured_kernels = None if cpu else kernel_data.lookup(spec.name, gpu.name, devices, choice.runtime,
+                                                           stored.method, stored.config, batch, depth, prompt)
+    if measured_kernels:
+        # The engine's own spread of measured speeds applies to either model's prediction.
+        measured_kernels["decode_tok_s_band"] = _rate_band(measured_kernels["decode_tok_s"], band["decode"])
+        if measured_kernels["ttft_single_ms"] is not None:
+            measured_kernels["ttft_single_ms_band"] = _time_band(measured_kernels["ttft_single_ms"], band["prefill"])
+    capacity = shape.capacity(budget, context, batch, spec.max_context)
     q = quality.estimate(spec, v)
 
     reasons = list(choice.reasons)
@@ -425,8 +448,12 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         reasons.append(Reason("no_tensor_parallel", f"{choice.runtime} splits layers across the {devices} GPUs: "
                               "memory is shared out, but one GPU works at a time (no tensor parallelism)"))
     if not fits:
-        reasons.insert(0, Reason("too_big", f"too big: needs {mem.total_gib:.1f} GiB per device, "
-                                 f"{usable:.1f} GiB usable ({-margin:.1f} GiB short)"))
+        where = (f"{budget:.1f} GiB in {choice.runtime}'s budget ({engine.fraction:g} x {gpu.usable_memory_gib:g} "
+                 f"GiB, {engine.option})" if engine.option else f"{budget:.1f} GiB usable")
+        most = (f"; {capacity['max_batch']} sequences of {context} tokens fit" if batch > 1 and capacity["max_batch"]
+                else "")
+        reasons.insert(0, Reason("too_big", f"too big: needs {mem.in_budget_gib:.1f} GiB per device, "
+                                 f"{where} ({-margin:.1f} GiB short){most}"))
     if model is not spec and model.name != spec.name:
         reasons.append(Reason("model_changes",
                               f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
@@ -443,16 +470,22 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         "margin_gib": round(margin, 3),
         "reasons": [r.text for r in reasons],
         "reason_codes": [r.code for r in reasons],
-        "memory": mem.to_dict(),
+        "memory": {**mem.to_dict(), "engine_budget_gib": round(budget, 3),
+                   **({"engine_memory_fraction": engine.fraction} if engine.option else {})},
         "predicted": {
             "artifact_gib": round(artifact / GIB, 3),
             "artifact_gb": round(artifact / 1e9, 3),
             "bits_per_weight": round(8 * artifact / model.params, 3),
             "peak_memory_gib": round(mem.total_gib, 3),
             "decode_tok_s": round(tok_s, 2),
+            "decode_tok_s_band": _rate_band(tok_s, band["decode"]),
             "decode_cache_tokens": depth,
             "ttft_ms": _ms(ttft_batch),
+            "ttft_ms_band": _time_band(ttft_batch, band["prefill"]),
             "ttft_single_ms": _ms(ttft_one),
+            "ttft_single_ms_band": _time_band(ttft_one, band["prefill"]),
+            "speed_band_source": f"profiles/runtimes.toml [speed_band] {band_key(choice.runtime)}",
+            **({"kernel_data": measured_kernels} if measured_kernels else {}),
             "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
                                f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
                                f"one prompt of {prompt} tokens"),
@@ -463,6 +496,30 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             **q.to_dict(),
         },
     }
+
+
+def band_key(engine: str) -> str:
+    """The engine's row of profiles/runtimes.toml [speed_band]: its own, or "default"."""
+    return engine if engine in runtimes()["speed_band"] else "default"
+
+
+def speed_band(engine: str) -> dict[str, tuple[float, float]]:
+    """measured / predicted ratios the engine's speeds fall in, for "decode" and "prefill"
+    (profiles/runtimes.toml [speed_band], fitted to published figures where there are some)."""
+    band = runtimes()["speed_band"][band_key(engine)]
+    return {speed: (float(band[speed][0]), float(band[speed][1])) for speed in ("decode", "prefill")}
+
+
+def _rate_band(value: float, ratios: tuple[float, float]) -> list[float]:
+    """[low, high] of a rate (tok/s): the prediction times the band's ratios."""
+    return [round(value * ratios[0], 2), round(value * ratios[1], 2)]
+
+
+def _time_band(value: float, ratios: tuple[float, float]) -> list[float] | None:
+    """[low, high] of a time (ms): a rate ratio r makes the time 1/r as long."""
+    if not math.isfinite(value):
+        return None
+    return [round(value / ratios[1], 1), round(value / ratios[0], 1)]
 
 
 def _ms(value: float) -> float | None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compress.planner import profiles
+
 #: vLLM's ``--quantization`` value by the kernel the planner chose (vLLM reads the same value
 #: from the checkpoint's quantization_config; naming it makes a wrong artifact fail loudly).
 #: Sources: vLLM docs, "Supported hardware" quantization table; vLLM quantization/__init__.py
@@ -109,6 +111,10 @@ def serving_command(source_name: str, candidate: dict[str, Any], context: int, b
             parts.append(f"--dtype {candidate['config']['dtype']}")
         if gpus > 1:
             parts.append(f"--tensor-parallel-size {gpus}")
+        # The share of the GPU the plan sized the KV cache in, where it is not vLLM's default.
+        fraction = candidate.get("memory", {}).get("engine_memory_fraction")
+        if fraction is not None and fraction != _vllm_default_fraction():
+            parts.append(f"--gpu-memory-utilization {fraction:g}")
         return " ".join(parts)
     if engine == "llama.cpp":
         # llama-server shares -c between its -np slots: each sequence gets context tokens.
@@ -119,6 +125,10 @@ def serving_command(source_name: str, candidate: dict[str, Any], context: int, b
             parts.append("-ngl 99")
         return " ".join(parts)
     return None
+
+
+def _vllm_default_fraction() -> float:
+    return float(profiles.load("runtimes.toml")["runtime"]["vllm"]["memory_fraction"])
 
 
 def wrapped(command: str, width: int = 78) -> str:

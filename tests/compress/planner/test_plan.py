@@ -19,10 +19,14 @@ def test_plan_json_schema(t4_plan):
     assert d["schema"] == "compress.plan/1"
     assert d["model"]["name"] == "llama-2-7b" and d["model"]["params"] == 6_738_415_616
     assert d["gpu"]["name"] == "t4"
-    assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype", "engine"}
+    assert set(d["options"]) == {"context", "batch", "gpus", "headroom_gib", "objective", "kv_dtype", "engine",
+                              "gpu_memory_utilization"}
     for c in d["candidates"]:
-        assert set(c["memory"]) == {"weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "buffers_gib",
-                                    "total_gib"}
+        # engine_memory_fraction only for an engine that takes a share of the GPU (vLLM)
+        assert set(c["memory"]) - {"engine_memory_fraction"} == {
+            "weights_gib", "kv_cache_gib", "activations_gib", "overhead_gib", "buffers_gib", "outside_budget_gib",
+            "total_gib", "engine_budget_gib"}
+        assert ("engine_memory_fraction" in c["memory"]) == (c["runtime"] == "vllm")
         assert {"artifact_gib", "peak_memory_gib", "decode_tok_s", "ttft_ms", "ppl_delta_pct", "quality_source",
                 "max_context", "max_batch", "decode_cache_tokens", "ttft_single_ms", "prefill_chunk_tokens"} \
             <= set(c["predicted"])
