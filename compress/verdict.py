@@ -25,6 +25,14 @@ def _num(value: float | None, unit: str) -> str:
     return f"{value:,.0f} {unit}" if abs(value) >= 1000 else f"{value:.3g} {unit}"
 
 
+def _band(band: list[float] | None) -> str:
+    """' (23-38)': a speed's band, as published measurements of its engine spread around it."""
+    if not band:
+        return ""
+    low, high = (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}" for v in band)
+    return f" ({low}-{high})"
+
+
 def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
 
@@ -95,8 +103,9 @@ def verdict_lines(plan: dict[str, Any], serve: str | None = None) -> list[str]:
         f"Fits:     yes, {chosen['variant']} peaks at {_num(p.get('peak_memory_gib'), 'GiB')}, "
         f"{chosen['margin_gib']:.3g} GiB to spare{base}",
         f"Use:      {chosen['variant']} in {chosen['runtime']} (kernel {chosen['kernel']})",
-        f"Speed:    {_num(p.get('decode_tok_s'), 'tok/s')} decode, {_num(p.get('ttft_ms'), 'ms')} to first "
-        f"token ({p.get('prompt_tokens')}-token prompt)",
+        f"Speed:    {_num(p.get('decode_tok_s'), 'tok/s')}{_band(p.get('decode_tok_s_band'))} decode, "
+        f"{_num(p.get('ttft_ms'), 'ms')}{_band(p.get('ttft_ms_band'))} to first token "
+        f"({p.get('prompt_tokens')}-token prompt)",
         f"Quality:  {quality}",
         *build_lines(plan, chosen),
     ]

@@ -164,7 +164,7 @@ def test_the_verdict_leads_and_brief_prints_only_it():
     full = _run("plan", "--model", "llama-2-7b", "--gpu", "t4", env_extra={"COLUMNS": "80"})
     assert full.returncode == 0, full.stderr
     head = "\n".join(full.stdout.splitlines()[:15])
-    for said in ("Fits:     yes, q5_k_m", "Use:      q5_k_m in llama.cpp", "tok/s decode", "% perplexity"):
+    for said in ("Fits:     yes, q5_k_m", "Use:      q5_k_m in llama.cpp", "tok/s (", "decode", "% perplexity"):
         assert said in head, head
     assert all(len(line) <= 80 for line in full.stdout.splitlines())
     brief = _run("plan", "--model", "llama-2-7b", "--gpu", "t4", "--brief", env_extra={"COLUMNS": "80"})

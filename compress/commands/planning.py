@@ -221,7 +221,7 @@ def register(app: typer.Typer) -> None:
             from compress.fsutil import check_not_input
 
             check_output_file(output, "--output", suffixes=(".json",))
-            check_not_input(output, {"--model": model, "--gpu": gpu, **results_inputs(results_file)}, "--output")
+            check_not_input(output, {"--model": model, "--gpu": gpu, **results_inputs(results_files)}, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         if "," in gpu or gpu.strip().lower() == "all":  # a fleet: one row per GPU profile
             from compress.planner.fleet import fleet_plan, fleet_table
