@@ -4,6 +4,7 @@ loopback server of conftest.py (known delays, so the client's timings can be che
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,32 @@ def test_bench_measures_a_running_endpoint(sse_server, tiny_llama, tmp_path):
     assert [r["value"] for r in goodput] == [0.0, 0.0, 0.0]
     ttft = [r for r in stored if r["metric"] == "ttft_ms"]
     assert all(r["stats"]["n"] == 3 and r["stats"]["min"] >= sse_server.first_s * 1000 for r in ttft)
+
+
+def test_bench_command_with_tests_serve_runs_no_open_loop(sse_server, tiny_llama, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    import cli
+    from compress import results
+
+    path = tmp_path / "closed.jsonl"
+    common = ["bench", "--model", str(tiny_llama), "--endpoint", sse_server.url, "--results", str(path),
+              "--serve-requests", "2", "--pp", "16", "--tg", "3"]
+    ran = CliRunner().invoke(cli.app, [*common, "--tests", "serve", "--concurrency", "1"])
+    assert ran.exit_code == 0, ran.output
+    assert {r["test"] for r in results.load(path)} == {"serve-c1"}
+
+    # as a user runs it: a rate the chosen tests would ignore is one clear line, not a traceback
+    root = Path(cli.__file__).resolve().parent
+    refused = subprocess.run([sys.executable, str(root / "cli.py"), *common, "--tests", "serve", "--rate", "4"],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines() == [
+        "error: --rate sets the open-loop test serve-rate, which the tests to run leave out (they are serve): "
+        "add serve-rate to --tests or drop --rate"]
+    assert {r["test"] for r in results.load(path)} == {"serve-c1"}  # nothing more was measured
