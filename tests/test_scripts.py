@@ -43,7 +43,7 @@ SMOKE = {
     "bench/predicted_vs_measured.py": Smoke((str(ROOT / "results" / "bench.jsonl"),), "pred tok/s"),
     "bench/quality_backtest.py": Smoke((), "published / predicted median"),
     "bench/quality_constants.py": Smoke((), "nf4 noise ratio over q4_0"),
-    "bench/serve_agreement.py": Smoke(("--model", "{tiny}", "--quick"), "compress bench --endpoint",
+    "bench/serve_agreement.py": Smoke(("--model", "{tiny}", "--quick"), "end-to-end p50 ms",
                                       needs="vllm", slow=True, timeout_s=900),
     "bench/vllm_overhead.py": Smoke(("--model", "{tiny}", "--quick"), "harness vs bare, harness first:",
                                     needs="vllm", slow=True, timeout_s=900),
