@@ -74,11 +74,11 @@ class Comparison:
         return out
 
 
-def alternate(sides: dict[str, Callable[[], list[str]]], rounds: int, env: dict[str, str] | None = None,
-              envs: dict[str, dict[str, str]] | None = None,
+def alternate(sides: dict[str, Callable[[], list[str]]], rounds: int, envs: dict[str, dict[str, str]] | None = None,
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> list[SideRun]:
     """Run the two ``sides`` (name → its command) ``rounds`` times each, one at a time, the
-    order swapped every round: round 0 runs them in the given order, round 1 reversed, ..."""
+    order swapped every round: round 0 runs them in the given order, round 1 reversed, ...
+    ``envs`` gives a side an environment of its own (the others inherit this process's)."""
     names = list(sides)
     if len(names) != 2 or rounds < 1:
         raise ValueError(f"expected two sides and at least one round, got {names} and {rounds}")
@@ -87,8 +87,7 @@ def alternate(sides: dict[str, Callable[[], list[str]]], rounds: int, env: dict[
         order = names if i % 2 == 0 else names[::-1]
         for position, name in enumerate(order):
             log(f"round {i + 1}/{rounds}: {name}{' (first)' if position == 0 else ''}")
-            side_env = (envs or {}).get(name, env)
-            tok_s, binding = run_side(sides[name](), side_env)
+            tok_s, binding = run_side(sides[name](), (envs or {}).get(name))
             runs.append(SideRun(name, i, position == 0, tuple(tok_s), binding))
     return runs
 
