@@ -164,9 +164,9 @@ def summary(comparison: Comparison, labels: dict[str, str]) -> list[str]:
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:+.1f}%"
 
-    lines.append(f"harness vs bare, harness first: {pct(comparison.difference_pct(True))}; "
-                 f"harness second: {pct(comparison.difference_pct(False))}")
+    lines.append("harness vs bare tok/s (negative: the harness is slower):")
+    lines.append(f"harness first {pct(comparison.difference_pct(True))}, harness second "
+                 f"{pct(comparison.difference_pct(False))}, all runs pooled {pct(comparison.difference_pct(None))}")
     if per_round:
-        lines.append(f"all rounds: {pct(comparison.difference_pct(None))} (rounds {min(per_round):+.1f}% "
-                     f"to {max(per_round):+.1f}%; negative: the harness is slower)")
+        lines.append(f"per round: {', '.join(f'{x:+.1f}%' for x in per_round)}")
     return lines

@@ -54,7 +54,8 @@ def test_the_difference_is_taken_per_order_and_over_all_rounds():
     assert c.round_differences_pct() == pytest.approx([-20.0, -10.0])
     lines = overhead.summary(c, {"harness": "compress bench", "bare": "a bare loop"})
     assert all(len(line) <= 80 for line in lines)
-    assert "harness first: -20.0%; harness second: -10.0%" in "\n".join(lines)
+    assert "harness first -20.0%, harness second -10.0%, all runs pooled -20.0%" in lines
+    assert "per round: -20.0%, -10.0%" in lines
 
 
 def test_cpu_binding_names_the_cores_of_this_process():
