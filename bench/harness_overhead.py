@@ -72,11 +72,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="timed runs of each side a round")
     parser.add_argument("--rounds", type=int, default=4, help="rounds; the order of the sides alternates")
     parser.add_argument("--threads", type=int, default=None, help="threads (default: physical cores)")
-    parser.add_argument("--quick", action="store_true", help="a check that it runs: 2 rounds of 1 run of 4 tokens")
+    parser.add_argument("--quick", action="store_true", help="a check that it runs: 1 round of 1 run of 4 tokens")
     parser.add_argument("--side", choices=("harness", "bare"), help=argparse.SUPPRESS)  # a round's child process
     args = parser.parse_args()
     if args.quick:
-        args.tokens, args.reps, args.rounds = 4, 1, 2
+        args.tokens, args.reps, args.rounds = 4, 1, 1
     if min(args.tokens, args.reps, args.rounds) < 1:
         raise SystemExit(f"--tokens, --reps and --rounds must be at least 1, got {args.tokens}, {args.reps}, "
                          f"{args.rounds}")
