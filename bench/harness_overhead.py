@@ -101,8 +101,8 @@ def main() -> None:
                                              args.rounds)
     except CompressError as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"model: {source.path.name}, threads {threads}, tg{args.tokens}; {args.rounds} rounds of {args.reps} "
-          f"runs a side, each side alone in its own process")
+    print(f"{source.path.name}, {threads} threads, tg{args.tokens}")
+    print(f"{args.rounds} rounds of {args.reps} runs a side, each side alone in its own process")
     labels = {"harness": "compress bench (LlamaCppRuntime)", "bare": "bare llama-cpp-python loop"}
     for line in overhead.summary(comparison, labels):
         print(line)

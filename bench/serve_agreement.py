@@ -159,8 +159,8 @@ def main() -> None:
         raise SystemExit(f"error: {err}") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{folder.name}: {args.requests} requests of {args.prompt_tokens} tokens in, {args.output_tokens} out; "
-          f"median of {args.runs} alternating run{'s' if args.runs > 1 else ''} of each client")
+    print(f"{folder.name}: {args.requests} requests of {args.prompt_tokens} tokens in, {args.output_tokens} out")
+    print(f"median of {args.runs} alternating run{'s' if args.runs > 1 else ''} of each client")
     for c in concurrencies:
         print()
         for line in table(c, runs[c]["vllm"], runs[c]["compress"]):

@@ -165,9 +165,9 @@ def main() -> None:
         comparison.runs = overhead.alternate(sides, args.rounds, envs={"bare": vllm_env(threads)})
     except CompressError as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"{folder.name}, {dtype}, tg{args.tokens}, {threads} threads, "
-          f"{'eager' if args.eager else 'compiled graphs'}; {args.rounds} rounds of {args.reps} runs a side, "
-          f"each side alone")
+    print(folder.name)
+    print(f"{dtype}, tg{args.tokens}, {threads} threads, {'eager' if args.eager else 'compiled graphs'}; "
+          f"{args.rounds} rounds of {args.reps} runs a side, each alone")
     labels = {"harness": "compress bench (VllmRuntime)", "bare": "bare LLM.generate loop"}
     for line in overhead.summary(comparison, labels):
         print(line)
