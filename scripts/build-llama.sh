@@ -18,8 +18,9 @@
 # keys sdist builds by URL, not by CMAKE_ARGS) is never picked up by mistake.
 #
 # Usage: scripts/build-llama.sh PYTHON
+#        scripts/build-llama.sh --print-cache   (where the wheel for these flags is kept; builds nothing)
 set -euo pipefail
-py="${1:?usage: build-llama.sh PYTHON}"
+py="${1:?usage: build-llama.sh PYTHON | --print-cache}"
 version="0.3.36"
 flags="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON"
 flags+=" -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF"
@@ -27,6 +28,7 @@ flags+=" -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF"
 flags+=" -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 key="$(printf '%s %s' "$version" "$flags" | sha256sum | cut -c1-12)"
 cache="${COMPRESS_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compress/wheels}/llama-cpp-python-$version-$key"
+if [ "$py" = "--print-cache" ]; then echo "$cache"; exit 0; fi
 
 if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "build-llama: compiling llama.cpp for x86-64-v3 (AVX2, no AVX-512/AMX): 8-20 minutes on 2 cores"

@@ -4,6 +4,9 @@
 # and compare its JSON with the checkout's. Catches data (profiles/) missing from the wheel.
 # Usage: scripts/check-wheel.sh [python of the project's environment]
 set -euo pipefail
+# A PYTHONPATH that holds the checkout shows pip the compress.egg-info that building the wheel
+# leaves there, and pip then skips installing the wheel as "already satisfied".
+unset PYTHONPATH
 root="$(cd "$(dirname "$0")/.." && pwd)"
 py="${1:-python3}"
 work="$(mktemp -d)"

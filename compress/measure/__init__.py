@@ -37,7 +37,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress.loading import pick_device
     from compress.measure.pareto_table import pareto_table
     from compress.measure.predictions import with_current_predictions
-    from compress.measure.settings import BenchSettings
+    from compress.measure.settings import OFFLINE_TESTS, SERVED_TESTS, BenchSettings
     from compress.measure.sweep import run_sweep
     from compress.paths import cache_dir
 
@@ -75,7 +75,12 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
 
         lookup(ADAPTERS, runtime, "runtime")  # an unknown name fails here, with the valid ones
     if overrides["tests"] is None and (runtime == "vllm" or endpoint):
-        overrides["tests"] = ("serve",) if endpoint else ("ppl", "pp", "tg", "batch", "serve")
+        overrides["tests"] = SERVED_TESTS if endpoint else (*OFFLINE_TESTS, *SERVED_TESTS)
+    chosen_tests = overrides["tests"] or OFFLINE_TESTS
+    if rate is not None and "serve-rate" not in chosen_tests:
+        # A rate that changes nothing would look measured in the command line: say so instead.
+        raise UserInputError(f"--rate sets the open-loop test serve-rate, which the tests to run leave out "
+                             f"(they are {','.join(chosen_tests)}): add serve-rate to --tests or drop --rate")
     if slo:
         from compress.measure.loadgen import Slo
 

@@ -94,3 +94,39 @@ def tree_rss_bytes(pid: int) -> int:
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
     return total
+
+
+def _cores_text(cores: frozenset[int]) -> str:
+    """``{0, 1, 2, 5}`` → ``0-2,5``."""
+    spans: list[list[int]] = []
+    for c in sorted(cores):
+        if spans and c == spans[-1][1] + 1:
+            spans[-1][1] = c
+        else:
+            spans.append([c, c])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def cpu_binding(pid: int) -> str:
+    """Which cores the threads of a process and its descendants may run on, e.g.
+    ``"2 threads on cores 0-1, 1 on core 0"``: an engine that pins its threads shows it here."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return "process gone"
+    counts: dict[frozenset[int], int] = {}
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            for thread in proc.threads():
+                with contextlib.suppress(OSError):  # a thread may end while the list is read
+                    cores = frozenset(os.sched_getaffinity(thread.id))
+                    counts[cores] = counts.get(cores, 0) + 1
+    parts = []
+    for i, (cores, n) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
+        unit = ("thread" if n == 1 else "threads") if i == 0 else ""
+        where = f"core{'s' if len(cores) > 1 else ''} {_cores_text(cores)}"
+        parts.append(f"{n} {unit} on {where}".replace("  ", " "))
+    return ", ".join(parts) or "no threads"

