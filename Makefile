@@ -65,7 +65,6 @@ demo: setup
 test: setup
 	bash scripts/system-deps.sh
 	bash scripts/machine.sh $(BIN)/compress
-	bash scripts/check-wheel.sh $(BIN)/python
 	$(BIN)/python -m pytest
 
 bench: setup
