@@ -249,13 +249,15 @@ def _candidate_rows(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -
     return columns, rows
 
 
-def _parts(data: dict[str, Any], text: Any = None, code: Any = str, width: int = 10_000) -> list[Any]:
+def _parts(data: dict[str, Any], text: Any = None, code: Any = str, width: int = 10_000,
+           block: Any = None) -> list[Any]:
     """The review as paragraphs (str) and tables, for Markdown and for the terminal alike.
 
     ``text`` renders every string that may carry a name from a file or the command line
     (``md_escape`` for Markdown; control characters made visible for the terminal); ``code`` renders
-    the verdict and the serving command; ``width`` wraps the verdict (the terminal's; Markdown keeps
-    its lines whole)."""
+    the serving command; ``block`` renders the verdict (as it is for the terminal; a Markdown list,
+    escaped, where a name from a file could otherwise close a code fence); ``width`` wraps the
+    verdict (the terminal's; Markdown keeps its lines whole)."""
     from compress.output import Table, printable
     from compress.planner.serving import wrapped
 
@@ -266,12 +268,12 @@ def _parts(data: dict[str, Any], text: Any = None, code: Any = str, width: int =
 
     verdict = verdict_block(plan, serve_line(plan) if plan["recommended"] else None, width)
     parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",
-                        code(verdict),
+                        (block or str)(verdict),
                         "## Recommendation", text(plan["recommendation"])]
     intro, commands = _serve_text(data)
-    parts += ["## Serving", text(intro)] + ([code("\n".join(wrapped(c) for c in commands))] if commands else [])
+    parts += ["## Serving", text(intro)] + ([code("\n".join(wrapped(printable(c)) for c in commands))] if commands else [])
     if busy := data.get("serve_busy"):
-        parts += [text(_busy_text(busy))] + ([code("\n".join(wrapped(c) for c in _busy_commands(busy)))]
+        parts += [text(_busy_text(busy))] + ([code("\n".join(wrapped(printable(c)) for c in _busy_commands(busy)))]
                                              if busy["command"] else [])
     parts += ["## Risks",
               "\n".join(f"- {text(r)}" for r in data["risks"]) or "- none found",
@@ -288,11 +290,25 @@ def _parts(data: dict[str, Any], text: Any = None, code: Any = str, width: int =
     return parts
 
 
-def render_markdown(data: dict[str, Any]) -> str:
-    from compress.output import md_escape, table_md
+def _code_block(command: str) -> str:
+    """``command`` as a fenced Markdown code block that nothing in it can close: the fence is longer
+    than any run of backticks inside, and control characters (a newline in a folder name) are shown
+    as escapes, so a name cannot end the block and start Markdown or HTML of its own."""
+    import re
 
-    fence = lambda command: f"```\n{command}\n```"  # noqa: E731 - the serving command as a code block
-    blocks = [p if isinstance(p, str) else table_md(p).rstrip("\n") for p in _parts(data, md_escape, fence) if p]
+    from compress.output import printable_lines
+
+    text = printable_lines(command)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return f"{fence}\n{text}\n{fence}"
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    from compress.output import md_escape, table_md, text_md
+
+    fence = _code_block  # the build and serving commands, as a reader copies them
+    blocks = [p if isinstance(p, str) else table_md(p).rstrip("\n")
+              for p in _parts(data, md_escape, fence, block=lambda verdict: text_md(verdict).rstrip("\n")) if p]
     return "\n\n".join(blocks) + "\n"
 
 

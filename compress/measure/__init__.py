@@ -114,14 +114,21 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     return records, table
 
 
+#: ``COMPRESS_AUTO_PROBE=0``: bench does not measure an unprobed machine first (the planner then
+#: uses its documented defaults, and says so).
+AUTO_PROBE_ENV = "COMPRESS_AUTO_PROBE"
+
+
 def _probe_host_once(log: Callable[[str], None]) -> None:
     """Measure this machine before its first bench: the planner's predictions (shown beside every
     measurement) and MBU/MFU use its bandwidth and FLOPs, and the unmeasured defaults can be off by
     a factor of two on a CPU kind they were not taken on."""
+    import os
+
     from compress.measure.probe import probe
     from compress.planner.hardware import probe_of_this_machine, read_probe
 
-    if probe_of_this_machine(read_probe()):
+    if os.environ.get(AUTO_PROBE_ENV, "").strip() == "0" or probe_of_this_machine(read_probe()):
         return
     log("no probe of this machine yet: measuring its memory bandwidth and matmul speed first (compress probe)")
     data, path = probe(device="cpu")

@@ -42,7 +42,11 @@ def test_review_markdown_escapes_a_hostile_folder_name(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(LLAMA))
     md = review(str(folder), "cpu", [])
-    assert "<img" not in md and "\n# owned" not in md and "&lt;img" in md
+    # Commands sit in code blocks, which Markdown shows as text: the name is literal there, and its
+    # newline an escape, so it cannot close the block. Everywhere else the name is escaped.
+    prose = re.sub(r"(?ms)^(`{3,})\n.*?^\1$", "", md)
+    assert "<img" not in prose and "&lt;img" in prose
+    assert "\n# owned" not in md and "\\x0a# owned" in md
 
 
 CONTROL = "smol\x1b]0;owned\x07\x1b[2J\nnext\u202egnp.exe"

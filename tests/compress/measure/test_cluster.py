@@ -264,7 +264,7 @@ def test_bench_command_refuses_bad_cluster_options_in_one_line(tmp_path):
     base = ["bench", "--model", "default", "--methods", "fp32", "--results", str(tmp_path / "b.jsonl")]
     for extra, message in ((["--cluster", "10.0.0.1:6379"], "ray://HOST:PORT"),
                            (["--cluster", "local", "--resources", "CPU:1"], "NAME=AMOUNT"),
-                           (["--cluster", "local:0"], "positive whole number")):
+                           (["--cluster", "local:0"], "whole number of CPUs from 1 to")):
         result = CliRunner().invoke(app, [*base, *extra])
         assert result.exit_code != 0 and isinstance(result.exception, UserInputError), result.output
         assert message in str(result.exception)  # `compress` prints it as one line (cli.main)

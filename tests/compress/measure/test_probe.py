@@ -61,3 +61,23 @@ def test_a_probe_of_another_machine_is_not_used_for_this_one(monkeypatch, tmp_pa
     profile = hardware.host_profile()
     assert profile.memory_bandwidth_gbs != 123.0
     assert any("measured on Other CPU 9000" in note and "documented default" in note for note in profile.notes)
+
+
+def test_bench_probes_an_unmeasured_machine_first(tiny_llama, tmp_path, monkeypatch):
+    """The planner's predictions beside the figures then use this machine's bandwidth, not a default."""
+    import json
+
+    from compress.measure import bench
+
+    monkeypatch.setenv("COMPRESS_AUTO_PROBE", "1")
+    monkeypatch.setenv("COMPRESS_CACHE", str(tmp_path / "cache"))
+    lines = []
+    bench(model=str(tiny_llama), methods="fp32", results_path=tmp_path / "r.jsonl", artifacts=tmp_path / "a",
+          device="cpu", tests="tg", tg=2, reps=1, warmup=0, kld_top_k=0, log=lines.append)
+    assert any("no probe of this machine yet" in line for line in lines)
+    probe = json.loads((tmp_path / "cache" / "probe.json").read_text())
+    assert probe["copy_bandwidth_gbs"] > 0
+    lines.clear()
+    bench(model=str(tiny_llama), methods="fp32", results_path=tmp_path / "r.jsonl", artifacts=tmp_path / "a",
+          device="cpu", tests="tg", tg=2, reps=1, warmup=0, kld_top_k=0, log=lines.append)
+    assert not any("no probe" in line for line in lines)  # measured once per machine
