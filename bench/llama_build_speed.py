@@ -47,15 +47,16 @@ print(json.dumps({"pp_tok_s": pp / prefill_s, "tg_tok_s": tg / decode_s, "system
 
 
 def features(system_info: str) -> str:
-    """The instruction sets a build was compiled with (``AVX2 = 1`` entries of its system info)."""
-    keep = ("AVX2", "AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8", "AVX_VNNI")
-    on = []
+    """The x86 extensions a build was compiled with, from its system info (``AVX2 = 1 | ...``):
+    ``AVX2``, ``AVX2 AVX-512`` or with ``AMX``."""
+    on = set()
     for part in system_info.split("|"):
         name, _, value = part.rpartition("=")
-        name = name.split(":")[-1].strip()
-        if value.strip() == "1" and name in keep:
-            on.append(name)
-    return " ".join(on) or "no AVX2"
+        if value.strip() == "1":
+            on.add(name.split(":")[-1].strip())
+    names = [label for label, present in (("AVX2", "AVX2" in on), ("AVX-512", any(n.startswith("AVX512") for n in on)),
+                                          ("AMX", any(n.startswith("AMX") for n in on))) if present]
+    return " ".join(names) or "no AVX2"
 
 
 def run_once(python: str, model: Path, pp: int, tg: int, threads: int) -> dict:
@@ -96,7 +97,7 @@ def main() -> None:
 
     print(f"{source.path.name}, prefill {args.pp} tokens, decode {args.tg} tokens, {threads} threads, "
           f"median of {args.reps} alternated runs")
-    print(f"{'build':<34} {'pp tok/s':>9} {'spread':>7} {'tg tok/s':>9} {'spread':>7} {'vs 1st':>7}")
+    print(f"{'build':<28} {'pp tok/s':>9} {'spread':>7} {'x 1st':>6} {'tg tok/s':>9} {'spread':>7} {'x 1st':>6}")
     first = None
     for python, results in runs.items():
         row = {}
@@ -105,10 +106,9 @@ def main() -> None:
             median = statistics.median(values)
             row[key] = (median, 100 * (max(values) - min(values)) / median)
         first = first or row
-        name = f"{features(results[0]['system_info'])} ({Path(python).parent.parent.name})"
-        ratio = row["tg_tok_s"][0] / first["tg_tok_s"][0]
-        print(f"{name[:34]:<34} {row['pp_tok_s'][0]:>9.1f} {row['pp_tok_s'][1]:>6.0f}% "
-              f"{row['tg_tok_s'][0]:>9.1f} {row['tg_tok_s'][1]:>6.0f}% {ratio:>6.2f}x")
+        name = f"{features(results[0]['system_info'])}, {Path(python).parent.parent.name}"
+        cells = [f"{row[k][0]:>9.1f} {row[k][1]:>6.0f}% {row[k][0] / first[k][0]:>5.2f}x" for k in ("pp_tok_s", "tg_tok_s")]
+        print(f"{name[:28]:<28} {' '.join(cells)}")
 
 
 if __name__ == "__main__":

@@ -101,9 +101,10 @@ def planner_model(name: str) -> str:
 class _Predictor:
     """Today's figures for records, one planner call a (model, profile, variant, runtime, settings)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hosts: dict[str, tuple[float | None, float | None]] | None = None) -> None:
         self._specs: dict[tuple[str, str | None], Any] = {}
-        self._gpus: dict[str, Any] = {}
+        self._gpus: dict[tuple[str, Any], Any] = {}
+        self._hosts = hosts or {}  # run id → the host's (GB/s, fp32 TFLOPS) that run predicted with
         self._figures: dict[tuple[str, ...], dict[str, float] | str] = {}
 
     def _spec(self, model: str, artifact: str | None) -> Any:
@@ -124,15 +125,28 @@ class _Predictor:
                     continue
         return self._specs[key]
 
-    def _gpu(self, profile: str) -> Any:
-        if profile not in self._gpus:
+    def _gpu(self, profile: str, run_id: str | None = None) -> Any:
+        """The device profile a record was measured on. For this CPU (``cpu``) that is the host as
+        the measuring run saw it: its bandwidth and FLOPs (a probe of that machine, or the
+        defaults) are in the run's MBU/MFU records, so a record is not re-predicted with the
+        bandwidth of whatever machine views it."""
+        host = self._hosts.get(run_id or "") if profile == "cpu" else None
+        key = (profile, host)
+        if key not in self._gpus:
+            from dataclasses import replace
+
             from compress.planner.hardware import load_gpu
 
             try:
-                self._gpus[profile] = load_gpu(profile)
+                gpu = load_gpu(profile)
             except Exception:
-                self._gpus[profile] = None
-        return self._gpus[profile]
+                gpu = None
+            if gpu is not None and host is not None:
+                bandwidth_gbs, fp32_tflops = host
+                gpu = replace(gpu, memory_bandwidth_gbs=bandwidth_gbs or gpu.memory_bandwidth_gbs,
+                              tflops={**gpu.tflops, "fp32": fp32_tflops or gpu.tflops.get("fp32")})
+            self._gpus[key] = gpu
+        return self._gpus[key]
 
     def figures(self, r: dict[str, Any]) -> dict[str, float] | str:
         """The planner's figures for the record's variant, or why there are none."""
@@ -140,18 +154,19 @@ class _Predictor:
         stored = r.get("bench_settings") or {}
         runtime = stored.get("runtime") or r.get("runtime")
         artifact = r.get("artifact")
-        key = (model, str(artifact), profile, variant, str(runtime), json.dumps(stored, sort_keys=True))
+        host = self._hosts.get(r.get("run_id") or "") if profile == "cpu" else None
+        key = (model, str(artifact), profile, variant, str(runtime), json.dumps(stored, sort_keys=True), str(host))
         if key not in self._figures:
-            self._figures[key] = self._predict(model, artifact, profile, variant, stored, runtime)
+            self._figures[key] = self._predict(model, artifact, profile, variant, stored, runtime, r.get("run_id"))
         return self._figures[key]
 
     def _predict(self, model: str, artifact: str | None, profile: str, variant: str, stored: dict[str, Any],
-                 runtime: str | None) -> dict[str, float] | str:
+                 runtime: str | None, run_id: str | None = None) -> dict[str, float] | str:
         spec = self._spec(model, artifact)
         if spec is None:
             return (f"not re-predicted: the planner does not know {model} (not a catalog name, and the source "
                     "its artifact names is not on this machine)")
-        gpu = self._gpu(profile) if profile else None
+        gpu = self._gpu(profile, run_id) if profile else None
         if gpu is None:
             return f"not re-predicted: no device profile {profile or '(none recorded)'}"
         try:
@@ -184,7 +199,7 @@ def with_current_predictions(records: Sequence[dict[str, Any]]) -> list[dict[str
     A record the planner cannot re-predict gets ``predicted: None`` and the reason in
     ``prediction_note``. Other records are returned as they are.
     """
-    predictor = _Predictor()
+    predictor = _Predictor(measured_hosts(records))
     baselines = _baseline_perplexities(records)
     out = []
     for r in records:
@@ -210,6 +225,22 @@ def with_current_predictions(records: Sequence[dict[str, Any]]) -> list[dict[str
         new["prediction_changed"] = bool(old and predicted and abs(predicted / old - 1) * 100 > CHANGED_PCT)
         out.append(new)
     return out
+
+
+def measured_hosts(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float | None, float | None]]:
+    """Run id → the host's bandwidth (GB/s) and fp32 TFLOPS its CPU predictions were made with,
+    read from the ceilings its MBU and MFU records name as the device profile's."""
+    found: dict[str, list[float | None]] = {}
+    for r in records:
+        params = r.get("params") or {}
+        if r.get("profile") != "cpu" or params.get("ceiling_source") != "profile" or not r.get("run_id"):
+            continue
+        host = found.setdefault(r["run_id"], [None, None])
+        if r.get("metric") == "mbu_pct" and isinstance(params.get("ceiling_gbs"), int | float):
+            host[0] = float(params["ceiling_gbs"])
+        elif r.get("metric") == "mfu_pct" and isinstance(params.get("ceiling_tflops"), int | float):
+            host[1] = float(params["ceiling_tflops"])
+    return {run: (bw, tf) for run, (bw, tf) in found.items()}
 
 
 def _baseline_perplexities(records: Iterable[dict[str, Any]]) -> dict[tuple[Any, Any], float]:

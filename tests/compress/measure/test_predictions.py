@@ -78,3 +78,20 @@ def test_a_local_model_is_found_through_its_artifacts_manifest(tmp_path):
     (artifact / "manifest.json").unlink()  # the artifact gone: nothing names the model's folder any more
     [gone] = with_current_predictions([_memory(model="my-model", artifact=str(artifact))])
     assert gone["predicted"] is None and gone["prediction_note"].startswith("not re-predicted")
+
+
+def test_cpu_records_are_re_predicted_with_the_host_their_run_measured():
+    """The committed demo run was measured after a probe of its machine: re-predicted today, on
+    any machine, its decode speed is predicted from that probe's bandwidth (in its MBU records),
+    so today's prediction equals the one bench stored, where the planner has not changed since."""
+    from pathlib import Path
+
+    from compress import results
+    from compress.measure.predictions import measured_hosts, with_current_predictions
+
+    records = results.load(Path(__file__).resolve().parents[3] / "results" / "bench.jsonl")
+    hosts = measured_hosts(records)
+    assert hosts and all(bw and bw > 0 for bw, _ in hosts.values())
+    for r in with_current_predictions(records):
+        if r.get("metric") == "decode_tok_s" and r.get("status") == "ok" and r.get("predicted_as_recorded"):
+            assert r["predicted"] == pytest.approx(r["predicted_as_recorded"], rel=0.02), r["variant"]
