@@ -81,15 +81,15 @@ def test_a_local_model_is_found_through_its_artifacts_manifest(tmp_path):
 
 
 def test_cpu_records_are_re_predicted_with_the_host_their_run_measured():
-    """The committed demo run was measured after a probe of its machine: re-predicted today, on
+    """The demo run of 2026-12-06 was measured after a probe of its machine: re-predicted today, on
     any machine, its decode speed is predicted from that probe's bandwidth (in its MBU records),
-    so today's prediction equals the one bench stored, where the planner has not changed since."""
+    so today's prediction equals the one bench stored (the planner's speed model is unchanged since)."""
     from pathlib import Path
 
     from compress import results
     from compress.measure.predictions import measured_hosts, with_current_predictions
 
-    records = results.load(Path(__file__).resolve().parents[3] / "results" / "bench.jsonl")
+    records = results.load(Path(__file__).resolve().parents[3] / "results" / "cpu-demo-2026-12-06.jsonl")
     hosts = measured_hosts(records)
     assert hosts and all(bw and bw > 0 for bw, _ in hosts.values())
     for r in with_current_predictions(records):
