@@ -49,11 +49,9 @@ print(json.dumps({"pp_tok_s": pp / prefill_s, "tg_tok_s": tg / decode_s, "system
 def features(system_info: str) -> str:
     """The x86 extensions a build was compiled with, from its system info (``AVX2 = 1 | ...``):
     ``AVX2``, ``AVX2 AVX-512`` or with ``AMX``."""
-    on = set()
-    for part in system_info.split("|"):
-        name, _, value = part.rpartition("=")
-        if value.strip() == "1":
-            on.add(name.split(":")[-1].strip())
+    from compress.llamacpp import build_features
+
+    on = build_features(system_info)
     names = [label for label, present in (("AVX2", "AVX2" in on), ("AVX-512", any(n.startswith("AVX512") for n in on)),
                                           ("AMX", any(n.startswith("AMX") for n in on))) if present]
     return " ".join(names) or "no AVX2"

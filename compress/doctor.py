@@ -89,15 +89,10 @@ def _llama_cpp() -> str:
 
 
 def _llama_features(system_info: str) -> str:
-    """The instruction sets llama.cpp's CPU backend was compiled with, from ``llama_print_system_info``
-    (``CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 0 | ...``)."""
-    on = []
-    for part in system_info.replace("\n", "|").split("|"):
-        name, _, value = part.rpartition("=")
-        name = name.split(":")[-1].strip()
-        if value.strip() == "1" and name:
-            on.append(name)
-    return " ".join(on) or "no optional instruction sets"
+    """The instruction sets llama.cpp's CPU backend was compiled with, as one line."""
+    from compress.llamacpp import build_features
+
+    return " ".join(build_features(system_info)) or "no optional instruction sets"
 
 
 def _onnxruntime() -> str:

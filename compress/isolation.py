@@ -87,8 +87,7 @@ def run_in_child(function: Callable[..., Any], *args: Any, what: str = "the chil
     receive, send = context.Pipe(duplex=False)
     # Not a daemon: the function may start processes of its own. PR_SET_PDEATHSIG ends it with us.
     child = context.Process(target=_child_main, args=(send, function, args, env or {}, quiet))
-    with _environment(env):  # spawn copies os.environ when the child starts
-        child.start()
+    child.start()
     send.close()
     try:
         outcome = _receive(receive, child, timeout_s, what)
@@ -117,21 +116,8 @@ def _receive(receive: Any, child: Any, timeout_s: float | None, what: str) -> tu
         raise ChildDied(what, child.exitcode) from None
 
 
-@contextlib.contextmanager
-def _environment(extra: dict[str, str] | None) -> Any:
-    saved = {k: os.environ.get(k) for k in extra or {}}
-    os.environ.update(extra or {})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
@@ -140,7 +126,7 @@ def _die_with_parent() -> None:
 
 def _child_main(send: Any, function: Callable[..., Any], args: tuple[Any, ...], env: dict[str, str],
                 quiet: bool) -> None:
-    _die_with_parent()
+    die_with_parent()
     os.environ.update(env)
     if quiet:  # at the descriptor level, so native libraries' prints go too
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -313,6 +313,18 @@ def _quantize_here(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nd
     return int(status), lines
 
 
+def build_features(system_info: str) -> list[str]:
+    """The features a llama.cpp build was compiled with, in its order, from the text of
+    ``llama_print_system_info`` (``CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 0 | ...``)."""
+    on = []
+    for part in system_info.replace("\n", "|").split("|"):
+        name, _, value = part.rpartition("=")
+        name = name.split(":")[-1].strip()
+        if value.strip() == "1" and name:
+            on.append(name)
+    return on
+
+
 def tensor_types(path: Path) -> dict[str, int]:
     """How many tensors of each ggml type a GGUF holds, e.g. ``{"Q4_K": 150, "F32": 61}``."""
     from gguf import GGUFReader

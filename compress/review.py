@@ -18,6 +18,7 @@ from typing import Any
 from compress.fsutil import atomic_write_text
 from compress.measure.predictions import CHANGED_PCT
 from compress.planner.document import Candidate
+from compress.verdict import chosen_candidate, verdict_block
 
 MARGIN_RISK_FRACTION = 0.10  # a peak within 10% of usable memory: fragmentation or a longer prompt tips it over
 CONTEXT_RISK_FRACTION = 0.90  # serving near the trained maximum context: quality and memory at their edge
@@ -88,7 +89,7 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
         # A pair chosen for one stream may not be the one to serve many users with.
         busy = make_plan(_planner_model(model), gpu=gpu, context=context, batch=SERVING_BATCH, gpus=gpus,
                          engine=engine).to_dict()
-        chosen, other = _chosen(plan), _chosen(busy)
+        chosen, other = chosen_candidate(plan), chosen_candidate(busy)
         if other is not None and (other["variant"], other["runtime"]) != (chosen["variant"], chosen["runtime"]):
             data["serve_busy"] = {"batch": SERVING_BATCH, "variant": other["variant"], "runtime": other["runtime"],
                                   "kernel": other["kernel"], "command": serve_line(busy),
@@ -101,15 +102,11 @@ def _changed_predictions(measured: dict[str, dict[str, Any]]) -> str:
     return ", ".join(sorted(v for v, row in measured.items() if row.get("prediction_changed")))
 
 
-def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
-
-
 def serve_line(plan: dict[str, Any]) -> str | None:
     """The command that serves the recommended (variant, engine) pair, or None."""
     from compress.planner.serving import model_source, serving_command
 
-    chosen = _chosen(plan)
+    chosen = chosen_candidate(plan)
     if chosen is None:
         return None
     o = plan["options"]
@@ -122,7 +119,7 @@ def build_lines(plan: dict[str, Any]) -> dict[str, str | None]:
     it; ``download``: the one that fetches the model's weights first, where they are not here."""
     from compress.planner.serving import apply_command, model_source
 
-    chosen = _chosen(plan)
+    chosen = chosen_candidate(plan)
     source = model_source(plan["model"])
     return {"apply": None if chosen is None else apply_command(source, chosen), "download": source.download}
 
@@ -149,7 +146,7 @@ def _serve_text(data: dict[str, Any]) -> tuple[str, list[str]]:
     from compress.planner.serving import model_source
 
     plan = data["plan"]
-    chosen = _chosen(plan)
+    chosen = chosen_candidate(plan)
     if chosen is None:
         return "Nothing to serve: no candidate fits.", []
     source = model_source(plan["model"])
@@ -264,9 +261,7 @@ def _parts(data: dict[str, Any], text: Any = None, code: Any = str, width: int =
     text = text or printable
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
-    from compress.verdict import verdict_block
-
-    verdict = verdict_block(plan, serve_line(plan) if plan["recommended"] else None, width)
+    verdict = verdict_block(plan, serve_line(plan), width)
     parts: list[Any] = [f"# Sizing review: {text(plan['model']['name'])} on {text(plan['gpu']['display_name'])}",
                         (block or str)(verdict),
                         "## Recommendation", text(plan["recommendation"])]
@@ -340,9 +335,7 @@ def render_html(data: dict[str, Any]) -> str:
     plan = data["plan"]
     columns, rows = _candidate_rows(plan, data["measured"])
     title = f"Sizing review: {plan['model']['name']} on {plan['gpu']['display_name']}"
-    from compress.verdict import verdict_block
-
-    verdict = verdict_block(plan, serve_line(plan) if plan["recommended"] else None, width=100)
+    verdict = verdict_block(plan, serve_line(plan), width=100)
     body = [f"<h1>{esc(title)}</h1>", f"<pre>{esc(verdict)}</pre>",
             "<h2>Recommendation</h2>", f"<p>{esc(plan['recommendation'])}</p>",
             "<h2>Serving</h2>", f"<p>{esc(_serve_text(data)[0])}</p>",

@@ -33,7 +33,8 @@ def _band(band: list[float] | None) -> str:
     return f" ({low}-{high})"
 
 
-def _chosen(plan: dict[str, Any]) -> dict[str, Any] | None:
+def chosen_candidate(plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan's recommended candidate (None where nothing fits)."""
     return next((c for c in plan["candidates"] if c["variant"] == plan["recommended"]), None)
 
 
@@ -79,7 +80,7 @@ def verdict_lines(plan: dict[str, Any], serve: str | None = None) -> list[str]:
     usable = gpu["usable_memory_gib"] * opt["gpus"] if gpu.get("kind") != "cpu" else gpu["usable_memory_gib"]
     head = (f"{model['name']} on {gpu['display_name']}{devices}, {usable:.3g} GiB usable, "
             f"context {opt['context']}, batch {opt['batch']}")
-    chosen = _chosen(plan)
+    chosen = chosen_candidate(plan)
     if chosen is None:
         closest = min(plan["candidates"], key=lambda c: -c["margin_gib"], default=None)
         lines = [head, "Fits:     no: no candidate fits" + (

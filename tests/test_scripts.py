@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from compress.measure.vllm_runtime import vllm_present
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,17 +75,6 @@ def test_every_script_has_a_smoke_run():
     assert not (set(SMOKE) | set(OWN_TEST)) - _scripts(), "SMOKE names a script that is gone"
 
 
-def _vllm_present() -> bool:
-    from compress.errors import UnsupportedError
-    from compress.measure.vllm_runtime import vllm_python
-
-    try:
-        vllm_python()
-        return True
-    except UnsupportedError:
-        return False
-
-
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -106,7 +97,7 @@ def _params():
 
 @pytest.mark.parametrize(("path", "smoke"), list(_params()))
 def test_script_runs(path, smoke, tmp_path, request):
-    if smoke.needs == "vllm" and not _vllm_present():
+    if smoke.needs == "vllm" and not vllm_present():
         pytest.skip("no vLLM environment (make setup builds .venv-vllm)")
     if smoke.needs == "chromium" and _chromium() is None:
         pytest.skip("headless Chromium not installed (scripts/system-deps.sh installs it)")
@@ -150,7 +141,7 @@ def test_system_deps_exits_zero(tmp_path):
 def test_vllm_command_answers_help():
     """``.venv-vllm/bin/vllm``, the command vLLM's documentation shows, runs (make setup installs a
     launcher where the CPU wheel's own command would fail on its missing ``vllm`` metadata)."""
-    if not _vllm_present():
+    if not vllm_present():
         pytest.skip("no vLLM environment (make setup builds .venv-vllm)")
     from compress.measure.vllm_runtime import vllm_env, vllm_python
 

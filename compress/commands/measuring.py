@@ -156,7 +156,7 @@ def report_command(
 
     out = out or output
     check_output_file(out, "--output", suffixes=(".html", ".htm"))
-    check_not_input(out, results_inputs(results_files), "--output")
+    check_not_input(out, results_input_files(results_files), "--output")
     path = write_report(view_records(results_files, as_recorded), out, model=model, as_recorded=as_recorded)
     typer.echo(f"wrote {path}")
 
@@ -186,14 +186,14 @@ def review_command(
     out = output or out
     if out is not None:
         check_output_file(out, "--output", suffixes=(".md", ".markdown", ".html"))
-        check_not_input(out, {"--model": model, **results_inputs(results_files)}, "--output")
+        check_not_input(out, {"--model": model, **results_input_files(results_files)}, "--output")
     # A review needs no records (every figure is then a prediction), unless --results names some.
     records = view_records(results_files, as_recorded, required=bool(results_files))
     data = review_to(model, gpu, records, context=context, batch=batch, out=out, gpus=gpus, engine=engine)
     print_review(data, fmt, wide=wide)
 
 
-def results_inputs(given: list[Path] | None) -> dict[str, Path]:
+def results_input_files(given: list[Path] | None) -> dict[str, Path]:
     """The files a view reads (:func:`compress.paths.results_inputs`: files, or the ``*.jsonl`` of
     folders), keyed for :func:`compress.fsutil.check_not_input`: an output may sit beside them,
     never be one. None found: nothing to protect (the view itself then says so)."""

@@ -57,7 +57,7 @@ def verdict_text(d: dict[str, Any], width: int | None = None) -> str:
     from compress.review import serve_line
     from compress.verdict import verdict_block
 
-    return verdict_block(d, serve_line(d) if d["recommended"] else None, width or console().width)
+    return verdict_block(d, serve_line(d), width or console().width)
 
 
 def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
@@ -217,11 +217,11 @@ def register(app: typer.Typer) -> None:
         if table == "sweep" and not sweep_context:
             raise UserInputError("--table sweep prints the context sweep: add --sweep-context")
         if output is not None:
-            from compress.commands.measuring import results_inputs
+            from compress.commands.measuring import results_input_files
             from compress.fsutil import check_not_input
 
             check_output_file(output, "--output", suffixes=(".json",))
-            check_not_input(output, {"--model": model, "--gpu": gpu, **results_inputs(results_files)}, "--output")
+            check_not_input(output, {"--model": model, "--gpu": gpu, **results_input_files(results_files)}, "--output")
         headroom_gib, headroom_fraction = parse_headroom(headroom)
         if "," in gpu or gpu.strip().lower() == "all":  # a fleet: one row per GPU profile
             from compress.planner.fleet import fleet_plan, fleet_table

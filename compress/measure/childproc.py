@@ -20,14 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-
-def _die_with_parent() -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+from compress.isolation import die_with_parent
 
 
 def start_group(cmd: Sequence[str], env: dict[str, str] | None = None, stdin: Any = None,
@@ -35,7 +28,7 @@ def start_group(cmd: Sequence[str], env: dict[str, str] | None = None, stdin: An
                 cwd: Path | None = None) -> subprocess.Popen:
     """Start ``cmd`` as the leader of a new process group (its pid is the group id)."""
     return subprocess.Popen(list(cmd), env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+                            start_new_session=True, preexec_fn=die_with_parent)
 
 
 def group_alive(pgid: int) -> bool:

@@ -155,9 +155,9 @@ class LlamaCppRuntime:
 
     name = "llama.cpp"
     max_batch: int | None = None
-    #: KV-cache types (``--kv-dtype``) → ggml type names for ``type_k``/``type_v``, and bytes per
-    #: element (a q8_0 block: 32 values in 34 bytes, q4_0: 32 in 18; ggml-common.h). The default is F16.
-    kv_dtypes = {"fp16": ("F16", 2.0), "fp32": ("F32", 4.0), "q8_0": ("Q8_0", 34 / 32), "q4_0": ("Q4_0", 18 / 32)}
+    #: KV-cache types (``--kv-dtype``) → ggml type names for ``type_k``/``type_v``; their bytes
+    #: per element are the planner's (profiles/formats.toml [kv_bytes]). The default is F16.
+    kv_dtypes = {"fp16": "F16", "fp32": "F32", "q8_0": "Q8_0", "q4_0": "Q4_0"}
 
     def __init__(self, folder: Path, manifest: dict[str, Any], device: str, threads: int, n_ctx: int,
                  kv_dtype: str | None = None) -> None:
@@ -178,10 +178,12 @@ class LlamaCppRuntime:
         # A child process runs the file first: if llama.cpp's extra CPU buffer types crash on this
         # CPU, the file is opened without them, and every record says so.
         from compress.llamacpp import check_opens
+        from compress.planner.memory import kv_bytes_per_element
 
         self.open_check = check_opens(self.path, threads)
         self.kv_dtype = kv_dtype or "fp16"
-        ggml_type, self.kv_bytes_per_element = self.kv_dtypes[self.kv_dtype]
+        ggml_type = self.kv_dtypes[self.kv_dtype]
+        self.kv_bytes_per_element = kv_bytes_per_element(self.kv_dtype)
         # A quantized V cache needs llama.cpp's flash-attention path (llama-context.cpp refuses it otherwise).
         self.cache_args = {} if kv_dtype is None else {
             "type_k": int(getattr(llama_cpp, f"GGML_TYPE_{ggml_type}")),

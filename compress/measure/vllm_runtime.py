@@ -55,6 +55,15 @@ def vllm_python() -> Path:
                            f"and set {VENV_VARIABLE}")
 
 
+def vllm_present() -> bool:
+    """Whether an environment with vLLM is there (:func:`vllm_python` finds one)."""
+    try:
+        vllm_python()
+    except UnsupportedError:
+        return False
+    return True
+
+
 def vllm_env(threads: int | None = None) -> dict[str, str]:
     """The environment of a vLLM child: a small CPU KV cache unless the user chose one."""
     env = dict(os.environ)

@@ -21,21 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress.errors import RuntimeFailure, UnsupportedError
+from compress.errors import RuntimeFailure
 from compress.measure import childproc, loadgen, serving
-from compress.measure.vllm_runtime import VllmRuntime, vllm_python
-
-
-def _vllm_present() -> bool:
-    try:
-        vllm_python()
-        return True
-    except UnsupportedError:
-        return False
+from compress.measure.vllm_runtime import VllmRuntime, vllm_present
 
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not _vllm_present(), reason="no vLLM environment (make setup builds .venv-vllm)")]
+              pytest.mark.skipif(not vllm_present(), reason="no vLLM environment (make setup builds .venv-vllm)")]
 
 EAGER = ["--enforce-eager"]  # no graph compilation: a start takes about half as long
 # Prompt log-probabilities of vLLM's fp32 CPU kernels vs transformers' eager fp32 on the tiny
