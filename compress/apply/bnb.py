@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress import engines
 from compress.apply import Job
 from compress.errors import UnsupportedError, UserInputError
 from compress.loading import DTYPES, load_causal_lm, load_tokenizer, torch_dtype
@@ -21,8 +22,6 @@ STORAGE_DTYPE = "float16"
 #: float32 on the CPU, where half-precision matmuls are emulated without AVX512-BF16/FP16.
 #: LLM.int8 casts its inputs to float16 whatever is asked.
 DEFAULT_COMPUTE_DTYPE = {"cpu": "float32", "cuda": "float16"}
-#: Runtimes that read these checkpoints; vLLM loads pre-quantized bitsandbytes 4-bit checkpoints.
-LOADS_IN = {"nf4": ["transformers", "vllm"], "fp4": ["transformers"], "int8": ["transformers"]}
 
 
 def bnb_settings(config: dict[str, Any], device: str = "cpu") -> tuple[str, bool, str]:
@@ -59,5 +58,6 @@ def apply(job: Job) -> dict[str, Any]:
     load_tokenizer(folder).save_pretrained(job.out_dir)
     from importlib.metadata import version
 
-    return {"format": "hf", "runtime": "transformers", "loads_in": LOADS_IN[quant_type], "quant_type": quant_type,
+    return {"format": "hf", "runtime": "transformers", "quant_type": quant_type,
+            "loads_in": engines.loading("hf", "bnb", {"quant_type": quant_type}),
             "double_quant": double_quant, "compute_dtype": compute_dtype, "dtype": STORAGE_DTYPE, "quantizer": f"bitsandbytes {version('bitsandbytes')}"}

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from compress.methods import awq as awq_method, gptq as gptq_method
+from compress import engines
 from compress.apply import Job
 from compress.errors import RuntimeFailure, UnsupportedError, UserInputError
 from compress.methods.groups import check_group_size, config_input_widths
 from compress.paths import cache_dir
 
-#: Checkpoint layouts the runtimes below read (vLLM serves both GPTQ and AWQ GEMM checkpoints).
-LOADS_IN = ["transformers", "vllm"]
 
 
 # --- checks: pure, run before any heavy import -------------------------------------------------
@@ -221,8 +220,8 @@ def apply_gptq(job: Job) -> dict[str, Any]:
     settings = {"bits": bits, "group_size": group_size, "desc_act": desc_act, "sym": sym, "damp_percent": damp,
                 "act_group_aware": not desc_act}
     info = quantize(job, "GPTQConfig", settings, "GPTQ")
-    return {"format": "hf", "runtime": "transformers", "loads_in": LOADS_IN, "bits": bits, "group_size": group_size,
-            "desc_act": desc_act, "sym": sym, **info}
+    return {"format": "hf", "runtime": "transformers", "loads_in": engines.loading("hf", "gptq", c), "bits": bits,
+            "group_size": group_size, "desc_act": desc_act, "sym": sym, **info}
 
 
 def apply_awq(job: Job) -> dict[str, Any]:
@@ -238,5 +237,5 @@ def apply_awq(job: Job) -> dict[str, Any]:
     # GPTQModel's torch AWQ layer packs only float16/bfloat16 weights (float32 raises inside
     # a worker thread), so AWQ keeps GPTQModel's half-precision default, slow as it is on a CPU.
     info = quantize(job, "AWQConfig", settings, "AWQ", backend=backend, cpu_float32=False)
-    return {"format": "hf", "runtime": "transformers", "loads_in": LOADS_IN, "bits": bits, "group_size": group_size,
-            "zero_point": zero_point, "layout": "gemm", **info}
+    return {"format": "hf", "runtime": "transformers", "loads_in": engines.loading("hf", "awq", c), "bits": bits,
+            "group_size": group_size, "zero_point": zero_point, "layout": "gemm", **info}

@@ -22,11 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compress import engines
 from compress.apply import Job
 from compress.errors import RuntimeFailure, UserInputError
 
-#: The engines that read a compressed-tensors W8A8 checkpoint.
-LOADS_IN = ["vllm", "transformers"]
 #: compressed-tensors preset scheme of each method (compressed_tensors.quantization.quant_scheme).
 SCHEMES = {"fp8": "FP8_DYNAMIC", "w8a8": "W8A8"}
 #: Modules left in 16 bits: the output head decides every token's distribution, and vLLM's
@@ -105,7 +104,8 @@ def compress_checkpoint(job: Job, recipe: Callable[[], list[Any]], method: str, 
         raise RuntimeFailure(f"llm-compressor wrote no compressed-tensors quantization_config into {out_dir}; "
                              f"its log is {log_path}")
     job.log(f"{method}: llm-compressor's log is {log_path}")
-    return {"format": "hf", "runtime": "transformers", "loads_in": LOADS_IN, "quant_method": "compressed-tensors",
+    return {"format": "hf", "runtime": "transformers", "loads_in": engines.loading("hf", method, job.config),
+            "quant_method": "compressed-tensors",
             "quant_format": quant.get("format"), "ignore": IGNORE, "dtype": saved.get("dtype") or saved.get("torch_dtype"),
             "quantizer": f"llmcompressor {_version()}", "log": str(log_path)}
 

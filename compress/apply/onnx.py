@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from compress import engines
 from compress.apply import Job
 from compress.errors import UnsupportedError, UserInputError
 from compress.loading import load_causal_lm, load_tokenizer
@@ -89,8 +90,9 @@ def apply(job: Job) -> dict[str, Any]:
     (job.out_dir / IO_FILE).write_text(json.dumps(io, indent=2))
     from importlib.metadata import version
 
-    return {"format": "onnx", "runtime": "onnxruntime", "file": MODEL_FILE, "loads_in": ["onnxruntime"],
-            "kv_cache": False, "weight_type": weight_type, "quantizer": f"onnxruntime {version('onnxruntime')}"}
+    return {"format": "onnx", "runtime": "onnxruntime", "file": MODEL_FILE,
+            "loads_in": engines.loading("onnx", "onnx", job.config), "kv_cache": False, "weight_type": weight_type,
+            "quantizer": f"onnxruntime {version('onnxruntime')}"}
 
 
 def _quietly(function: Any, *args: Any) -> None:

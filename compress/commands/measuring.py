@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from compress import paths
+from compress import engines, paths
 from compress.output import FORMATS, emit, printable
 
 _FORMAT = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
@@ -45,7 +45,7 @@ def bench_command(
     reps: Annotated[int | None, typer.Option(help="Timed repetitions [3 CPU, 5 GPU].")] = None,
     warmup: Annotated[int | None, typer.Option(help="Untimed warm-up runs before timing [1].")] = None,
     tests: Annotated[str | None, typer.Option(help="Which tests: comma-separated of ppl,pp,tg,batch,serve,serve-rate. serve: the closed-loop runs at each --concurrency; serve-rate: the open-loop Poisson run at --rate. Default: ppl,pp,tg,batch; with --runtime vllm all six; with --endpoint serve,serve-rate.")] = None,
-    runtime: Annotated[str | None, typer.Option("--runtime", help="Run every artifact in this runtime, e.g. vllm (offline engine and `vllm serve`). Default: each artifact's own.")] = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", help=f"Run every artifact in this runtime: {' | '.join(engines.measurable())} (vllm: offline engine and `vllm serve`). Default: each artifact's own.")] = None,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Measure a running OpenAI-compatible server at this URL (served tests only; nothing is started).")] = None,
     slo: Annotated[str | None, typer.Option("--slo", help="Goodput SLO of the served tests: ttft_ms=<ms>,itl_ms=<ms> (default ttft_ms=1000,itl_ms=200).")] = None,
     concurrency: Annotated[str | None, typer.Option("--concurrency", help="Closed-loop concurrencies of the serve test ['1,2,4,8'].")] = None,
@@ -167,7 +167,7 @@ def review_command(
     context: Annotated[int | None, typer.Option(help="Context length to size for.")] = None,
     batch: Annotated[int, typer.Option(help="Concurrent sequences to size for.")] = 1,
     gpus: Annotated[int, typer.Option(help="GPUs for tensor parallelism.")] = 1,
-    engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any.")] = "any",
+    engine: Annotated[str, typer.Option(help=f"Serving engine: {' | '.join((*engines.ENGINES, engines.ANY))}.")] = engines.ANY,
     results_files: _RESULTS_IN = None,
     as_recorded: _AS_RECORDED = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the review to this file (.md or .html).")] = None,

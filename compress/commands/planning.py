@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from compress import engines
 from compress.errors import UserInputError
 from compress.fsutil import atomic_write_text, check_output_file
 from compress.output import FORMATS, Table, emit, printable, to_json
@@ -190,7 +191,7 @@ def register(app: typer.Typer) -> None:
         headroom: Annotated[str, typer.Option(help="Memory kept free: GiB (1.5) or a share of memory (10%).")] = "0.5",
         objective: Annotated[str, typer.Option(help="Rank by: balanced | quality | speed | memory.")] = "balanced",
         kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV-cache element type: fp16 | bf16 | fp8 | int8 | q8_0 | q4_0 | fp32.")] = "fp16",
-        engine: Annotated[str, typer.Option(help="Serving engine: vllm | llama.cpp | transformers | onnxruntime | any (each candidate takes its best).")] = "any",
+        engine: Annotated[str, typer.Option(help=f"Serving engine: {' | '.join((*engines.ENGINES, engines.ANY))} (each candidate takes its best).")] = engines.ANY,
         gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help="Share of each GPU vLLM may use for weights, activations and KV cache (vLLM's default 0.9).")] = None,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON plan to this file (input of apply/bench --plan).")] = None,
         gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="A device not in the catalog: its memory (24GiB, or 24GB decimal); needs --bandwidth.")] = None,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compress import paths
+from compress import engines, paths
 from compress.errors import UserInputError
 
 
@@ -70,11 +70,8 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
                  "runtime": runtime, "serve_rate_per_s": rate, "serve_requests": serve_requests,
                  "serve_concurrency": _int_list(concurrency, "--concurrency") if concurrency else None}
     if runtime is not None:
-        from compress.measure.runtimes import ADAPTERS
-        from compress.registry import lookup
-
-        lookup(ADAPTERS, runtime, "runtime")  # an unknown name fails here, with the valid ones
-    if overrides["tests"] is None and (runtime == "vllm" or endpoint):
+        engines.adapter(runtime)  # an unknown name fails here, with the valid ones
+    if overrides["tests"] is None and (endpoint or (runtime is not None and engines.engine(runtime).serves)):
         overrides["tests"] = SERVED_TESTS if endpoint else (*OFFLINE_TESTS, *SERVED_TESTS)
     chosen_tests = overrides["tests"] or OFFLINE_TESTS
     if rate is not None and "serve-rate" not in chosen_tests:

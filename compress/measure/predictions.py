@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from compress import engines
 from compress.measure.metrics import prediction_error_pct
 from compress.measure.settings import BenchSettings
 
@@ -55,9 +56,9 @@ def predicted_figures(spec: Any, gpu: Any, variant_name: str, settings: BenchSet
     ``runtime``: the engine that ran it (None or an engine the planner does not model: the
     planner's own choice). Raises the planner's error where it cannot predict the variant.
     """
-    from compress.planner.predict import ENGINES, predict_variant
+    from compress.planner.predict import predict_variant
 
-    engine = runtime if runtime in ENGINES else None
+    engine = runtime if runtime in engines.ENGINES else None
     s = settings
     kv = {"kv_dtype": s.kv_dtype} if s.kv_dtype else {}  # a KV-cache type bench ran; else the planner's default
     at_prompt = predict_variant(spec, gpu, variant_name, context=s.context_tokens(), prompt_tokens=s.pp_tokens,

@@ -25,17 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from compress import engines
 from compress.errors import UnsupportedError
-from compress.registry import lookup
-
-#: manifest "runtime" → adapter class.
-ADAPTERS = {
-    "transformers": "compress.measure.runtimes:TransformersRuntime",
-    "llama.cpp": "compress.measure.runtimes:LlamaCppRuntime",
-    "onnxruntime": "compress.measure.runtimes:OnnxRuntime",
-    "vllm": "compress.measure.vllm_runtime:VllmRuntime",
-}
-
 
 def physical_cores() -> int:
     """Physical cores: llama.cpp and torch run fastest with one thread per core, not per hyperthread."""
@@ -51,8 +42,8 @@ def open_runtime(folder: Path, manifest: dict[str, Any], device: str, threads: i
     ``kv_dtype`` asks for a KV-cache type other than the runtime's default; a runtime that has
     no such cache raises :class:`UnsupportedError` (a skipped record, not a failure).
     """
-    name = runtime or manifest.get("runtime", "transformers")
-    cls = lookup(ADAPTERS, name, "runtime")
+    name = runtime or manifest.get("runtime", engines.DEFAULT)
+    cls = engines.adapter(name)
     kv_types = getattr(cls, "kv_dtypes", {})
     if kv_dtype is not None and kv_dtype not in kv_types:
         raise UnsupportedError(f"{name} runs a KV cache of {', '.join(kv_types) or 'its default type only'} here, "

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from compress import results, variants
+from compress import engines, results, variants
 from compress.errors import UnsupportedError
 from compress.isolation import ChildDied, run_in_child
 from compress.measure import suite
@@ -276,8 +276,9 @@ def _serve_tests(env: BenchEnvironment, folder: Path, manifest: dict[str, Any], 
     from compress.measure.vllm_runtime import artifact_dtype, check_servable
 
     try:
-        if env.settings.runtime != "vllm":
-            raise UnsupportedError("served tests run the artifact in `vllm serve`: pass --runtime vllm")
+        if env.settings.runtime is None or not engines.engine(env.settings.runtime).serves:
+            raise UnsupportedError("served tests run the artifact behind a server: pass --runtime "
+                                   + " or ".join(d.name for d in engines.descriptors() if d.serves))
         check_servable(manifest)
     except UnsupportedError as err:
         for test in tests:

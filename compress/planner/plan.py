@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from compress import methods, variants
+from compress import engines, methods, variants
 from compress.errors import UserInputError
 from compress.limits import MAXIMA
 from compress.planner import candidates as cands
 from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
-from compress.planner.predict import ANY_ENGINE, check_engine, default_context, engines_for, predict_variant, runtimes
+from compress.planner.predict import default_context, engines_for, predict_variant, runtimes
 from compress.planner.rank import OBJECTIVES, STRUCTURAL, quality_delta, rank
 from compress.planner.spec import ModelSpec, family_members, load_model_spec
 from compress.registry import suggest
@@ -44,13 +44,13 @@ class PlanOptions:
     headroom_gib: float = DEFAULT_HEADROOM_GIB
     objective: str = "balanced"
     kv_dtype: str = "fp16"
-    engine: str = ANY_ENGINE
+    engine: str = engines.ANY
     #: Share of each GPU an engine with a memory budget may use (vLLM's
     #: --gpu-memory-utilization); None: the engine's default (profiles/runtimes.toml).
     gpu_memory_utilization: float | None = None
 
     def __post_init__(self) -> None:
-        check_engine(self.engine)
+        engines.check(self.engine)
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             raise UserInputError("--gpu-memory-utilization is the share of each GPU vLLM may use, from 0 to 1 "
                                  f"(vLLM's default 0.9), got {self.gpu_memory_utilization}")
@@ -120,11 +120,11 @@ def evaluate(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
     variant bench measured on this device carries its ``measured`` quality, which the ranking
     uses in place of the prediction."""
     names = cands.default_candidates(spec, gpu)
-    if options.engine != ANY_ENGINE:
+    if options.engine != engines.ANY:
         names = [n for n in names if options.engine in engines_for(variants.parse(n), gpu)]
     found = [predict_variant(spec, gpu, name, options.context, options.batch, gpus=options.gpus,
                              kv_dtype=options.kv_dtype, headroom_gib=options.headroom_gib,
-                             runtime=None if options.engine == ANY_ENGINE else options.engine,
+                             runtime=None if options.engine == engines.ANY else options.engine,
                              memory_fraction=options.gpu_memory_utilization)
              for name in names]
     for c in found:
@@ -334,7 +334,7 @@ def context_sweep(spec: ModelSpec, gpu: GpuProfile, options: PlanOptions,
 
 def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None = None, batch: int = 1,
               gpus: int = 1, headroom_gib: float = DEFAULT_HEADROOM_GIB, objective: str = "balanced",
-              kv_dtype: str = "fp16", headroom_fraction: float = 0.0, engine: str = ANY_ENGINE,
+              kv_dtype: str = "fp16", headroom_fraction: float = 0.0, engine: str = engines.ANY,
               sweep: bool = False, records: list[dict[str, Any]] | None = None,
               gpu_memory_utilization: float | None = None) -> Plan:
     """Plan compression of ``model`` for ``gpu`` (name, alias, .toml file, "cpu"/"host", "auto",

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from compress import variants
+from compress import engines, variants
 from compress.errors import UserInputError
 from compress.planner import formats, kernel_data, memory, profiles, quality, roofline
 from compress.planner.document import Reason
@@ -44,25 +44,12 @@ def default_context(spec: ModelSpec) -> int:
     return min(spec.max_context, runtimes()["defaults"]["context_tokens"])
 
 
-#: The engines a plan can restrict itself to (``--engine``); "any" lets each candidate take
-#: the first engine of its format in ``runtimes.toml [engines]`` whose kernels run on the device.
-ENGINES = ("vllm", "llama.cpp", "transformers", "onnxruntime", "mlx")
-ANY_ENGINE = "any"
-
-
 def engines_for(variant: variants.Variant, gpu: GpuProfile) -> list[str]:
     """Engines that serve ``variant``'s artifact on this kind of device, most deployable first."""
     tables = runtimes()["engines"]
     table = tables["cpu" if gpu.kind == "cpu" else gpu.backend if gpu.backend in tables else "gpu"]
     step = formats.storage_step(variant)
     return list(table.get(step.descriptor.runtime_key(step.settings), []))
-
-
-def check_engine(engine: str) -> str:
-    """``engine`` if it is a known engine name or "any", else a user error listing them."""
-    if engine not in (*ENGINES, ANY_ENGINE):
-        raise UserInputError(f"unknown engine {engine!r}: expected one of {', '.join((*ENGINES, ANY_ENGINE))}")
-    return engine
 
 
 def _weight_bits(step: variants.Step) -> int | None:
@@ -156,17 +143,17 @@ def choose_kernel(variant: variants.Variant, gpu: GpuProfile, runtime: str | Non
     ``runtime`` (an engine name) forces the engine; otherwise the first engine of the format's
     list in ``runtimes.toml [engines]`` whose kernel runs on the device is taken.
     """
-    if runtime and runtime != ANY_ENGINE:
+    if runtime and runtime != engines.ANY:
         return _engine_choice(variant, gpu, runtime)
-    engines = engines_for(variant, gpu) or ["transformers"]
-    choices = [_engine_choice(variant, gpu, e) for e in engines]
+    served = engines_for(variant, gpu) or [engines.DEFAULT]
+    choices = [_engine_choice(variant, gpu, e) for e in served]
     return next((c for c in choices if c.supported), choices[0])
 
 
 def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> KernelChoice:
     step = formats.storage_step(variant)
     prune = next((s for s in variant.steps if s.method == "prune"), None)
-    c, cpu = step.config, gpu.kind == "cpu"
+    c, cpu, engine = step.config, gpu.kind == "cpu", engines.engine(rt)
     reasons: list[Reason] = []
     supported, kernel, speed, dtype, sparse = True, "dense", "dense", "fp16", False
     served = engines_for(variant, gpu)
@@ -190,8 +177,8 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
         if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
             kernel, speed = found, kernel_rules()[found].get("speed", found)
-        elif rt == "llama.cpp":
-            kernel, speed = "llama.cpp-cpu", "gguf"
+        elif engine.cpu_kernel is not None:
+            kernel, speed = engine.cpu_kernel
         elif _weight_bits(step) is not None:
             # GPTQ/AWQ/bnb CPU paths dequantize each block before the matmul
             kernel, speed = f"{step.method}-cpu", "cpu_dequant"
@@ -216,18 +203,18 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
             reasons += [Reason("kernel_fallback", why) for why in why_chosen]
     if not cpu and getattr(step.descriptor, "planned_only", False):
         reasons.append(Reason("planned_only", f"{variants.step_name(step)}: planned only, `compress apply` cannot write it yet"))
-    if not cpu and rt == "vllm":
-        supported = need("vllm") and supported
+    if not cpu and engine.gpu_rule is not None:
+        supported = need(engine.gpu_rule) and supported
     if prune is not None and not cpu:
         if prune.config.get("pattern") == "2:4":
-            sparse = rt == "vllm" and need("sparse_2_4") and step.method == "prune"
+            sparse = engine.sparse_2_4 and need("sparse_2_4") and step.method == "prune"
             if sparse:
                 reasons.append(Reason("sparse_kernels", "2:4 sparse kernels (sm80+): linear layers stored compressed "
                                       "(9 bits/weight) and ~1.2x faster"))
             elif step.method != "prune":
                 reasons.append(Reason("sparsity_no_gain", "2:4 sparsity under a quantized format: the kernels are dense, "
                                       "no extra saving"))
-            elif rt != "vllm":
+            elif not engine.sparse_2_4:
                 reasons.append(Reason("sparsity_no_gain", "stored dense: no memory saved, no speedup"))
         else:
             reasons.append(Reason("sparsity_no_gain", "unstructured sparsity saves nothing in dense kernels: "

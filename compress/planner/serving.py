@@ -1,10 +1,9 @@
 """The commands that build and serve a planned (variant, engine) pair, for reviews and plan notes.
 
 Pure string building from a plan's model and candidate: ``compress apply`` with the model it
-compresses and the folder it writes (:func:`apply_command`), ``vllm serve`` for vLLM
-(quantization as vLLM names it for the chosen kernel, tensor parallelism over the plan's
-GPUs), ``llama-server`` for llama.cpp (all layers offloaded, one slot a concurrent sequence).
-transformers and ONNX Runtime have no serving command of their own: None.
+compresses and the folder it writes (:func:`apply_command`), and the engine's own serving
+line (:meth:`compress.engines.base.Engine.serve_command`: ``vllm serve``, ``llama-server``;
+None for an engine with no server).
 
 Every path printed is the one ``compress apply`` writes (``--out-dir`` is always given, and a
 GGUF inside is named after the model the way ``compress.apply.gguf`` names it), and every
@@ -20,25 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress.planner import profiles
-
-#: vLLM's ``--quantization`` value by the kernel the planner chose (vLLM reads the same value
-#: from the checkpoint's quantization_config; naming it makes a wrong artifact fail loudly).
-#: Sources: vLLM docs, "Supported hardware" quantization table; vLLM quantization/__init__.py
-#: method names (gptq_marlin, awq_marlin, compressed-tensors ...).
-VLLM_QUANTIZATION = {
-    "machete": "gptq_marlin",  # vLLM's GPTQ path picks Machete on Hopper by itself
-    "marlin": "gptq_marlin",
-    "gptq_exllamav2": "gptq",
-    "gptq_cuda": "gptq",
-    "awq_marlin": "awq_marlin",
-    "awq_gemm": "awq",
-    "cutlass_fp8": "compressed-tensors",
-    "fp8_marlin": "compressed-tensors",
-    "cutlass_w8a8_int8": "compressed-tensors",
-    "onednn_w8a8_int8": "compressed-tensors",
-}
-
+from compress import engines
 
 #: Where the review tells a user to download a catalog model's weights (then ``--model`` of apply).
 DOWNLOAD_DIR = "models"
@@ -84,10 +65,8 @@ def artifact_dir(source_name: str, variant: str) -> str:
 def artifact_name(source_name: str, candidate: dict[str, Any]) -> str:
     """Where `compress apply` writes this candidate (:func:`artifact_dir`); for GGUF the file
     inside, which apply names ``<model>.<TYPE>.gguf``."""
-    stem = artifact_dir(source_name, candidate["variant"])
-    if candidate["runtime"] == "llama.cpp":
-        return f"{stem}/{_safe(source_name)}.{str(candidate['config']['qtype']).upper()}.gguf"
-    return stem
+    folder = artifact_dir(source_name, candidate["variant"])
+    return engines.engine(candidate["runtime"]).artifact_file(folder, _safe(source_name), candidate)
 
 
 def apply_command(source: ModelSource, candidate: dict[str, Any]) -> str:
@@ -101,34 +80,7 @@ def serving_command(source_name: str, candidate: dict[str, Any], context: int, b
     """The shell line that serves ``candidate`` (of the model apply names ``source_name``) at
     ``context`` tokens for ``batch`` sequences."""
     artifact = shlex.quote(artifact_name(source_name, candidate))
-    engine = candidate["runtime"]
-    if engine == "vllm":
-        parts = ["vllm serve", artifact, f"--max-model-len {context}", f"--max-num-seqs {max(batch, 1)}"]
-        quantization = VLLM_QUANTIZATION.get(candidate["kernel"])
-        if quantization:
-            parts.append(f"--quantization {quantization}")
-        elif candidate["method"] == "baseline":
-            parts.append(f"--dtype {candidate['config']['dtype']}")
-        if gpus > 1:
-            parts.append(f"--tensor-parallel-size {gpus}")
-        # The share of the GPU the plan sized the KV cache in, where it is not vLLM's default.
-        fraction = candidate.get("memory", {}).get("engine_memory_fraction")
-        if fraction is not None and fraction != _vllm_default_fraction():
-            parts.append(f"--gpu-memory-utilization {fraction:g}")
-        return " ".join(parts)
-    if engine == "llama.cpp":
-        # llama-server shares -c between its -np slots: each sequence gets context tokens.
-        parts = ["llama-server", f"-m {artifact}", f"-c {context * batch}"]
-        if batch > 1:
-            parts.append(f"-np {batch}")
-        if on_gpu:
-            parts.append("-ngl 99")
-        return " ".join(parts)
-    return None
-
-
-def _vllm_default_fraction() -> float:
-    return float(profiles.load("runtimes.toml")["runtime"]["vllm"]["memory_fraction"])
+    return engines.engine(candidate["runtime"]).serve_command(artifact, candidate, context, batch, gpus, on_gpu)
 
 
 def wrapped(command: str, width: int = 78) -> str:
