@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from compress.errors import UserInputError
 
 if TYPE_CHECKING:
-    from compress.planner.formats import Tensor
-    from compress.planner.spec import ModelSpec
+    from compress.model.tensors import Tensor
+    from compress.model.spec import ModelSpec
 
 
 def bad_variant(text: str, why: str) -> UserInputError:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from compress.model.catalog import student_spec
 from compress.methods.base import Method, MethodConfig, QualitySource, Suffix, bad_variant
 
 _CORE = re.compile(r"^distill-(\d+)$")
@@ -56,8 +57,6 @@ class Distill(Method):
 
     @classmethod
     def model_spec(cls, config: DistillConfig, spec: Any) -> Any:
-        from compress.planner.formats import student_spec
-
         return student_spec(spec, config.student_layers)
 
     @classmethod

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from compress.model.spec import with_layers
 from compress.methods.base import Method, MethodConfig, QualitySource, bad_variant
 
 _CORE = re.compile(r"^layerdrop-(\d+)$")
@@ -45,8 +46,6 @@ class Layerdrop(Method):
 
     @classmethod
     def model_spec(cls, config: LayerdropConfig, spec: Any) -> Any:
-        from compress.planner.spec import with_layers
-
         n = config.drop_layers
         if n >= spec.layers:
             raise ValueError(f"cannot drop {n} of {spec.layers} layers")

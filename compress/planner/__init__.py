@@ -8,12 +8,31 @@ Pure and torch-free: TOML profiles in, predictions out, in a fraction of a secon
     load_gpu(name) -> GpuProfile          ("cpu"/"host": this machine, "auto": NVML detect)
     predict_variant(spec, gpu, variant_name, context=None, batch=1) -> dict
     artifact_bytes(spec, variant_name) -> int
+
+The names above resolve on first use, so importing one planner module (``profiles``, which
+every layer reads) does not import the whole planner.
 """
 
-from compress.planner.hardware import GpuProfile, list_gpus, load_gpu
-from compress.planner.plan import Plan, PlanOptions, make_plan
-from compress.planner.predict import artifact_bytes, predict_variant
-from compress.planner.spec import ModelSpec, catalog, load_model_spec
+from __future__ import annotations
 
-__all__ = ["GpuProfile", "ModelSpec", "Plan", "PlanOptions", "artifact_bytes", "catalog", "list_gpus",
-           "load_gpu", "load_model_spec", "make_plan", "predict_variant"]
+import importlib
+from typing import Any
+
+#: public name → the module that defines it.
+_EXPORTS = {
+    "GpuProfile": "compress.planner.hardware", "list_gpus": "compress.planner.hardware",
+    "load_gpu": "compress.planner.hardware", "Plan": "compress.planner.plan",
+    "PlanOptions": "compress.planner.plan", "make_plan": "compress.planner.plan",
+    "artifact_bytes": "compress.planner.predict", "predict_variant": "compress.planner.predict",
+    "ModelSpec": "compress.model.spec", "catalog": "compress.model.catalog",
+    "load_model_spec": "compress.planner.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'compress.planner' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -10,7 +10,8 @@ from compress import methods, variants
 from compress.methods.groups import DEFAULT_GROUP_SIZE, default_group_size, input_widths
 from compress.planner import profiles
 from compress.planner.hardware import GpuProfile, kernel_support
-from compress.planner.spec import ModelSpec, family_members
+from compress.model.spec import ModelSpec
+from compress.model.catalog import family_members
 
 #: Layer drop candidate: a quarter of the layers, the largest cut SLEB/ShortGPT report as usable.
 LAYERDROP_FRACTION = 0.25

@@ -259,10 +259,6 @@ def kernel_support(gpu: GpuProfile, kernel: str) -> tuple[bool, str]:
                    f"{gpu.display_name} is sm{(gpu.compute_capability or '?').replace('.', '')}{fallback}")
 
 
-def supports(gpu: GpuProfile, kernel: str) -> bool:
-    return kernel_support(gpu, kernel)[0]
-
-
 # --- the host --------------------------------------------------------------------------------
 
 def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from compress import formulas
 from compress.planner import profiles
-from compress.planner.spec import ModelSpec
+from compress.model.spec import ModelSpec
 
 GIB = 2**30
 GB = 1e9
@@ -64,18 +64,6 @@ def kv_cache_bytes(spec: ModelSpec, context: int, batch: int = 1, bytes_per_elem
     sliding-window-aware)."""
     return int(formulas.kv_cache_bytes(spec.layers, spec.kv_heads, spec.head_dim, context, bytes_per_element, batch,
                                        spec.sliding_window, spec.sliding_window_layers))
-
-
-def activation_bytes(spec: ModelSpec, chunk_tokens: int, batch: int = 1, bytes_per_element: int = 2) -> int:
-    """Largest live activations while one layer processes a prefill chunk.
-
-    batch * chunk * (2 * hidden [residual in/out] + 2 * intermediate * experts_per_token
-    [gate and up outputs]) * bytes, plus the fp32 logits of the last position (batch * vocab * 4).
-    Attention scores are not counted: FlashAttention / SDPA memory-efficient kernels and
-    llama.cpp's flash attention never materialise them.
-    """
-    per_token = 2 * spec.hidden + 2 * spec.intermediate * spec.experts_per_token
-    return int(batch * chunk_tokens * per_token * bytes_per_element + batch * spec.vocab * 4)
 
 
 def prefill_activation_bytes(spec: ModelSpec, tokens_per_pass: int, bytes_per_element: int = 2) -> int:

@@ -17,7 +17,9 @@ from compress.planner import memory, profiles
 from compress.planner.hardware import GpuProfile, kernel_support, list_gpus, load_gpu
 from compress.planner.predict import default_context, engines_for, predict_variant, runtimes
 from compress.planner.rank import OBJECTIVES, STRUCTURAL, quality_delta, rank
-from compress.planner.spec import ModelSpec, family_members, load_model_spec
+from compress.model.spec import ModelSpec
+from compress.model.catalog import family_members
+from compress.planner.spec import load_model_spec
 from compress.registry import suggest
 
 SCHEMA = "compress.plan/1"

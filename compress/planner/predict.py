@@ -18,7 +18,8 @@ from compress.errors import UserInputError
 from compress.planner import formats, kernel_data, memory, profiles, quality, roofline
 from compress.planner.document import Reason
 from compress.planner.hardware import GpuProfile, kernel_rules, kernel_support
-from compress.planner.spec import ModelSpec
+from compress.model.spec import ModelSpec
+from compress.model.tensors import tensors
 
 GIB = 2**30
 
@@ -365,7 +366,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     if cpu and stored.method in rt.get("cpu_unquantized_fp32_methods", ()):
         # The loader keeps the tensors a quantizer leaves alone (embeddings, norms) in float32
         # on the CPU, where the artifact stores them in 16 bits.
-        resident += 2 * sum(t.numel for t in formats.tensors(model) if not t.is_linear)
+        resident += 2 * sum(t.numel for t in tensors(model) if not t.is_linear)
     elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
         resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
     kv_elem = memory.kv_bytes_per_element(kv_dtype)

@@ -35,7 +35,7 @@ from typing import Any
 
 from compress import variants
 from compress.planner import profiles
-from compress.planner.spec import ModelSpec
+from compress.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,9 @@ def _mix_factor(ftype: str, spec: ModelSpec) -> tuple[float, str]:
 def _stored_and_named(ftype: str, spec: ModelSpec, _profiles: str) -> dict[tuple[str, str], int]:
     """Weights of ``spec`` in file type ``ftype`` by (type stored, type the mix names). The same for
     every device a plan weighs, so it is worked out once per model and file type."""
-    from compress.planner.formats import formats, gguf_tensor_type, tensors
+    from compress.methods.gguf import gguf_tensor_type
+    from compress.model.tensors import tensors
+    from compress.planner.formats import formats
 
     fmt = formats()
     out: dict[tuple[str, str], int] = {}

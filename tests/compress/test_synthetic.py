@@ -4,7 +4,7 @@ import pytest
 
 from compress.errors import UnsupportedError
 from compress.planner import load_model_spec
-from compress.planner.spec import param_count, with_layers
+from compress.model.spec import param_count, with_layers
 from compress.synthetic import _build, checkpoint
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from compress.errors import UserInputError
 from compress.planner import formats, hardware, load_gpu, load_model_spec, make_plan, predict_variant
+from compress.model.tensors import Tensor
 from compress.planner.hardware import custom_gpu, kernel_support, list_gpus
 
 NEW = ["b200", "gb200", "rtx-5090", "rtx-pro-6000", "h20", "l40", "a40", "mi300x", "mi325x",
@@ -44,7 +45,7 @@ def test_rocm_and_metal_engines():
 def test_microscaling_bits_per_weight_from_block_layouts():
     # NVFP4: 16 E2M1 values (8 bytes) + 1 E4M3 scale = 9 bytes / 16 weights = 4.5 bits, plus a
     # 4-byte tensor scale; MXFP4: 32 values (16 bytes) + 1 E8M0 scale = 17 / 32 = 4.25 bits.
-    t = formats.Tensor("ffn_up", 0, 4096, 4096)
+    t = Tensor("ffn_up", 0, 4096, 4096)
     spec = load_model_spec("llama-2-7b")
     from compress import variants
     assert formats.tensor_bytes(t, variants.parse("nvfp4").steps[0], spec) == 4096 * 4096 * 9 // 16 + 4

@@ -7,7 +7,8 @@ import pytest
 
 from compress.errors import UserInputError
 from compress.planner import spec as specs
-from compress.planner.spec import load_model_spec, param_count
+from compress.model.spec import param_count
+from compress.planner.spec import load_model_spec
 
 REQUIRED = ["llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3-8b", "llama-3-70b", "llama-3.1-8b",
             "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b", "mistral-7b", "mixtral-8x7b",
