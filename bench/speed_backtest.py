@@ -60,10 +60,11 @@ def predict(row: dict[str, Any]) -> dict[str, Any]:
 def predict_kernels(row: dict[str, Any]) -> float | None:
     """The measured-kernel model's prediction of one figure (profiles/kernel_data.toml,
     NVIDIA AIConfigurator's data), or None where it does not cover the figure."""
+    from compress import dtypes
     from compress.planner import kernel_data
 
     depth = row.get("cache_tokens") or row.get("prompt_tokens")
-    config = {"dtype": {"fp16": "float16", "bf16": "bfloat16"}.get(row["variant"])}
+    config = {"dtype": dtypes.TORCH_NAMES.get(row["variant"])}
     method = "baseline" if config["dtype"] else row["variant"]
     got = kernel_data.lookup(row["model"], row["gpu"], row["gpus"], row["engine"], method, config, row["batch"],
                              depth, depth)

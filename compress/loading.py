@@ -187,7 +187,7 @@ def checkpoint_memory_bytes(folder: Path, dtype: str, quantized: bool = False) -
     """Memory a folder's weights take once loaded in ``dtype``: the safetensors bytes, scaled from
     the dtype the config says they are stored in (a bfloat16 checkpoint loaded as float32 doubles).
     Quantized weights stay as stored."""
-    from compress.memcheck import DTYPE_BYTES
+    from compress import dtypes
 
     stored_bytes = sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
     try:
@@ -196,9 +196,9 @@ def checkpoint_memory_bytes(folder: Path, dtype: str, quantized: bool = False) -
         config = {}
     config = config if isinstance(config, dict) else {}
     stored = config.get("torch_dtype") or config.get("dtype")
-    if quantized or config.get("quantization_config") or stored not in DTYPE_BYTES or dtype not in DTYPE_BYTES:
+    if quantized or config.get("quantization_config") or stored not in dtypes.BYTES or dtype not in dtypes.BYTES:
         return stored_bytes
-    return stored_bytes * DTYPE_BYTES[dtype] // DTYPE_BYTES[stored]
+    return stored_bytes * dtypes.BYTES[dtype] // dtypes.BYTES[stored]
 
 
 def check_memory_for(folder: Path, dtype: str, quantized: bool = False) -> None:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from compress.errors import UnsupportedError
 
-#: Bytes of one element of each dtype the suite builds or loads models in (compress.dtypes.DTYPES).
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 GIB = 2**30
 
 

@@ -39,10 +39,11 @@ def checkpoint(name: str, dtype: str = "float16") -> Path:
     out = cache_dir("random") / f"{spec.name}-{dtype}"
     if (out / "config.json").exists():
         return out
-    from compress.memcheck import DTYPE_BYTES, check_disk, check_memory
+    from compress import dtypes
+    from compress.memcheck import check_disk, check_memory
 
     # The weights in ``dtype``, plus the largest tensor's float32 draw (the embedding).
-    weights_bytes = spec.params * DTYPE_BYTES[dtype]
+    weights_bytes = spec.params * dtypes.BYTES[dtype]
     check_memory(weights_bytes + spec.vocab * spec.hidden * 4, f"random weights of {spec.name} ({dtype})")
     check_disk(weights_bytes, out.parent, f"the random-weight checkpoint of {spec.name}")
     try:

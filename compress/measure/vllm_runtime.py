@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compress import dtypes
 from compress.errors import RuntimeFailure, UnsupportedError
 from compress.measure import childproc
 
@@ -95,8 +96,7 @@ def artifact_dtype(manifest: dict[str, Any]) -> str:
     last = steps[-1]
     if any(last.get(k) is not None for k in ("bits", "quant_type", "quant_method")):
         return "bfloat16"
-    return {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-            "fp16": "float16", "float16": "float16"}.get(str(last.get("dtype", "")), "auto")
+    return dtypes.torch_name(str(last.get("dtype", ""))) or "auto"
 
 
 #: An exception line as Python logs it (``...] AttributeError: message``).
@@ -132,7 +132,7 @@ class VllmRuntime:
         check_servable(manifest)
         self.threads = threads
         self.dtype = artifact_dtype(manifest)
-        self.compute_dtype = {"bfloat16": "bf16", "float16": "fp16"}.get(self.dtype, "fp32")
+        self.compute_dtype = dtypes.SHORT_NAMES.get(self.dtype, "fp32")
         self._log = tempfile.NamedTemporaryFile(prefix="compress-vllm-", suffix=".log", delete=False)
         worker = Path(__file__).with_name("vllm_worker.py")
         self._proc = childproc.start_group([str(vllm_python()), str(worker)], env=vllm_env(threads),

@@ -5,12 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from compress.dtypes import SHORT_NAMES, TORCH_NAMES
 from compress.methods.base import Method, MethodConfig, QualitySource, bad_variant
-
-#: Variant spelling → torch dtype name.
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-#: torch dtype name → key in formats.toml's dense_bytes.
-DENSE_KEY = {v: k for k, v in DTYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -18,8 +14,8 @@ class BaselineConfig(MethodConfig):
     dtype: str = "float16"
 
     def __post_init__(self) -> None:
-        if self.dtype not in DENSE_KEY:
-            raise bad_variant(self.dtype, f"baseline dtype is one of {', '.join(DENSE_KEY)}")
+        if self.dtype not in SHORT_NAMES:
+            raise bad_variant(self.dtype, f"baseline dtype is one of {', '.join(SHORT_NAMES)}")
 
 
 class Baseline(Method):
@@ -32,16 +28,16 @@ class Baseline(Method):
 
     @classmethod
     def parse_core(cls, core: str, text: str) -> BaselineConfig | None:
-        return BaselineConfig(DTYPES[core]) if core in DTYPES else None
+        return BaselineConfig(TORCH_NAMES[core]) if core in TORCH_NAMES else None
 
     @classmethod
     def core_name(cls, config: BaselineConfig) -> str:
-        return DENSE_KEY[config.dtype]
+        return SHORT_NAMES[config.dtype]
 
     @classmethod
     def tensor_bytes(cls, t: Any, config: BaselineConfig, spec: Any, fmt: dict[str, Any], *,
                      sparse_storage: bool = False) -> int:
-        return t.numel * fmt["dense_bytes"][DENSE_KEY[config.dtype]]
+        return t.numel * fmt["dense_bytes"][SHORT_NAMES[config.dtype]]
 
     @classmethod
     def quality_source(cls, config: BaselineConfig) -> QualitySource:

@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from compress.dtypes import DTYPES
 from compress.errors import UnsupportedError, UserInputError
 from compress.methods.base import Method, MethodConfig, Suffix, bad_variant
 
 QUANT_TYPES = ("nf4", "fp4", "int8")
-COMPUTE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class BnbConfig(MethodConfig):
     def __post_init__(self) -> None:
         if self.quant_type not in QUANT_TYPES:
             raise bad_variant(self.quant_type, f"bitsandbytes quant type is one of {', '.join(QUANT_TYPES)}")
-        if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES.values():
-            raise UserInputError(f"--compute-dtype must be one of {', '.join(COMPUTE_DTYPES.values())}, "
+        if self.compute_dtype is not None and self.compute_dtype not in DTYPES:
+            raise UserInputError(f"--compute-dtype must be one of {', '.join(DTYPES)}, "
                                  f"got {self.compute_dtype!r}")
         if self.quant_type == "int8" and self.double_quant:
             raise UnsupportedError("double quantization applies to bitsandbytes 4-bit (nf4, fp4), not int8: "

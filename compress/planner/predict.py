@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from compress import engines, variants
+from compress import dtypes, engines, variants
 from compress.errors import UserInputError
 from compress.planner import formats, kernel_data, memory, profiles, quality, roofline
 from compress.planner.document import Reason
@@ -186,7 +186,7 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         if prune and prune.config.get("pattern") == "2:4":
             reasons.append(Reason("sparsity_no_gain", "no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved"))
     elif step.method == "baseline":
-        dtype = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[c["dtype"]]
+        dtype = dtypes.SHORT_NAMES[c["dtype"]]
         if dtype == "bf16" and not need("bf16"):
             supported = False
             reasons.append(Reason("dtype_emulated", "use fp16 instead (bf16 would be emulated, slowly)"))
@@ -397,8 +397,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     depth = min(prompt_tokens, context) if prompt_tokens else context
     weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
     read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
-    attn = roofline.attention_flops(model.layers, model.heads, model.head_dim, depth)
-    flops = roofline.decode_flops(model.matmul_params, batch, attn)
+    flops = roofline.decode_flops(model.matmul_params, batch, model.layers, model.heads, model.head_dim, depth)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),
     # and some kernels launch extra work per layer: both measured, see profiles/runtimes.toml.
     decode_overhead_us = rt.get("cpu_decode_layer_overhead_us" if cpu else "decode_layer_overhead_us",

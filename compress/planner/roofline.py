@@ -28,15 +28,10 @@ class Device:
     layer_overhead_us: float
 
 
-def decode_flops(matmul_params: int, batch: int, attention_flops_per_token: float) -> float:
-    """2 FLOPs per matmul parameter per token, plus attention over the cache: ``batch *``
-    :func:`compress.formulas.flops_per_token` (input embedding not counted)."""
-    return batch * (2 * matmul_params + attention_flops_per_token)
-
-
-def attention_flops(layers: int, heads: int, head_dim: int, kv_tokens: int) -> float:
-    """QK^T and AV for one new token against ``kv_tokens`` cached ones: 4 * layers * heads * head_dim * kv."""
-    return 4 * layers * heads * head_dim * kv_tokens
+def decode_flops(matmul_params: int, batch: int, layers: int, heads: int, head_dim: int, kv_tokens: int) -> float:
+    """FLOPs of one decode step of ``batch`` sequences against ``kv_tokens`` cached positions:
+    ``batch *`` :func:`compress.formulas.flops_per_token` (input embedding not counted)."""
+    return batch * formulas.flops_per_token(matmul_params, layers, kv_tokens, heads * head_dim)
 
 
 def decode_step_s(read_bytes: float, flops: float, layers: int, device: Device, speedup: float = 1.0) -> float:

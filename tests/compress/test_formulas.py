@@ -29,15 +29,15 @@ def test_prefill_flops_by_hand():
     assert formulas.prefill_flops(1000, 3, layers=2, attention_dim=4, batch=2) == 2 * 6192
 
 
-def test_planner_and_bench_count_the_same_flops():
+def test_decode_flops_by_hand():
+    # Llama-2-7B, one token against 512 cached positions: 2 x 6,607,343,616 matmul weights
+    # + 4 x 32 layers x 512 positions x 4,096 (32 heads x 128) = 13,214,687,232 + 268,435,456.
     spec = load_model_spec("llama-2-7b")
-    context = 512
-    planned = roofline.decode_flops(spec.matmul_params, 1,
-                                    roofline.attention_flops(spec.layers, spec.heads, spec.head_dim, context))
-    measured = metrics.flops_per_token(spec.matmul_params, spec.layers, context, spec.heads * spec.head_dim)
-    assert planned == measured
-    assert roofline.prefill_flops(spec.matmul_params, context, 1, spec.layers, spec.heads, spec.head_dim) == \
-        formulas.prefill_flops(spec.matmul_params, context, spec.layers, spec.heads * spec.head_dim)
+    one = 13_214_687_232 + 268_435_456
+    assert roofline.decode_flops(spec.matmul_params, 1, spec.layers, spec.heads, spec.head_dim, 512) == one
+    assert roofline.decode_flops(spec.matmul_params, 4, spec.layers, spec.heads, spec.head_dim, 512) == 4 * one
+    # The bench's MFU divides by the same count.
+    assert metrics.flops_per_token(spec.matmul_params, spec.layers, 512, spec.heads * spec.head_dim) == one
 
 
 @pytest.mark.parametrize("model", ["llama-3-8b", "mistral-7b", "gemma-2-9b"])
