@@ -27,9 +27,9 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from compress.fsutil import append_jsonl, read_jsonl
 from compress.paths import results_dir, results_file
@@ -48,6 +48,22 @@ def record(**fields: Any) -> dict[str, Any]:
     """A record with the bookkeeping fields filled in."""
     base = {"schema": SCHEMA, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "ok", "error": None}
     return {**base, **fields}
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def newest(records: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], K | None]) -> dict[K, dict[str, Any]]:
+    """The newest record of each ``key(record)`` (None: the record is left out): the latest
+    ``timestamp`` wins, and of records stamped alike the later in ``records`` (file order).
+    The keys come oldest first, so the last key of a group is the one measured last."""
+    found: dict[K, tuple[tuple[str, int], dict[str, Any]]] = {}
+    for order, r in enumerate(records):
+        k = key(r)
+        stamp = (r.get("timestamp") or "", order)
+        if k is not None and (k not in found or stamp >= found[k][0]):
+            found[k] = (stamp, r)
+    return {k: r for k, (_, r) in sorted(found.items(), key=lambda item: item[1][0])}
 
 
 def append(path: Path, rec: dict[str, Any] | list[dict[str, Any]]) -> None:

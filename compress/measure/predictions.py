@@ -19,13 +19,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from compress import engines
+from compress import engines, results
 from compress.measure.metrics import prediction_error_pct
 from compress.measure.settings import BenchSettings
+from compress.planner.measured import BASELINES
 
 GIB = 2**30
-#: Variants whose perplexity is the reference for the planner's ``ppl_delta_pct``, best first.
-BASELINES = ("fp32", "bf16", "fp16")
 #: A record whose stored prediction is this far (in percent) from today's is marked as changed:
 #: its recorded error says more about the planner of then than about the measurement.
 CHANGED_PCT = 10.0
@@ -246,11 +245,12 @@ def measured_hosts(records: Iterable[dict[str, Any]]) -> dict[str, tuple[float |
 
 def _baseline_perplexities(records: Iterable[dict[str, Any]]) -> dict[tuple[Any, Any], float]:
     """(model fingerprint, settings key) → the best baseline's newest measured perplexity."""
-    found: dict[tuple[Any, Any], dict[str, tuple[str, float]]] = {}
-    for order, r in enumerate(records):
+    def key(r: dict[str, Any]) -> tuple[Any, Any, str] | None:
         if r.get("metric") == "perplexity" and r.get("status") == "ok" and r.get("variant") in BASELINES:
-            key = (r.get("model_fingerprint"), (r.get("params") or {}).get("settings_key"))
-            stamp = f"{r.get('timestamp') or ''}:{order:09d}"
-            if stamp >= found.setdefault(key, {}).get(r["variant"], ("", 0.0))[0]:
-                found[key][r["variant"]] = (stamp, r["value"])
-    return {key: next(by[b][1] for b in BASELINES if b in by) for key, by in found.items()}
+            return r.get("model_fingerprint"), (r.get("params") or {}).get("settings_key"), r["variant"]
+        return None
+
+    found: dict[tuple[Any, Any], dict[str, float]] = {}
+    for (fingerprint, settings, variant), r in results.newest(records, key).items():
+        found.setdefault((fingerprint, settings), {})[variant] = r["value"]
+    return {k: next(by[b] for b in BASELINES if b in by) for k, by in found.items()}

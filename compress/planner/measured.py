@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from compress import results
+
 #: Variants whose perplexity is the baseline of a perplexity change, best first.
 BASELINES = ("fp32", "bf16", "fp16")
 QUALITY_METRICS = ("perplexity", "kld_mean", "same_top_pct", "ln_ppl_ratio")
@@ -44,25 +46,25 @@ def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile:
     ``baseline_ppl``, ``kld_mean``, ``same_top_pct``, ``ln_ppl_ratio`` (those that were recorded),
     and ``setting``: the perplexity convention and tokens scored of the figures shown, since a
     variant measured under several settings shows the most recent one."""
-    latest: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
-    for order, r in enumerate(records):
+    def key(r: dict[str, Any]) -> tuple[str, str, str] | None:
         if (r.get("status") != "ok" or r.get("profile") != profile or r.get("metric") not in QUALITY_METRICS
                 or not (r.get("model") in keys or r.get("model_fingerprint") in keys)):
-            continue
-        key = (r["variant"], (r.get("params") or {}).get("settings_key") or "", r["metric"])
-        stamp = f"{r.get('timestamp') or ''}:{order:09d}"
-        if key not in latest or stamp >= latest[key][0]:
-            latest[key] = (stamp, r)
+            return None
+        return r["variant"], (r.get("params") or {}).get("settings_key") or "", r["metric"]
+
+    latest = results.newest(records, key)
     by_settings: dict[str, dict[str, dict[str, Any]]] = {}
-    for (variant, settings, metric), (_, r) in latest.items():
+    for (variant, settings, metric), r in latest.items():
         figures = by_settings.setdefault(settings, {}).setdefault(variant, {})
         figures[metric] = r["value"]
         if metric == "perplexity":  # its params name the tokens scored (a KLD record's count positions)
             params = r.get("params") or {}
             figures["setting"] = f"ppl {params.get('convention') or 'compress'}, {params.get('tokens', '?')} tok"
     out: dict[str, dict[str, Any]] = {}
-    # Settings measured most recently last, so that they win for a variant measured under several.
-    for settings in sorted(by_settings, key=lambda s: max(latest[k][0] for k in latest if k[1] == s)):
+    # Settings measured most recently last, so that they win for a variant measured under several
+    # (``latest`` runs oldest first: a setting's last position is its newest record).
+    last_seen = {settings: i for i, (_, settings, _) in enumerate(latest)}
+    for settings in sorted(by_settings, key=last_seen.__getitem__):
         group = by_settings[settings]
         base = next((group[b]["perplexity"] for b in BASELINES if "perplexity" in group.get(b, {})), None)
         for variant, figures in group.items():

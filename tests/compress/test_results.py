@@ -89,3 +89,16 @@ def test_a_results_path_that_is_not_a_regular_file_is_refused_not_read_forever()
 
     with pytest.raises(UserInputError, match="/dev/zero is not a regular file"):
         results.load("/dev/zero")
+
+
+def test_newest_takes_the_latest_timestamp_and_file_order_on_ties():
+    records = [
+        {"variant": "q4", "timestamp": "2026-01-02T00:00:00", "value": 2},
+        {"variant": "q4", "timestamp": "2026-01-01T00:00:00", "value": 1},  # older, later in the file
+        {"variant": "q8", "timestamp": "2026-01-03T00:00:00", "value": 3},
+        {"variant": "q8", "timestamp": "2026-01-03T00:00:00", "value": 4},  # same stamp: the later wins
+        {"variant": "fp16", "timestamp": "2026-01-09T00:00:00", "value": 5},
+    ]
+    newest = results.newest(records, lambda r: r["variant"] if r["variant"] != "fp16" else None)
+    assert {k: r["value"] for k, r in newest.items()} == {"q4": 2, "q8": 4}
+    assert list(newest) == ["q4", "q8"]  # oldest first
