@@ -50,6 +50,14 @@ def record(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
+def failure(reason: str, status: str = "failed", **fields: Any) -> dict[str, Any]:
+    """The record of a test that produced no figure (``status`` failed or skipped, ``error`` its
+    reason): the figure's fields are present and empty, so readers find the same keys."""
+    return record(**fields, metric=None, unit=None, higher_is_better=None, value=None, stats=None, samples=[],
+                  predicted=None, prediction_error_pct=None, status=status, error=reason,
+                  test_id=uuid.uuid4().hex[:12], test_records=1)
+
+
 K = TypeVar("K", bound=Hashable)
 
 

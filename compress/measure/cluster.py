@@ -303,19 +303,16 @@ def _failure(source: Source, variant: variants.Variant, settings: BenchSettings,
              attempt: int) -> dict[str, Any]:
     """The record of a variant whose task never returned; written by the driver like any other."""
     import socket
-    import uuid
 
     from compress import apply
 
-    return results.record(
-        model=source.name, model_fingerprint=source.fingerprint(), variant=variant.name, method=variant.method,
+    return results.failure(
+        reason, model=source.name, model_fingerprint=source.fingerprint(), variant=variant.name, method=variant.method,
         config=dict(variant.steps[-1].config),
         artifact_key=apply.artifact_key(source, variant, options, settings.device),
         device=settings.device, threads=settings.threads, bench_settings=settings.to_dict(),
         driver_host=socket.gethostname(), cluster="ray", node_id=None, node_ip=None, attempt=attempt,
-        test="load", params={"settings_key": None}, metric=None, unit=None, higher_is_better=None, value=None,
-        stats=None, samples=[], predicted=None, prediction_error_pct=None, status="failed", error=reason,
-        test_id=uuid.uuid4().hex[:12], test_records=1)
+        test="load", params={"settings_key": None})
 
 
 class _OrderedWriter:

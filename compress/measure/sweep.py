@@ -405,10 +405,7 @@ class _Writer:
 
     def failed(self, test: str, err: BaseException, status: str = "failed") -> None:
         params = self.plan.get(test, {"settings_key": None})
-        self._append(results.record(**self.base, test=test, params=params, metric=None, unit=None,
-                                    higher_is_better=None, value=None, stats=None, samples=[], predicted=None,
-                                    prediction_error_pct=None, status=status, error=failure_reason(err),
-                                    test_id=uuid.uuid4().hex[:12], test_records=1))
+        self._append(results.failure(failure_reason(err), status, **self.base, test=test, params=params))
 
     def _append(self, rec: dict[str, Any]) -> None:
         results.append(self.path, rec)

@@ -102,3 +102,12 @@ def test_newest_takes_the_latest_timestamp_and_file_order_on_ties():
     newest = results.newest(records, lambda r: r["variant"] if r["variant"] != "fp16" else None)
     assert {k: r["value"] for k, r in newest.items()} == {"q4": 2, "q8": 4}
     assert list(newest) == ["q4", "q8"]  # oldest first
+
+
+def test_a_failure_record_has_every_figure_field_empty_and_its_reason():
+    rec = results.failure("out of memory", status="skipped", model="m", variant="q4", test="ppl")
+    assert rec["status"] == "skipped" and rec["error"] == "out of memory" and rec["test"] == "ppl"
+    figure = results.record(metric="perplexity", unit="", higher_is_better=False, value=1.0, stats={}, samples=[1.0],
+                            predicted=None, prediction_error_pct=None, test_id="x", test_records=1)
+    assert set(figure) <= set(rec)  # a reader finds the same keys in either
+    assert all(rec[k] is None for k in ("metric", "unit", "value", "stats", "predicted")) and rec["samples"] == []
