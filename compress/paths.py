@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,3 +66,24 @@ def results_inputs(given: Sequence[Path | str] | None = None) -> list[Path]:
         raise UserInputError(f"no bench records found: tried {tried}; run `compress bench` first, or pass "
                              "--results FILE (repeatable) or set COMPRESS_RESULTS")
     return [place]
+
+
+#: Where ``compress apply`` writes a variant unless ``--out-dir`` says otherwise.
+ARTIFACTS_DIR = "artifacts"
+
+
+def safe_name(name: str, fill: str = "-", keep: str = "._+-") -> str:
+    """``name`` with every run of characters other than letters, digits and ``keep`` made
+    ``fill``: a model name may come from a folder or a Hub id."""
+    safe = re.sub(f"[^A-Za-z0-9{re.escape(keep)}]+", fill, name).strip(fill)
+    return safe or "model"
+
+
+def artifact_dir(source_name: str, variant: str) -> Path:
+    """The folder ``compress apply`` writes a variant of the model ``source_name`` to by default."""
+    return Path(ARTIFACTS_DIR) / f"{safe_name(source_name)}-{variant.replace(':', '_').replace('+', '_')}"
+
+
+def gguf_file_name(source_name: str, qtype: str) -> str:
+    """The name ``compress apply`` gives a GGUF file inside its folder: ``<model>.<TYPE>.gguf``."""
+    return f"{safe_name(source_name)}.{qtype.upper()}.gguf"

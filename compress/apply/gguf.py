@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from compress.methods.gguf import GGUF_TYPES
+from compress import paths
 from compress.apply import Job
 from compress.errors import UnsupportedError, UserInputError
 
@@ -128,11 +129,6 @@ def fallbacks(log_lines: list[str]) -> list[dict[str, Any]]:
             for tensor, cols, block, wanted, used in _FALLBACK.findall("".join(log_lines))]
 
 
-def _file_name(job: Job, qtype: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", job.source.name).strip("-") or "model"
-    return f"{stem}.{qtype}.gguf"
-
-
 def apply(job: Job) -> dict[str, Any]:
     from compress import llamacpp
     from compress.gguf_writer import write_gguf
@@ -143,7 +139,7 @@ def apply(job: Job) -> dict[str, Any]:
         raise UnsupportedError(f"an importance matrix only helps quantized types, got {qtype}: "
                                "drop --imatrix or pick a quantized type such as q4_k_m")
     folder = job.hf_dir()
-    target = job.out_dir / _file_name(job, qtype)
+    target = job.out_dir / paths.gguf_file_name(job.source.name, qtype)
     info: dict[str, Any] = {"format": "gguf", "runtime": "llama.cpp", "file": target.name, "qtype": qtype}
     log: list[str] = []
     if qtype in _WRITTEN_DIRECTLY:

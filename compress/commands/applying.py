@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from compress import paths
 from compress.errors import UserInputError
 from compress.fsutil import check_not_input
 from compress.output import printable
@@ -75,7 +76,7 @@ def apply_command(
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
-    out = out or Path("artifacts") / f"{source.name}-{variant.name.replace(':', '_').replace('+', '_')}"
+    out = out or paths.artifact_dir(source.name, variant.name)
     # The source model is checked with the folder itself (apply.run); these are the other inputs.
     check_not_input(out, {"--plan": plan, "--text": text, "--student": student}, "--out-dir", replaced=True)
     received = _stop_on_sigterm()

@@ -62,8 +62,9 @@ class Engine:
         return dict(profiles.load("runtimes.toml")["runtime"][cls.name])
 
     @classmethod
-    def artifact_file(cls, folder: str, model_stem: str, candidate: Mapping[str, Any]) -> str:
-        """What its server opens of an artifact ``compress apply`` wrote to ``folder``."""
+    def artifact_file(cls, folder: str, source_name: str, candidate: Mapping[str, Any]) -> str:
+        """What its server opens of an artifact of model ``source_name`` that ``compress apply``
+        wrote to ``folder``."""
         return folder
 
     @classmethod

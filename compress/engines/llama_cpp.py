@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from compress import paths
 from compress.engines.base import Engine
 
 
@@ -17,9 +18,8 @@ class LlamaCpp(Engine):
     cpu_kernel = ("llama.cpp-cpu", "gguf")
 
     @classmethod
-    def artifact_file(cls, folder: str, model_stem: str, candidate: Mapping[str, Any]) -> str:
-        # compress.apply.gguf names the file <model>.<TYPE>.gguf inside the folder.
-        return f"{folder}/{model_stem}.{str(candidate['config']['qtype']).upper()}.gguf"
+    def artifact_file(cls, folder: str, source_name: str, candidate: Mapping[str, Any]) -> str:
+        return f"{folder}/{paths.gguf_file_name(source_name, str(candidate['config']['qtype']))}"
 
     @classmethod
     def serve_command(cls, artifact: str, candidate: Mapping[str, Any], context: int, batch: int, gpus: int,

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from compress import engines, results, variants
+from compress import engines, paths, results, variants
 from compress.errors import UnsupportedError
 from compress.isolation import ChildDied, run_in_child
 from compress.measure import suite
@@ -49,7 +48,7 @@ def completed_tests(records: Sequence[dict[str, Any]]) -> set[tuple[str, str, st
 
 
 def artifact_folder(artifacts_dir: Path, source: Source, variant: variants.Variant, key: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{source.name}-{variant.name}")
+    slug = paths.safe_name(f"{source.name}-{variant.name}", fill="_", keep="._-")
     return Path(artifacts_dir) / f"{slug}-{key}"
 
 

@@ -13,13 +13,12 @@ for a catalog model with no weights here, the folder its Hugging Face download g
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compress import engines
+from compress import engines, paths
 
 #: Where the review tells a user to download a catalog model's weights (then ``--model`` of apply).
 DOWNLOAD_DIR = "models"
@@ -46,27 +45,22 @@ def model_source(planned: dict[str, Any]) -> ModelSource:
         local = Path(path).parent if Path(path).name == "config.json" else Path(path)
         # Named as compress.sources.resolve names it: a file by its stem, a folder by its resolved name.
         return ModelSource(str(local), local.stem if local.suffix == ".gguf" else local.resolve().name)
-    folder = f"{DOWNLOAD_DIR}/{_safe(name)}"
+    folder = f"{DOWNLOAD_DIR}/{paths.safe_name(name)}"
     hf_id = planned.get("hf_id") or (name if planned.get("origin") == "hub" else None)
     download = f"hf download {hf_id} --local-dir {folder}" if hf_id else None
-    return ModelSource(folder, _safe(name), download)
-
-
-def _safe(name: str) -> str:
-    # Only file-name-safe characters, as compress.apply.gguf names its file: a name may come from a folder.
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-") or "model"
+    return ModelSource(folder, paths.safe_name(name), download)
 
 
 def artifact_dir(source_name: str, variant: str) -> str:
-    """The folder ``compress apply`` writes a variant of the model ``source_name`` to by default."""
-    return f"artifacts/{_safe(source_name)}-{variant.replace(':', '_').replace('+', '_')}"
+    """The folder ``compress apply`` writes a variant to by default (:func:`compress.paths.artifact_dir`)."""
+    return paths.artifact_dir(source_name, variant).as_posix()
 
 
 def artifact_name(source_name: str, candidate: dict[str, Any]) -> str:
     """Where `compress apply` writes this candidate (:func:`artifact_dir`); for GGUF the file
     inside, which apply names ``<model>.<TYPE>.gguf``."""
     folder = artifact_dir(source_name, candidate["variant"])
-    return engines.engine(candidate["runtime"]).artifact_file(folder, _safe(source_name), candidate)
+    return engines.engine(candidate["runtime"]).artifact_file(folder, source_name, candidate)
 
 
 def apply_command(source: ModelSource, candidate: dict[str, Any]) -> str:

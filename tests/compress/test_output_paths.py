@@ -215,3 +215,16 @@ def test_output_places_under_proc_are_refused_before_working():
                  ("plan", "--model", "llama-2-7b", "--gpu", "t4", "-o", "/proc/p.json"),
                  ("probe", "-o", "/proc/p.json")):
         _one_line(_cli(*args), "cannot write there")
+
+
+def test_artifact_paths_have_one_sanitising_rule():
+    from compress import paths
+    from compress.planner.serving import artifact_name
+
+    assert paths.safe_name("org/My Model!") == "org-My-Model" and paths.safe_name("///") == "model"
+    assert paths.artifact_dir("org/My Model", "prune-50+q4_k_m").as_posix() == "artifacts/org-My-Model-prune-50_q4_k_m"
+    # The file a review tells llama-server to open is the one apply writes.
+    candidate = {"variant": "q4_k_m", "runtime": "llama.cpp", "config": {"qtype": "q4_k_m"}}
+    assert artifact_name("org/My Model", candidate) == \
+        f"artifacts/org-My-Model-q4_k_m/{paths.gguf_file_name('org/My Model', 'Q4_K_M')}"
+    assert paths.gguf_file_name("org/My Model", "q4_k_m") == "org-My-Model.Q4_K_M.gguf"
