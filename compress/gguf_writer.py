@@ -30,6 +30,7 @@ import numpy as np
 from compress import arch as arch_table
 from compress.arch import GgufGraph
 from compress.errors import RuntimeFailure, UnsupportedError, UserInputError
+from compress.model.config import read_config
 
 
 #: Hugging Face ``architectures`` entry → llama.cpp graph, from the architecture table
@@ -118,13 +119,6 @@ def llama3_rope_divisors(head_dim: int, theta: float, rope: dict[str, Any]) -> n
     smooth = np.clip((original / wavelength - low) / (high - low), 0.0, 1.0)
     scaled = (1 - smooth) * freq / factor + smooth * freq
     return (freq / scaled).astype(np.float32)
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    file = Path(folder) / "config.json"
-    if not file.is_file():
-        raise UserInputError(f"{folder} has no config.json: expected a Hugging Face model folder")
-    return json.loads(file.read_text())
 
 
 def _checkpoint_tensors(folder: Path) -> dict[str, Any]:
@@ -223,7 +217,7 @@ def write_gguf(folder: Path, path: Path, dtype: str = "F32", name: str | None = 
     if dtype not in DTYPES:
         raise UserInputError(f"the GGUF writer stores {' or '.join(DTYPES)}, got {dtype!r}: quantize from F32 instead")
     folder, path = Path(folder), Path(path)
-    config = _read_config(folder)
+    config = read_config(folder)
     arch, hyper = architecture(config), Hyper.from_config(config)
     vocab = read_vocab(folder, config, hyper.vocab_size)
     weights = gguf_weights(folder, config)

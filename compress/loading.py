@@ -23,6 +23,7 @@ from typing import Any
 from compress.dtypes import DTYPES, torch_dtype
 from compress.errors import UnsupportedError, UserInputError
 from compress.fsutil import atomic_dir
+from compress.model.config import read_config
 from compress.paths import cache_dir
 from compress.sources import Source
 
@@ -191,10 +192,9 @@ def checkpoint_memory_bytes(folder: Path, dtype: str, quantized: bool = False) -
 
     stored_bytes = sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
     try:
-        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        config = {}
-    config = config if isinstance(config, dict) else {}
+        config = read_config(folder)
+    except UserInputError:
+        config = {}  # no readable config: the weights count as stored
     stored = config.get("torch_dtype") or config.get("dtype")
     if quantized or config.get("quantization_config") or stored not in dtypes.BYTES or dtype not in dtypes.BYTES:
         return stored_bytes

@@ -163,12 +163,9 @@ def _gguf_value(field: object) -> object:
 def check_hf_dir(path: Path, trust_remote_code: bool = False) -> None:
     """Refuse folders whose config cannot be read, that ask for their own code, or whose
     weights are missing, pickled or cut short."""
-    from compress.fsutil import read_json_file
+    from compress.model.config import read_config
 
-    config = read_json_file(path / "config.json", "a transformers config.json; the checkpoint is corrupt")
-    if not isinstance(config, dict):
-        raise UserInputError(f"{path / 'config.json'} holds a JSON {type(config).__name__}: expected an object "
-                             "of model settings; the checkpoint is corrupt")
+    config = read_config(path / "config.json")
     if not isinstance(config.get("model_type"), str) or not config["model_type"]:
         raise UserInputError(f"{path / 'config.json'}: model_type is {_shown(config.get('model_type'))}: expected the "
                              "name of a transformers architecture such as 'llama'; the checkpoint is incomplete")

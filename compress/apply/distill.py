@@ -26,7 +26,8 @@ from typing import Any
 
 from compress import arch as arch_table
 from compress.apply import Job
-from compress.apply.evaluation import EVAL_WINDOW, checkpoint_dtype, heldout_ids, perplexity, read_config
+from compress.apply.evaluation import EVAL_WINDOW, checkpoint_dtype, heldout_ids, perplexity
+from compress.model.config import read_config
 from compress.apply.layerdrop import least_important_layers
 from compress.errors import UserInputError
 

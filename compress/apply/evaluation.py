@@ -1,5 +1,5 @@
 """What the methods that rewrite weights share to check their result: a checkpoint's
-config and dtype, the held-out tokens, and perplexity by the bench's own code path.
+dtype, the held-out tokens, and perplexity by the bench's own code path.
 
 Pruning, layer dropping and distillation report the perplexity before and after on the
 first tokens of the default corpus' evaluation half (which calibration never sees),
@@ -8,23 +8,11 @@ scored in non-overlapping windows with no BOS.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
-
-from compress.errors import UserInputError
 
 #: Held-out tokens scored before and after, and the window they are scored in.
 EVAL_TOKENS = 2048
 EVAL_WINDOW = 512
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    """A checkpoint's ``config.json`` as a dict, to check the architecture before loading weights."""
-    try:
-        return json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserInputError(f"cannot read {Path(folder) / 'config.json'} ({err}): expected a Hugging Face checkpoint") from None
 
 
 def checkpoint_dtype(config: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from compress import engines
 from compress.apply import Job
 from compress.errors import RuntimeFailure, UnsupportedError, UserInputError
 from compress.methods.groups import check_group_size, config_input_widths
+from compress.model.config import read_config
 from compress.paths import cache_dir
 
 
@@ -38,13 +39,6 @@ from compress.paths import cache_dir
 def check_bits(bits: int, allowed: tuple[int, ...], method: str) -> None:
     if bits not in allowed:
         raise UnsupportedError(f"{method} takes bits {', '.join(map(str, allowed))}, got {bits}: pick one of those")
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    file = Path(folder) / "config.json"
-    if not file.is_file():
-        raise UserInputError(f"{folder} has no config.json: expected a Hugging Face model folder")
-    return json.loads(file.read_text())
 
 
 # --- running GPTQModel quietly -----------------------------------------------------------------

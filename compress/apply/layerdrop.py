@@ -17,7 +17,8 @@ from typing import Any
 
 from compress import arch as arch_table
 from compress.apply import Job
-from compress.apply.evaluation import checkpoint_dtype, heldout_ids, perplexity, read_config
+from compress.apply.evaluation import checkpoint_dtype, heldout_ids, perplexity
+from compress.model.config import read_config
 from compress.errors import UserInputError
 
 #: Calibration windows per forward pass while measuring importance.

@@ -60,7 +60,8 @@ def compress_checkpoint(job: Job, recipe: Callable[[], list[Any]], method: str, 
     """Run the modifiers ``recipe()`` builds through llm-compressor's oneshot on ``job``'s
     model and save it compressed. The recipe is built inside the quiet session, since
     importing llm-compressor already logs."""
-    from compress.apply.gptq import gptqmodel_session, read_config, to_float16
+    from compress.apply.gptq import gptqmodel_session, to_float16
+    from compress.model.config import read_config
     from compress.loading import load_tokenizer, trust_remote_code
 
     folder = Path(job.hf_dir()).resolve()

@@ -16,6 +16,7 @@ from typing import Any
 from compress import arch
 from compress.errors import UserInputError
 from compress.model.catalog import catalog, find_in_catalog
+from compress.model.config import read_config
 from compress.model.spec import ModelSpec
 from compress.registry import suggest
 
@@ -39,19 +40,13 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
         config = path / "config.json"
         if not config.is_file():
             raise UserInputError(f"{path} is a folder without config.json; expected a Hugging Face model folder")
-        return spec_from_config(_read_config(config), name=path.name, origin="config.json", path=str(path))
+        return spec_from_config(read_config(config), name=path.name, origin="config.json", path=str(path))
     if path.is_file() and path.name == "config.json":
-        return spec_from_config(_read_config(path), name=path.parent.name, origin="config.json", path=str(path))
+        return spec_from_config(read_config(path), name=path.parent.name, origin="config.json", path=str(path))
     if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1:
         return spec_from_hub(text)
     names = [*catalog()]
     raise suggest(text, names, "model")
-
-
-def _read_config(file: Path) -> Any:
-    from compress.fsutil import read_json_file
-
-    return read_json_file(file, "a transformers config.json")
 
 
 def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: str | None = None) -> ModelSpec:
