@@ -175,14 +175,7 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
         if getattr(step.descriptor, "planned_only", False):
             supported = False
             reasons.append(Reason("kernel_missing", f"{variants.step_name(step)} needs FP4 tensor cores; not on the CPU"))
-        found, _, _ = pick_kernel(gpu, rt, step, device="cpu")
-        if found is not None:  # a CPU kernel of its own (vLLM's oneDNN W8A8)
-            kernel, speed = found, kernel_rules()[found].get("speed", found)
-        elif engine.cpu_kernel is not None:
-            kernel, speed = engine.cpu_kernel
-        elif _weight_bits(step) is not None:
-            # GPTQ/AWQ/bnb CPU paths dequantize each block before the matmul
-            kernel, speed = f"{step.method}-cpu", "cpu_dequant"
+        kernel, speed = _cpu_kernel(gpu, engine, step)
         if prune and prune.config.get("pattern") == "2:4":
             reasons.append(Reason("sparsity_no_gain", "no 2:4 sparse kernels on the CPU: stored dense, no speedup, no memory saved"))
     elif step.method == "baseline":
@@ -207,22 +200,49 @@ def _engine_choice(variant: variants.Variant, gpu: GpuProfile, rt: str) -> Kerne
     if not cpu and engine.gpu_rule is not None:
         supported = need(engine.gpu_rule) and supported
     if prune is not None and not cpu:
-        if prune.config.get("pattern") == "2:4":
-            sparse = engine.sparse_2_4 and need("sparse_2_4") and step.method == "prune"
-            if sparse:
-                reasons.append(Reason("sparse_kernels", "2:4 sparse kernels (sm80+): linear layers stored compressed "
-                                      "(9 bits/weight) and ~1.2x faster"))
-            elif step.method != "prune":
-                reasons.append(Reason("sparsity_no_gain", "2:4 sparsity under a quantized format: the kernels are dense, "
-                                      "no extra saving"))
-            elif not engine.sparse_2_4:
-                reasons.append(Reason("sparsity_no_gain", "stored dense: no memory saved, no speedup"))
-        else:
-            reasons.append(Reason("sparsity_no_gain", "unstructured sparsity saves nothing in dense kernels: "
-                                  "same memory and speed as the dense model"))
+        sparse, said = _gpu_sparsity(gpu, engine, prune, step)
+        reasons += said
     if dtype == "fp16" and not cpu and step.method != "baseline" and kernel_support(gpu, "bf16")[0]:
         dtype = "bf16" if "bf16" in gpu.tflops else "fp16"
     return KernelChoice(rt, kernel, speed, supported, dtype, tuple(reasons), sparse)
+
+
+def _cpu_kernel(gpu: GpuProfile, engine: type[engines.Engine], step: variants.Step) -> tuple[str, str]:
+    """Kernel and speed key on the CPU: the method's own CPU kernel for this engine (vLLM's
+    oneDNN W8A8), else the engine's, else a path that dequantizes each block before the
+    matmul (GPTQ/AWQ/bnb), else dense."""
+    found, _, _ = pick_kernel(gpu, engine.name, step, device="cpu")
+    if found is not None:
+        return found, kernel_rules()[found].get("speed", found)
+    if engine.cpu_kernel is not None:
+        return engine.cpu_kernel
+    if _weight_bits(step) is not None:
+        return f"{step.method}-cpu", "cpu_dequant"
+    return "dense", "dense"
+
+
+def _gpu_sparsity(gpu: GpuProfile, engine: type[engines.Engine], prune: variants.Step,
+                  step: variants.Step) -> tuple[bool, list[Reason]]:
+    """Whether a pruned candidate runs 2:4 sparse kernels on ``gpu``, and what the plan says of
+    its sparsity (unstructured or under a quantized format, it saves nothing)."""
+    if prune.config.get("pattern") != "2:4":
+        return False, [Reason("sparsity_no_gain", "unstructured sparsity saves nothing in dense kernels: "
+                              "same memory and speed as the dense model")]
+    reasons, sparse = [], False
+    if engine.sparse_2_4:
+        ok, why = kernel_support(gpu, "sparse_2_4")
+        if not ok:
+            reasons.append(Reason("kernel_missing", why))
+        sparse = ok and step.method == "prune"
+    if sparse:
+        reasons.append(Reason("sparse_kernels", "2:4 sparse kernels (sm80+): linear layers stored compressed "
+                              "(9 bits/weight) and ~1.2x faster"))
+    elif step.method != "prune":
+        reasons.append(Reason("sparsity_no_gain", "2:4 sparsity under a quantized format: the kernels are dense, "
+                              "no extra saving"))
+    elif not engine.sparse_2_4:
+        reasons.append(Reason("sparsity_no_gain", "stored dense: no memory saved, no speedup"))
+    return sparse, reasons
 
 
 def batch_factor(engine: str, batch: int) -> float:
@@ -359,8 +379,58 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     rt = rt_data["runtime"][choice.runtime]
     cpu = gpu.kind == "cpu"
     devices = 1 if cpu else gpus
-
+    stored = formats.storage_step(v)
     artifact = formats.weight_bytes(spec, v)
+    kv_elem = memory.kv_bytes_per_element(kv_dtype)
+    engine = memory.EngineMemory.of(rt, cpu, memory_fraction)
+    shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
+                   resident_bytes=_resident_bytes(spec, v, model, choice, rt, cpu), method=stored.method,
+                   engine=engine)
+    mem = shape.breakdown_at(context, batch, logits_positions)
+    budget = engine.budget_gib(gpu.usable_memory_gib, headroom_gib)
+    margin = budget - mem.in_budget_gib
+    capacity = shape.capacity(budget, context, batch, spec.max_context)
+    prompt = min(prompt_tokens or rt_data["defaults"]["prompt_tokens"], context)
+    # Decode is predicted with the cache as deep as the plan allows (the whole context) unless
+    # the caller names the depth (bench: its decode test's prompt + half the generated tokens).
+    depth = min(prompt_tokens, context) if prompt_tokens else context
+    speed = _speed(spec, v, model, gpu, choice, devices, batch, depth, prompt, kv_elem)
+
+    fits = margin >= 0
+    reasons = ([] if fits else [_too_big(gpu, choice, engine, mem, budget, margin, capacity, batch, context)]) \
+        + list(choice.reasons) + _notes(spec, v, model, choice.runtime, devices)
+    return {
+        "variant": v.name,
+        "method": v.method,
+        "config": {**stored.config, **({"student": model.name} if model.name != spec.name else {})},
+        "runtime": choice.runtime,
+        "kernel": choice.kernel,
+        "supported": choice.supported,
+        "fits": bool(fits and choice.supported),
+        "margin_gib": round(margin, 3),
+        "reasons": [r.text for r in reasons],
+        "reason_codes": [r.code for r in reasons],
+        "memory": {**mem.to_dict(), "engine_budget_gib": round(budget, 3),
+                   **({"engine_memory_fraction": engine.fraction} if engine.option else {})},
+        "predicted": {
+            "artifact_gib": round(artifact / GIB, 3),
+            "artifact_gb": round(artifact / 1e9, 3),
+            "bits_per_weight": round(8 * artifact / model.params, 3),
+            "peak_memory_gib": round(mem.total_gib, 3),
+            **speed.to_dict(batch),
+            "prefill_chunk_tokens": prefill_tokens_per_pass(rt, context, batch),
+            "prompt_tokens": prompt,
+            "max_context": capacity["max_context"],
+            "max_batch": capacity["max_batch"],
+            **quality.estimate(spec, v).to_dict(),
+        },
+    }
+
+
+def _resident_bytes(spec: ModelSpec, v: variants.Variant, model: ModelSpec, choice: KernelChoice,
+                    rt: dict[str, Any], cpu: bool) -> int:
+    """Weight bytes the engine holds once loaded: the stored bytes (2:4 sparse kernels keep the
+    compressed form), and on the CPU what the loader widens to float32."""
     resident = formats.weight_bytes(spec, v, sparse_storage=choice.sparse_kernels)
     stored = formats.storage_step(v)
     if cpu and stored.method in rt.get("cpu_unquantized_fp32_methods", ()):
@@ -369,32 +439,70 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         resident += 2 * sum(t.numel for t in tensors(model) if not t.is_linear)
     elif cpu and stored.method in rt.get("cpu_dense_fp32_methods", ()) and stored.config.get("dtype") != "float32":
         resident *= 2  # a 16-bit dense artifact is loaded as float32 on the CPU
-    kv_elem = memory.kv_bytes_per_element(kv_dtype)
-    engine = memory.EngineMemory.of(rt, cpu, memory_fraction)
-    shape = _Shape(model=model, choice=choice, rt=rt, cpu=cpu, devices=devices, kv_elem=kv_elem,
-                   resident_bytes=resident, method=formats.storage_step(v).method, engine=engine)
-    mem = shape.breakdown_at(context, batch, logits_positions)
-    budget = engine.budget_gib(gpu.usable_memory_gib, headroom_gib)
-    margin = budget - mem.in_budget_gib
+    return resident
 
-    # Tensor-parallel engines sum the GPUs' bandwidth; layer-split engines run one GPU at a time.
-    tensor_parallel = choice.runtime in rt_data["tensor_parallel"].get("engines", ())
-    parallel = devices if tensor_parallel else 1
+
+def _tensor_parallel(engine: str) -> bool:
+    """Whether ``engine`` splits each layer across GPUs (``runtimes.toml [tensor_parallel]``)."""
+    return engine in runtimes()["tensor_parallel"].get("engines", ())
+
+
+def _roofline_device(gpu: GpuProfile, choice: KernelChoice, devices: int) -> roofline.Device:
+    """The device the roofline sees: tensor-parallel engines sum the GPUs' bandwidth and FLOPs
+    (at the measured efficiency), layer-split engines run one GPU at a time."""
+    rt_data, cpu = runtimes(), gpu.kind == "cpu"
+    rt = rt_data["runtime"][choice.runtime]
+    parallel = devices if _tensor_parallel(choice.runtime) else 1
     tp = 1.0 if parallel == 1 else rt_data["tensor_parallel"]["efficiency"]
     kernel_factor = rt_data["kernel_speed"].get(choice.speed_key, 1.0)
     compute_factor = rt_data.get("kernel_compute_efficiency", {}).get(choice.kernel, 1.0)
-    device = roofline.Device(
+    return roofline.Device(
         bandwidth_gbs=gpu.memory_bandwidth_gbs * parallel * tp,
         peak_tflops=gpu.peak_tflops(choice.compute_dtype) * parallel * tp,
         bandwidth_efficiency=rt["cpu_bandwidth_efficiency" if cpu else "bandwidth_efficiency"] * kernel_factor,
         compute_efficiency=rt["compute_efficiency"] * compute_factor,
         layer_overhead_us=rt["cpu_layer_overhead_us" if cpu else "layer_overhead_us"],
     )
+
+
+@dataclass(frozen=True)
+class _Speed:
+    """The predicted speeds of one candidate, with the engine's band around each."""
+
+    decode_tok_s: float
+    ttft_ms: float  # every prompt of the batch sent together
+    ttft_single_ms: float
+    cache_tokens: int
+    prompt_tokens: int
+    engine: str
+    measured_kernels: dict[str, Any] | None
+
+    def to_dict(self, batch: int) -> dict[str, Any]:
+        band = speed_band(self.engine)
+        return {
+            "decode_tok_s": round(self.decode_tok_s, 2),
+            "decode_tok_s_band": _rate_band(self.decode_tok_s, band["decode"]),
+            "decode_cache_tokens": self.cache_tokens,
+            "ttft_ms": _ms(self.ttft_ms),
+            "ttft_ms_band": _time_band(self.ttft_ms, band["prefill"]),
+            "ttft_single_ms": _ms(self.ttft_single_ms),
+            "ttft_single_ms_band": _time_band(self.ttft_single_ms, band["prefill"]),
+            "speed_band_source": f"profiles/runtimes.toml [speed_band] {band_key(self.engine)}",
+            **({"kernel_data": self.measured_kernels} if self.measured_kernels else {}),
+            "ttft_semantics": (f"ttft_ms: all {batch} prompts of {self.prompt_tokens} tokens arrive together and "
+                               f"each waits for the whole batch's prefill; ttft_single_ms: one prompt alone"
+                               if batch > 1 else f"one prompt of {self.prompt_tokens} tokens"),
+        }
+
+
+def _speed(spec: ModelSpec, v: variants.Variant, model: ModelSpec, gpu: GpuProfile, choice: KernelChoice,
+           devices: int, batch: int, depth: int, prompt: int, kv_elem: float) -> _Speed:
+    """Decode speed at a cache of ``depth`` tokens and time to first token for ``prompt``-token
+    prompts (the roofline), with NVIDIA's measured-kernel figures where they cover the candidate."""
+    rt_data, cpu = runtimes(), gpu.kind == "cpu"
+    rt = rt_data["runtime"][choice.runtime]
+    device = _roofline_device(gpu, choice, devices)
     speedup = rt_data["sparse_2_4"]["linear_speedup"] if choice.sparse_kernels else 1.0
-    prompt = min(prompt_tokens or rt_data["defaults"]["prompt_tokens"], context)
-    # Decode is predicted with the cache as deep as the plan allows (the whole context) unless
-    # the caller names the depth (bench: its decode test's prompt + half the generated tokens).
-    depth = min(prompt_tokens, context) if prompt_tokens else context
     weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
     read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
     flops = roofline.decode_flops(model.matmul_params, batch, model.layers, model.heads, model.head_dim, depth)
@@ -416,73 +524,43 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         pf = roofline.prefill_flops(model.matmul_params, prompt, requests, model.layers, model.heads, model.head_dim)
         return roofline.ttft_ms(pf, weights_read + kv_prompt, model.layers, passes, device, speedup)
 
-    ttft_batch, ttft_one = ttft(batch), ttft(1)
-    band = speed_band(choice.runtime)
+    stored = formats.storage_step(v)
     # The second speed model, where NVIDIA's measured-kernel table covers this candidate.
-    measured_kernels = None if cpu else kernel_data.lookup(spec.name, gpu.name, devices, choice.runtime,
-                                                           stored.method, stored.config, batch, depth, prompt)
-    if measured_kernels:
+    measured = None if cpu else kernel_data.lookup(spec.name, gpu.name, devices, choice.runtime,
+                                                   stored.method, stored.config, batch, depth, prompt)
+    if measured:
         # The engine's own spread of measured speeds applies to either model's prediction.
-        measured_kernels["decode_tok_s_band"] = _rate_band(measured_kernels["decode_tok_s"], band["decode"])
-        if measured_kernels["ttft_single_ms"] is not None:
-            measured_kernels["ttft_single_ms_band"] = _time_band(measured_kernels["ttft_single_ms"], band["prefill"])
-    capacity = shape.capacity(budget, context, batch, spec.max_context)
-    q = quality.estimate(spec, v)
+        band = speed_band(choice.runtime)
+        measured["decode_tok_s_band"] = _rate_band(measured["decode_tok_s"], band["decode"])
+        if measured["ttft_single_ms"] is not None:
+            measured["ttft_single_ms_band"] = _time_band(measured["ttft_single_ms"], band["prefill"])
+    return _Speed(tok_s, ttft(batch), ttft(1), depth, prompt, choice.runtime, measured)
 
-    reasons = list(choice.reasons)
-    fits = margin >= 0
-    if devices > 1 and not tensor_parallel:
-        reasons.append(Reason("no_tensor_parallel", f"{choice.runtime} splits layers across the {devices} GPUs: "
-                              "memory is shared out, but one GPU works at a time (no tensor parallelism)"))
-    if not fits:
-        where = (f"{budget:.1f} GiB in {choice.runtime}'s budget ({engine.fraction:g} x {gpu.usable_memory_gib:g} "
-                 f"GiB, {engine.option})" if engine.option else f"{budget:.1f} GiB usable")
-        most = (f"; {capacity['max_batch']} sequences of {context} tokens fit" if batch > 1 and capacity["max_batch"]
-                else "")
-        reasons.insert(0, Reason("too_big", f"too big: needs {mem.in_budget_gib:.1f} GiB per device, "
-                                 f"{where} ({-margin:.1f} GiB short){most}"))
+
+def _notes(spec: ModelSpec, v: variants.Variant, model: ModelSpec, engine: str, devices: int) -> list[Reason]:
+    """What a plan says of a candidate besides its kernel and its fit: GPUs that take turns, a
+    model that changes shape, a training run it needs first."""
+    notes = []
+    if devices > 1 and not _tensor_parallel(engine):
+        notes.append(Reason("no_tensor_parallel", f"{engine} splits layers across the {devices} GPUs: "
+                            "memory is shared out, but one GPU works at a time (no tensor parallelism)"))
     if model is not spec and model.name != spec.name:
-        reasons.append(Reason("model_changes",
-                              f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
+        notes.append(Reason("model_changes",
+                            f"model becomes {model.name} ({model.layers} layers, {model.params / 1e9:.2f}B params)"))
     if any(s.descriptor.needs_training for s in v.steps):
-        reasons.append(Reason("needs_training", "needs a distillation (training) run before it can be served"))
-    return {
-        "variant": v.name,
-        "method": v.method,
-        "config": {**formats.storage_step(v).config, **({"student": model.name} if model.name != spec.name else {})},
-        "runtime": choice.runtime,
-        "kernel": choice.kernel,
-        "supported": choice.supported,
-        "fits": bool(fits and choice.supported),
-        "margin_gib": round(margin, 3),
-        "reasons": [r.text for r in reasons],
-        "reason_codes": [r.code for r in reasons],
-        "memory": {**mem.to_dict(), "engine_budget_gib": round(budget, 3),
-                   **({"engine_memory_fraction": engine.fraction} if engine.option else {})},
-        "predicted": {
-            "artifact_gib": round(artifact / GIB, 3),
-            "artifact_gb": round(artifact / 1e9, 3),
-            "bits_per_weight": round(8 * artifact / model.params, 3),
-            "peak_memory_gib": round(mem.total_gib, 3),
-            "decode_tok_s": round(tok_s, 2),
-            "decode_tok_s_band": _rate_band(tok_s, band["decode"]),
-            "decode_cache_tokens": depth,
-            "ttft_ms": _ms(ttft_batch),
-            "ttft_ms_band": _time_band(ttft_batch, band["prefill"]),
-            "ttft_single_ms": _ms(ttft_one),
-            "ttft_single_ms_band": _time_band(ttft_one, band["prefill"]),
-            "speed_band_source": f"profiles/runtimes.toml [speed_band] {band_key(choice.runtime)}",
-            **({"kernel_data": measured_kernels} if measured_kernels else {}),
-            "ttft_semantics": (f"ttft_ms: all {batch} prompts of {prompt} tokens arrive together and each waits for "
-                               f"the whole batch's prefill; ttft_single_ms: one prompt alone" if batch > 1 else
-                               f"one prompt of {prompt} tokens"),
-            "prefill_chunk_tokens": prefill_tokens_per_pass(rt, context, batch),
-            "prompt_tokens": prompt,
-            "max_context": capacity["max_context"],
-            "max_batch": capacity["max_batch"],
-            **q.to_dict(),
-        },
-    }
+        notes.append(Reason("needs_training", "needs a distillation (training) run before it can be served"))
+    return notes
+
+
+def _too_big(gpu: GpuProfile, choice: KernelChoice, engine: memory.EngineMemory, mem: memory.MemoryBreakdown,
+             budget: float, margin: float, capacity: dict[str, int], batch: int, context: int) -> Reason:
+    """Why a candidate does not fit: what it needs, the budget it misses, and what would fit."""
+    where = (f"{budget:.1f} GiB in {choice.runtime}'s budget ({engine.fraction:g} x {gpu.usable_memory_gib:g} "
+             f"GiB, {engine.option})" if engine.option else f"{budget:.1f} GiB usable")
+    most = (f"; {capacity['max_batch']} sequences of {context} tokens fit" if batch > 1 and capacity["max_batch"]
+            else "")
+    return Reason("too_big", f"too big: needs {mem.in_budget_gib:.1f} GiB per device, "
+                  f"{where} ({-margin:.1f} GiB short){most}")
 
 
 def band_key(engine: str) -> str:
