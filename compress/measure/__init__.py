@@ -37,7 +37,6 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
     from compress.loading import pick_device
     from compress.measure.pareto_table import pareto_table
     from compress.measure.predictions import with_current_predictions
-    from compress.measure.settings import OFFLINE_TESTS, SERVED_TESTS, BenchSettings
     from compress.measure.sweep import run_sweep
     from compress.paths import cache_dir
 
@@ -60,6 +59,40 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
 
         connection = Cluster(cluster, log=log).open()
     resolved = connection.device(device) if connection else pick_device(device)
+    settings = _settings(resolved, sizes, batch=batch, tests=tests, runtime=runtime, endpoint=endpoint, slo=slo,
+                         concurrency=concurrency, rate=rate, serve_requests=serve_requests)
+    if endpoint:
+        from compress.measure.sweep import run_endpoint
+
+        if methods or plan:
+            raise UserInputError("--endpoint measures a running server: drop --methods and --plan")
+        records = run_endpoint(source, settings, endpoint, Path(results_path), log=log)
+        return records, pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
+    variant_list = choose_variants(source, resolved, methods, plan)
+    options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
+                            trust_remote_code=trust_remote_code)
+    log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
+    if connection is None:
+        _probe_host_once(log)
+    for stale in remove_stale_partials(artifacts):
+        log(f"removed {stale}, left by an interrupted run")
+    if connection is not None:
+        records = connection.run_sweep(source, variant_list, settings, options, Path(results_path), shared_artifacts,
+                                       resume=resume, log=log)
+    else:
+        records = run_sweep(source, variant_list, settings, options, Path(results_path), artifacts, resume=resume,
+                            log=log, isolate=True)
+    table = pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
+    return records, table
+
+
+def _settings(device: str, sizes: dict[str, Any], *, batch: str | None, tests: str | None, runtime: str | None,
+              endpoint: str | None, slo: str | None, concurrency: str | None, rate: float | None,
+              serve_requests: int | None) -> Any:
+    """The bench settings of the command line's options on ``device`` (None: the device's default);
+    the served tests join the default tests where the runtime serves or an endpoint is measured."""
+    from compress.measure.settings import OFFLINE_TESTS, SERVED_TESTS, BenchSettings
+
     overrides = {"threads": sizes.get("threads"), "text": sizes.get("text"), "ppl_tokens": sizes.get("ppl_tokens"),
                  "ppl_context": sizes.get("ppl_context"), "ppl_stride": sizes.get("ppl_stride"),
                  "pp_tokens": sizes.get("pp"), "tg_tokens": sizes.get("tg"), "reps": sizes.get("reps"),
@@ -85,30 +118,7 @@ def bench(model: str = "default", methods: str | None = None, plan: Path | None 
         overrides.update(slo_ttft_ms=parsed.ttft_ms, slo_itl_ms=parsed.itl_ms)
     if overrides["ppl_stride"] is None:
         overrides["ppl_stride"] = overrides["ppl_context"]  # a new context keeps the windows disjoint
-    settings = BenchSettings.for_device(resolved, **overrides)
-    if endpoint:
-        from compress.measure.sweep import run_endpoint
-
-        if methods or plan:
-            raise UserInputError("--endpoint measures a running server: drop --methods and --plan")
-        records = run_endpoint(source, settings, endpoint, Path(results_path), log=log)
-        return records, pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
-    variant_list = choose_variants(source, resolved, methods, plan)
-    options = apply.Options(device=resolved, calib_samples=calib_samples, calib_seq_len=calib_seq_len, seed=seed,
-                            trust_remote_code=trust_remote_code)
-    log(f"bench {source.name} on {resolved}: {', '.join(v.name for v in variant_list)}")
-    if connection is None:
-        _probe_host_once(log)
-    for stale in remove_stale_partials(artifacts):
-        log(f"removed {stale}, left by an interrupted run")
-    if connection is not None:
-        records = connection.run_sweep(source, variant_list, settings, options, Path(results_path), shared_artifacts,
-                                       resume=resume, log=log)
-    else:
-        records = run_sweep(source, variant_list, settings, options, Path(results_path), artifacts, resume=resume,
-                            log=log, isolate=True)
-    table = pareto_table(with_current_predictions(results.load(Path(results_path))), model=source.fingerprint())
-    return records, table
+    return BenchSettings.for_device(device, **overrides)
 
 
 #: ``COMPRESS_AUTO_PROBE=0``: bench does not measure an unprobed machine first (the planner then

@@ -211,6 +211,17 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
         # Served tests alone do not load the offline engine just to record its memory.
         _serve_tests(env, folder, manifest, served, writer, log)
         return writer.written
+    if _offline_tests(env, variant, folder, manifest, tests, served, predicted, writer, log,
+                      record_memory="memory" in pending):
+        _serve_tests(env, folder, manifest, served, writer, log)
+    return writer.written
+
+
+def _offline_tests(env: BenchEnvironment, variant: variants.Variant, folder: Path, manifest: dict[str, Any],
+                   tests: Sequence[str], served: Sequence[str], predicted: dict[str, float], writer: _Writer,
+                   log: Callable[[str], None], record_memory: bool) -> bool:
+    """Load the artifact once, run the offline ``tests`` in it and record its peak memory;
+    False where it did not load (recorded as a failed or skipped ``load``)."""
     from compress.measure.runtimes import open_runtime
     from compress.peakmem import PeakMemory
 
@@ -236,7 +247,7 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
             writer.failed("load", err, status="skipped" if skipped else "failed")
             for test in served if skipped else []:
                 writer.failed(test, err, status="skipped")
-            return writer.written
+            return False
         try:
             writer.base.update({"runtime": runtime.name, "runtime_version": runtime.version,
                                 "device": runtime.device, **getattr(runtime, "record_fields", {})})
@@ -250,20 +261,25 @@ def _bench_variant(env: BenchEnvironment, variant: variants.Variant, options: An
             memory = runtime.peak_memory_bytes()
         finally:
             runtime.close()
-    if "memory" in pending:
-        # On CUDA the allocator's peak (which leaves out the CUDA context); on the CPU the peak RSS
-        # above the process before loading. Both are what loading and running the model take.
-        value = memory if memory is not None else peak.rss_bytes - peak.baseline_rss_bytes
-        writer.group("memory", [suite.figure(
-            "peak_memory_bytes", value=value, predicted=predicted.get("peak_memory_bytes"),
-            measured_as=getattr(runtime, "memory_measured_as", "CUDA peak allocated") if memory is not None
-            else "peak process RSS above the RSS before loading, sampled every 20 ms",
-            peak_rss_bytes=peak.rss_bytes,
-            baseline_rss_bytes=peak.baseline_rss_bytes, added_rss_bytes=peak.rss_bytes - peak.baseline_rss_bytes,
-            process="own" if env.isolated else "shared with earlier variants",
-            covers=["load", *tests])])
-    _serve_tests(env, folder, manifest, served, writer, log)
-    return writer.written
+    if record_memory:
+        writer.group("memory", [_memory_figure(memory, peak, getattr(runtime, "memory_measured_as", None),
+                                               predicted, env.isolated, tests)])
+    return True
+
+
+def _memory_figure(allocator_peak: int | None, peak: Any, measured_as: str | None, predicted: dict[str, float],
+                   isolated: bool, tests: Sequence[str]) -> dict[str, Any]:
+    """The peak memory of loading and running a variant: on CUDA the allocator's peak (which
+    leaves out the CUDA context), on the CPU the peak RSS above the process before loading."""
+    value = allocator_peak if allocator_peak is not None else peak.rss_bytes - peak.baseline_rss_bytes
+    return suite.figure(
+        "peak_memory_bytes", value=value, predicted=predicted.get("peak_memory_bytes"),
+        measured_as=(measured_as or "CUDA peak allocated") if allocator_peak is not None
+        else "peak process RSS above the RSS before loading, sampled every 20 ms",
+        peak_rss_bytes=peak.rss_bytes,
+        baseline_rss_bytes=peak.baseline_rss_bytes, added_rss_bytes=peak.rss_bytes - peak.baseline_rss_bytes,
+        process="own" if isolated else "shared with earlier variants",
+        covers=["load", *tests])
 
 
 def _serve_tests(env: BenchEnvironment, folder: Path, manifest: dict[str, Any], tests: Sequence[str],
