@@ -20,28 +20,11 @@ from typing import Any
 import numpy as np
 
 from compress.errors import RuntimeFailure, UserInputError
+from compress.methods.gguf import GGUF_TYPES
 
 #: Our type names (compress.methods.gguf.GGUF_TYPES) → llama.cpp ``llama_ftype`` constant names
 #: (include/llama.h). Constant names rather than numbers, so a renumbering upstream cannot bite.
-FTYPES = {
-    "F32": "LLAMA_FTYPE_ALL_F32",
-    "F16": "LLAMA_FTYPE_MOSTLY_F16",
-    "BF16": "LLAMA_FTYPE_MOSTLY_BF16",
-    "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
-    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
-    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-    "Q5_K_S": "LLAMA_FTYPE_MOSTLY_Q5_K_S",
-    "Q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
-    "Q5_1": "LLAMA_FTYPE_MOSTLY_Q5_1",
-    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
-    "Q4_K_S": "LLAMA_FTYPE_MOSTLY_Q4_K_S",
-    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
-    "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
-    "Q3_K_L": "LLAMA_FTYPE_MOSTLY_Q3_K_L",
-    "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M",
-    "Q3_K_S": "LLAMA_FTYPE_MOSTLY_Q3_K_S",
-    "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K",
-}
+FTYPES = {t: f"LLAMA_FTYPE_{'ALL' if t == 'F32' else 'MOSTLY'}_{t}" for t in GGUF_TYPES}
 _LOGGER = "llama-cpp-python"  # the logger llama-cpp-python routes llama.cpp's log through
 
 

@@ -220,8 +220,15 @@ MAIN_TYPE = {"F16": "F16", "BF16": "BF16", "Q8_0": "Q8_0", "Q6_K": "Q6_K", "Q5_K
              "Q3_K_L": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_S": "Q3_K", "Q2_K": "Q2_K"}
 
 
-def test_every_type_has_a_main_type() -> None:
-    assert set(MAIN_TYPE) | {"F32"} == set(variants.GGUF_TYPES) == set(llamacpp.FTYPES)
+def test_every_type_is_a_llama_cpp_file_type_with_a_main_type() -> None:
+    import gguf
+    import llama_cpp
+
+    # The pinned gguf package's copy of llama.h's llama_ftype, and the library's own constants.
+    file_types = {member.name for member in gguf.LlamaFileType}
+    for ours, constant in llamacpp.FTYPES.items():
+        assert constant.removeprefix("LLAMA_FTYPE_") in file_types and hasattr(llama_cpp, constant), ours
+    assert set(MAIN_TYPE) | {"F32"} == set(variants.GGUF_TYPES)
 
 
 @pytest.mark.parametrize("qtype", sorted(MAIN_TYPE))

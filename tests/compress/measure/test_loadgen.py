@@ -60,8 +60,10 @@ def test_a_streamed_request_is_timed_token_by_token(sse_server):
     assert loadgen.served_model(server) == "tiny"
     r = loadgen.stream_completion(server, "tiny", [1, 2, 3], max_tokens=4)
     assert r.ok and r.output_tokens == 4 and len(r.chunk_times_s) == 4
-    assert first_s <= r.ttft_s < first_s + 0.5
-    assert all(gap_s * 0.8 <= gap < gap_s + 0.5 for gap in r.itl_s)
+    # The first token waits first_s, each next one gap_s (three times shorter): a gap timed from
+    # the request's start instead of the previous token would be longer than the first wait.
+    assert r.ttft_s >= first_s and all(gap >= gap_s * 0.8 for gap in r.itl_s)
+    assert max(r.itl_s) < r.ttft_s and len(r.itl_s) == 3
     assert loadgen.stream_completion(server, "other", "x", 2).error.startswith("HTTP 404")
 
 
@@ -70,9 +72,10 @@ def test_closed_loop_runs_requests_concurrently(sse_server):
     one = first_s + 3 * gap_s  # one request of 4 tokens
     results, wall = loadgen.closed_loop(server, "tiny", [[1]] * 4, concurrency=4, max_tokens=4)
     assert len(results) == 4 and all(r.ok for r in results)
-    assert one <= wall < 2 * one + 0.3  # together, not one after another (4 x one)
-    _, serial = loadgen.closed_loop(server, "tiny", [[1]] * 2, concurrency=1, max_tokens=4)
-    assert serial >= 2 * one
+    _, serial = loadgen.closed_loop(server, "tiny", [[1]] * 4, concurrency=1, max_tokens=4)
+    # One after another the four take 4 x one; together about one. Compared with each other,
+    # not with a fixed bound, so a loaded machine slows both alike.
+    assert serial >= 4 * one and one <= wall < serial / 2
 
 
 def test_open_loop_sends_at_the_arrival_times(sse_server):

@@ -37,10 +37,10 @@ def test_perplexity_by_hand():
 def test_flops_per_token_by_hand():
     # 2 * 1000 + 4 * n_layer 2 * context 3 * d_attn 4 = 2000 + 96
     assert metrics.flops_per_token(1000, layers=2, context_tokens=3, attention_dim=4) == 2096
-    # SmolLM2-135M (30 layers, hidden 576, 9 heads x 64, vocab 49,152, tied): the output head's
-    # 49,152 x 576 weights are counted as matmul weights even though they are shared with the embedding.
-    assert metrics.matmul_params(134_515_008, 49_152, 576, tied_embeddings=True) == 134_515_008
+    # 1000 weights, a 10 x 20 table: untied, the input table is left out; tied, it is the output
+    # head too and stays.
     assert metrics.matmul_params(1000, 10, 20, tied_embeddings=False) == 800
+    assert metrics.matmul_params(1000, 10, 20, tied_embeddings=True) == 1000
 
 
 def test_mfu_and_mbu_by_hand():

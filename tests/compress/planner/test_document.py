@@ -47,8 +47,12 @@ def test_dict_and_document_give_the_same_pareto_variants():
 
 
 def test_predictions_are_typed():
+    data = make_plan("llama-2-7b", "t4").to_dict()
+    first = data["candidates"][0]
+    # Figures written by hand into the JSON come back under the typed fields' names.
+    first["predicted"].update(decode_tok_s=12.5, peak_memory_gib=3.25, ttft_ms=None)
+    first["predicted"].pop("artifact_gib")
+    typed = next(c for c in PlanDocument.from_dict(data).candidates if c.variant == first["variant"]).prediction
+    assert (typed.decode_tok_s, typed.peak_memory_gib, typed.ttft_ms, typed.artifact_gib) == (12.5, 3.25, None, None)
     plan = PlanDocument.from_dict(make_plan("llama-2-7b", "t4").to_dict())
-    best = plan.ranked()[0]
-    assert best.prediction.decode_tok_s == best.predicted["decode_tok_s"] > 0
-    assert best.prediction.peak_memory_gib == best.predicted["peak_memory_gib"]
     assert all(r.code != "note" for c in plan.candidates for r in c.typed_reasons())
