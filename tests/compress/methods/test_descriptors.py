@@ -111,3 +111,13 @@ def test_descriptors_import_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[3])
     assert result.stdout.strip() == "False"
+
+
+def test_gguf_block_layouts_are_the_gguf_packages():
+    """profiles/formats.toml sizes GGML blocks; the pinned gguf package (llama.cpp's own
+    gguf-py, GGML_QUANT_SIZES) is the reference they must match."""
+    import gguf
+
+    blocks = tomllib.loads((PROFILES / "formats.toml").read_text())["gguf_block"]
+    for name, (block_bytes, block_weights) in blocks.items():
+        assert gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[name]] == (block_weights, block_bytes), name
