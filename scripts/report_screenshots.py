@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WIDTHS = ((1400, 2600), (390, 7000))  # (width, height) in CSS pixels: a desktop window and a phone
+WIDTHS = ((1400, 4400), (390, 9000))  # (width, height) in CSS pixels: a desktop window and a phone
 
 
 def screenshot(browser: str, page: Path, png: Path, width: int, height: int) -> None:

@@ -40,8 +40,23 @@ def _columns() -> list[str]:
 
 
 COLUMNS = _columns()
+
+
+def front_metrics() -> list[metrics.Metric]:
+    """The metrics the front is taken over, in spec order."""
+    return [m for m in metrics.shown() if m.column.pareto]
+
+
+def _front_means() -> str:
+    """What being on the front means, in words."""
+    better = [f"{'higher' if m.higher_is_better else 'lower'} {m.words}" for m in front_metrics()]
+    return f"no other variant of the model on that device has {', '.join(better[:-1])} and {better[-1]} at once"
+
+
 #: The keys of a row the front is taken over, and which way each is better.
-OBJECTIVES = {m.column.key: m.direction for m in metrics.shown() if m.column.pareto}
+OBJECTIVES = {m.column.key: m.direction for m in front_metrics()}
+FRONT_MEANS = _front_means()
+
 
 def _setting(r: dict[str, Any]) -> tuple[str, str, str, str]:
     """What a record was measured with that changes its figures: the perplexity convention,
@@ -73,6 +88,20 @@ def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[A
     return {k: v[1] for k, v in latest.items()}
 
 
+def measured_runtime(r: dict[str, Any]) -> str | None:
+    """The runtime a record's test ran in: the one bench was told to run every artifact in
+    (``bench --runtime``), else the record's own. A load that failed in vLLM is recorded with
+    the artifact's runtime (a GPTQ checkpoint says transformers) and the run's setting says vllm."""
+    return (r.get("bench_settings") or {}).get("runtime") or r.get("runtime")
+
+
+def setting_letters(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """A letter for each setting that tells rows of one variant apart (A, B, ...), in row order;
+    the table and the report's plots name a setting by its letter, the notes spell it out."""
+    settings = dict.fromkeys(r["setting"] for r in rows if r.get("setting"))
+    return {text: chr(ord("A") + i) for i, text in enumerate(settings)}
+
+
 def failure_text(reason: str | None, status: str = "failed", limit: int = FAILED_CELL_CHARS) -> str:
     """``failed: <cause>`` cut to ``limit`` characters, for a cell where a figure would be."""
     cause = (reason or "no reason recorded").splitlines()[0]
@@ -96,8 +125,8 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
             row["results_files"].append(r["results_file"])
         # The runtime that measured the variant names the row; a size record only names the
         # artifact's own runtime (a GPTQ checkpoint measured with --runtime vllm says transformers).
-        if r.get("test") != "size" and r.get("runtime"):
-            row["runtime"] = r["runtime"]
+        if r.get("test") != "size" and measured_runtime(r):
+            row["runtime"] = measured_runtime(r)
         row["runtime"] = row["runtime"] or r.get("runtime")
         if r.get("status") in ("failed", "skipped"):
             row["failed"].setdefault(r.get("test") or "?", (r.get("timestamp") or "", r.get("status"), r.get("error")))
@@ -241,8 +270,7 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
     body = [[_cells(r)[c] for c in COLUMNS] for r in rows]
     compact = [*FIXED_COLUMNS, *(m.column.title for m in metrics.shown() if m.column.compact), "pareto"]
     # A setting is a letter in the table (the notes spell it out), so the view still fits 80 columns.
-    letters = {text: chr(ord("A") + i) for i, text in enumerate(dict.fromkeys(r["setting"] for r in rows
-                                                                             if r.get("setting")))}
+    letters = setting_letters(rows)
     if letters:
         columns.insert(1, "setting")
         body = [[row[0], letters.get(r.get("setting"), ""), *row[1:]] for r, row in zip(rows, body)]
@@ -259,11 +287,10 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
                 if changed else ""))
     return Table(
         title=f"Measured variants of {', '.join(models) or 'no model'} "
-              "(Pareto: perplexity x decode tok/s x peak memory)",
+              f"(Pareto: {' x '.join(m.words for m in front_metrics())})",
         columns=columns,
         rows=body,
-        notes=["pareto * = no other variant of the model on that device has lower perplexity, higher decode "
-               "tok/s and lower peak memory at once.",
+        notes=[f"pareto * = {FRONT_MEANS}.",
                f"err% = (measured - predicted) / predicted; the prediction is {whose}.",
                "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
                "baseline on the same tokens; same top % = positions where both models' most probable token agree."]
