@@ -51,8 +51,8 @@ class Column:
     ``shown`` turns the record's value (and the planner's) into the shown unit ``unit``;
     ``cell`` formats it (None: the number as the table's own formatting writes it).
     A predicted metric whose ``predicted_title`` is set gets a column for the planner's figure
-    (row key ``predicted_<key>``) and, with ``error_title``, one for the error in percent
-    (row key ``error_key``). ``compact``: shown in the 80-column view. ``pareto``: the axis of the
+    (row key ``predicted_<key>``); with ``error_key`` the row has the error in percent, and with
+    ``error_title`` a column shows it. ``compact``: shown in the 80-column view. ``pareto``: the axis of the
     Pareto plot it is drawn on (``x``, ``y`` or ``area``); a non-empty axis makes it an
     objective of the front."""
 
@@ -70,8 +70,10 @@ class Column:
     def __post_init__(self) -> None:
         if self.pareto not in PARETO_AXES:
             raise ValueError(f"column {self.key!r}: pareto axis must be one of {PARETO_AXES}, got {self.pareto!r}")
-        if bool(self.error_title) != bool(self.error_key):
-            raise ValueError(f"column {self.key!r}: an error column needs both its title and its key")
+        if self.error_title and not self.error_key:
+            raise ValueError(f"column {self.key!r}: an error column needs the row key it shows")
+        if self.error_key and not self.predicted_title:
+            raise ValueError(f"column {self.key!r}: an error needs the planner's figure beside the measurement")
 
     @property
     def predicted_key(self) -> str:
@@ -190,7 +192,8 @@ _ENTRIES = (
            "mean over scored tokens of KL(baseline || variant) of the next-token distributions, against the "
            "float32 baseline on the same tokens (compress/measure/kld.py)", words="KL divergence", tests=("ppl",),
            predicted=True,
-           column=Column("kld_mean", "KLD", "nats", cell="{:.4f}", predicted_title="pred KLD"),
+           column=Column("kld_mean", "KLD", "nats", cell="{:.4f}", predicted_title="pred KLD",
+                         error_key="kld_error_pct"),
            plots=(Plot("predicted", "KL divergence: predicted vs measured", _QUALITY_READING),)),
     Metric("same_top_pct", "%", True, "quality",
            "positions where the variant's most probable next token is the baseline's, in percent",

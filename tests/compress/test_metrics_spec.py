@@ -39,8 +39,10 @@ def test_specs_refuse_inconsistent_entries():
         metrics.Metric("x", "s", False, "loudness", "how loud")
     with pytest.raises(ValueError, match="names the tests"):
         metrics.Metric("x", "s", False, "speed", "seconds", predicted=True)
-    with pytest.raises(ValueError, match="both its title and its key"):
-        metrics.Column("x", "x", "s", error_title="x err%")
+    with pytest.raises(ValueError, match="the row key it shows"):
+        metrics.Column("x", "x", "s", predicted_title="pred x", error_title="x err%")
+    with pytest.raises(ValueError, match="the planner's figure"):
+        metrics.Column("x", "x", "s", error_key="x_error_pct")
 
 
 def test_the_table_columns_and_objectives_follow_the_specs():

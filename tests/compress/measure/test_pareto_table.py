@@ -75,6 +75,7 @@ def test_quality_against_the_baseline_beside_its_prediction():
     assert row["predicted_ppl_delta_pct"] == __import__("pytest").approx(4.0)
     assert row["ppl_delta_error_pct"] == __import__("pytest").approx(100.0)  # twice the predicted loss
     assert row["kld_mean"] == 0.05 and row["predicted_kld_mean"] == 0.04 and row["same_top_pct"] == 91.5
+    assert row["kld_error_pct"] == __import__("pytest").approx(25.0)
     table = pareto_table(records)
     cells = dict(zip(table.columns, next(r for r in table.rows if r[0] == "q4_k_m")))
     assert cells["Δppl %"] == "+8.00" and cells["pred Δppl %"] == "+4.00" and cells["Δppl err%"] == "+100"
