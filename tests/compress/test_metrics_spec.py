@@ -87,3 +87,10 @@ def test_plots_are_named_by_the_specs():
     assert predicted == ["decode_tok_s", "peak_memory_bytes", "ln_ppl_ratio", "kld_mean"]
     assert all(m.column is not None and m.column.predicted_title for m, _ in metrics.plotted("predicted"))
     assert [m.name for m, _ in metrics.plotted("samples")] == ["decode_tok_s", "ttft_ms", "itl_ms"]
+
+
+def test_the_pareto_plot_has_one_metric_on_each_axis():
+    axes = [m.column.pareto for m in metrics.shown() if m.column.pareto]
+    assert sorted(axes) == ["area", "x", "y"]
+    with pytest.raises(ValueError, match="pareto axis"):
+        metrics.Column("x", "x", "s", pareto="z")
