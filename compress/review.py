@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compress import metrics
 from compress.fsutil import atomic_write_text
 from compress.measure.predictions import CHANGED_PCT
 from compress.planner.document import Candidate
@@ -189,12 +190,18 @@ def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str
             out.append(f"{chosen['variant']}: the predictions are not yet validated by measurement "
                        f"(run `{_bench_line(plan, chosen['variant'])}` on this device)")
         else:
-            for key, label in (("decode_error_pct", "decode speed"), ("memory_error_pct", "peak memory")):
-                if row.get(key) is not None and abs(row[key]) > ERROR_RISK_PCT:
-                    out.append(f"{chosen['variant']}: measured {label} is {row[key]:+.0f}% off the prediction")
+            out += [f"{chosen['variant']}: measured {m.words} is {row[m.column.error_key]:+.0f}% off the prediction"
+                    for m in _checked_by_error(row)]
         out += quality_risks(chosen, unmeasured_said=row is None or row.get("decode_tok_s") is None,
                              bench=_bench_line(plan, chosen["variant"], " --tests ppl"))
     return out
+
+
+def _checked_by_error(row: dict[str, Any]) -> list[metrics.Metric]:
+    """The measured metrics of ``row`` whose prediction is off by more than :data:`ERROR_RISK_PCT`
+    (quality is judged apart, by :func:`quality_risks`)."""
+    return [m for m in metrics.shown() if m.kind != "quality" and m.column.error_key
+            and row.get(m.column.error_key) is not None and abs(row[m.column.error_key]) > ERROR_RISK_PCT]
 
 
 def quality_risks(candidate: dict[str, Any], unmeasured_said: bool = False, bench: str | None = None) -> list[str]:
