@@ -301,7 +301,7 @@ def _serve_table(latest: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return ""
     body = [[*key, *(figures.get(m) for m in names)] for key, figures in sorted(rows.items(), key=lambda kv: str(kv[0]))]
-    columns = ["model", "variant", "device", "runtime", "test", *(f"{m} ({metrics.spec(m).unit})" for m in names)]
+    columns = ["model", "variant", "device", "runtime", "test", *(metrics.spec(m).heading for m in names)]
     return table_html(columns, body, "serve") + ('<p class="note">Each figure is the median over the test\'s '
                                                  "requests; serve-c<i>N</i>: <i>N</i> requests at a time, "
                                                  "serve-rate<i>R</i>: <i>R</i> requests a second.</p>")

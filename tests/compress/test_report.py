@@ -213,5 +213,5 @@ def test_served_tests_are_a_table_of_their_own():
               results.record(**common, test="serve-c4", metric="goodput_req_s", value=0.25)]
     text = render_report(_records() + served)
     table = re.search(r'id="serve">.*?</table>', text, re.S).group(0)
-    assert "ttft_ms (ms)" in table and "goodput_req_s (req/s)" in table and ">serve-c4<" in table
+    assert "TTFT ms" in table and "goodput req/s" in table and ">serve-c4<" in table
     assert 'data-v="601.0"' in table
