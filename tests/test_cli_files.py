@@ -15,7 +15,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "bench.jsonl"
 def test_plan_review_and_report_files_follow_the_umask(tmp_path, umask):
     runs = {
         "plan.json": ["plan", "-m", "smollm2-135m", "-g", "t4", "-o"],
-        "review.md": ["review", "-m", "smollm2-135m", "--gpu", "t4", "--results", str(RESULTS), "-o"],
+        "review.md": ["review", "-m", "smollm2-135m", "-g", "t4", "--results", str(RESULTS), "-o"],
         "report.html": ["report", "--results", str(RESULTS), "-o"],
     }
     old = os.umask(umask)

@@ -42,11 +42,18 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
     """The lead text (the verdict, then what was planned) and the tables a person reads for a plan;
     ``width`` wraps the verdict (default: the terminal's)."""
     d = plan.to_dict()
-    model, gpu, opt, seed = d["model"], d["gpu"], d["options"], d["seed_formula"]
+    lead = "\n".join([verdict_text(d, width), "", *_planned_lines(d)])
+    tables = [_memory_table(d), _seed_table(d["seed_formula"]), _ranking_table(d)]
+    if d.get("context_sweep"):
+        tables.append(_sweep_table(d))
+    return lead, tables
+
+
+def _planned_lines(d: dict[str, Any]) -> list[str]:
+    """What was planned: the model, the device and the options."""
+    model, gpu, opt = d["model"], d["gpu"], d["options"]
     devices = f" x{opt['gpus']}" if opt["gpus"] > 1 else ""
-    lead = "\n".join([
-        verdict_text(d, width),
-        "",
+    return [
         f"Model   {printable(model['name'])}: {model['params'] / 1e9:.2f}B params ({model['layers']} layers, hidden {model['hidden']}, "
         f"{model['heads']} heads / {model['kv_heads']} KV heads, vocab {model['vocab']}, max context {model['max_context']})",
         f"Device  {printable(gpu['display_name'])}{devices}: {gpu['usable_memory_gib']:g} GiB usable, "
@@ -54,10 +61,14 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
         f"Options context {opt['context']} tokens, batch {opt['batch']}, KV cache {opt['kv_dtype']}, "
         f"engine {opt.get('engine', 'any')}, "
         f"headroom {opt['headroom_gib']:g} GiB, objective {opt['objective']}",
-    ])
+    ]
+
+
+def _seed_table(seed: dict[str, Any]) -> Table:
+    """The rule of thumb the plan starts from, in GiB like every other table."""
     nominal = seed.get("params_nominal")
     gib = lambda gb: round(gb * 1e9 / 2**30, 3)  # noqa: E731 - the formula's decimal GB, shown in GiB as every table
-    seed_table = Table(
+    return Table(
         title=f"Seed formula {seed['formula']}, shown in GiB (2^30 bytes)",
         columns=["Q (bits)", f"M GiB, P = {seed['params'] / 1e9:.3f}B (architecture)"]
         + ([f"M GiB, P = {nominal / 1e9:g}B (nominal)"] if nominal else []),
@@ -66,20 +77,28 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
         notes=[seed["source"] + "; the formula's B is decimal gigabytes, converted here"],
         name="seed",
     )
-    cands = d["candidates"]
-    per = "on the host (CPU and RAM)" if gpu.get("kind") == "cpu" else "per GPU"
-    mem_table = Table(
+
+
+def _memory_table(d: dict[str, Any]) -> Table:
+    """Where each candidate's memory goes."""
+    per = "on the host (CPU and RAM)" if d["gpu"].get("kind") == "cpu" else "per GPU"
+    return Table(
         title=f"Memory breakdown {per} (GiB = 2^30 bytes)",
         columns=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
                  "engine budget GiB", "artifact GB", "bits/weight"],
         rows=[[c["variant"], c["memory"]["weights_gib"], c["memory"]["kv_cache_gib"], c["memory"]["activations_gib"],
                c["memory"]["overhead_gib"], c["memory"]["total_gib"], c["memory"].get("engine_budget_gib"),
-               c["predicted"]["artifact_gb"], c["predicted"]["bits_per_weight"]] for c in cands],
+               c["predicted"]["artifact_gb"], c["predicted"]["bits_per_weight"]] for c in d["candidates"]],
         name="memory",
         compact=["variant", "weights GiB", "KV cache GiB", "activations GiB", "overhead GiB", "total GiB",
                  "bits/weight"],
     )
-    rank_table = Table(
+
+
+def _ranking_table(d: dict[str, Any]) -> Table:
+    """The candidates in the objective's order, with the recommendation and the alternatives below."""
+    cands, opt = d["candidates"], d["options"]
+    return Table(
         title=f"Candidates ranked by {opt['objective']} (* = on the quality x speed x memory Pareto front)",
         columns=["rank", "variant", "runtime", "kernel", "fits", "margin GiB", "peak GiB", "decode tok/s",
                  "decode band", "kernel-data tok/s", "TTFT ms", "TTFT band", "ppl +%", "ppl +% band",
@@ -104,16 +123,17 @@ def plan_tables(plan: Any, width: int | None = None) -> tuple[str, list[Table]]:
         compact=["rank", "variant", "runtime", "fits", "peak GiB", "decode tok/s", "TTFT ms", "ppl +%",
                  "measured ppl +%"],
     )
-    tables = [mem_table, seed_table, rank_table]
-    if d.get("context_sweep"):
-        tables.append(Table(
-            title=f"Context sweep at batch {opt['batch']} (best fitting variant at each context)",
-            columns=["context", "fitting", "best", "peak GiB", "decode tok/s"],
-            rows=[[r["context"], r["fitting"], r["best"] or "-", r["peak_memory_gib"], r["decode_tok_s"]]
-                  for r in d["context_sweep"]],
-            notes=["Each candidate at each context, and its max context and max batch: --format json."],
-            name="sweep"))
-    return lead, tables
+
+
+def _sweep_table(d: dict[str, Any]) -> Table:
+    """The best fitting variant at each context of --sweep-context."""
+    return Table(
+        title=f"Context sweep at batch {d['options']['batch']} (best fitting variant at each context)",
+        columns=["context", "fitting", "best", "peak GiB", "decode tok/s"],
+        rows=[[r["context"], r["fitting"], r["best"] or "-", r["peak_memory_gib"], r["decode_tok_s"]]
+              for r in d["context_sweep"]],
+        notes=["Each candidate at each context, and its max context and max batch: --format json."],
+        name="sweep")
 
 
 def quality_cells(candidate: dict[str, Any]) -> tuple[str, str | None, str | None]:
