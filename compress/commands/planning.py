@@ -302,7 +302,7 @@ def gpus_command(fmt: opt_.Format = "table", wide: opt_.Wide = False) -> None:
                "; ".join(f"[{k}] {v}" for k, v in cites[g.name].items())] for g in profiles],
         notes=list(profiles[-1].notes) + ["Each number's citation is in its profile file, profiles/gpus/<name>.toml; "
                                           "--wide or --format json lists them."],
-        compact=["name", "memory GiB", "bandwidth GB/s", "bf16", "fp8", "source"],
+        compact=["name", "memory GiB", "bandwidth GB/s", "fp16", "fp8", "source"],
     )
     emit([table], [{**g.to_dict(), "references": cites[g.name]} for g in profiles], fmt, wide=wide)
 
