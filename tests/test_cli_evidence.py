@@ -85,7 +85,7 @@ def test_as_recorded_shows_the_stored_predictions(tmp_path):
     today = {r["variant"]: r for r in json.loads(CliRunner().invoke(app, args).stdout)}
     then = {r["variant"]: r for r in json.loads(CliRunner().invoke(app, [*args, "--as-recorded"]).stdout)}
     assert abs(today["q8_0"]["memory_error_pct"]) < 25 < abs(then["q8_0"]["memory_error_pct"])
-    assert "mem" in today["q8_0"]["prediction_changed"] and then["q8_0"]["prediction_changed"] == []
+    assert "mem GiB" in today["q8_0"]["prediction_changed"] and then["q8_0"]["prediction_changed"] == []
 
 
 def test_bench_refuses_a_plan_made_for_another_model(tmp_path):
