@@ -12,6 +12,8 @@ import os
 import sys
 
 import typer
+from typer._click import exceptions as click_errors  # typer carries its own copy of click
+from typer.core import TyperGroup
 
 from compress.commands import applying, diagnosing, measuring, planning
 from compress.errors import CompressError
@@ -19,10 +21,47 @@ from compress.errors import CompressError
 #: OSErrors that mean "cannot write here", reported as one line rather than a traceback.
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The command group, with click's usage errors (an unknown option, a missing value, a value
+    of the wrong type) said in one line, as domain errors are, instead of usage, hint and error."""
+
+    def main(self, args: list[str] | None = None, *rest: object, standalone_mode: bool = True,
+             **kwargs: object) -> object:
+        if not standalone_mode:
+            return super().main(args, *rest, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(args, *rest, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as err:  # `compress` alone: the help, as asked
+            err.show()
+            sys.exit(err.exit_code)
+        except click_errors.ClickException as err:
+            given = sys.argv[1:] if args is None else list(args)
+            command = next((a for a in given if a in self.commands), None)
+            print(usage_error_line(err, command), file=sys.stderr)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error_line(err: click_errors.ClickException, command: str | None) -> str:
+    """'error: no such option: --gpux (Possible options: --gpu, --gpus); see `compress plan --help`'."""
+    text = " ".join(err.format_message().split()).rstrip(".")
+    problems = getattr(err.__cause__, "errors", None)  # a value typer's validation refused
+    if callable(problems) and problems() and "input" in problems()[0]:
+        text += f", got {str(problems()[0]['input'])[:40]!r}"
+    where = f"compress {command}" if command else "compress"
+    return f"error: {text[:1].lower()}{text[1:]}; see `{where} --help`"
+
+
 app = typer.Typer(
     name="compress",
+    cls=_OneLineUsageErrors,
     help="Plan, apply and measure LLM compression for a model on a GPU or CPU.",
-    epilog="Example: compress plan --model llama-2-7b --gpu t4   (then: compress apply, compress bench, "
+    epilog="Example: compress plan -m llama-2-7b -g t4   (then: compress apply, compress bench, "
            "compress report; compress doctor says what runs here)",
     no_args_is_help=True,
     add_completion=False,

@@ -220,7 +220,7 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the artifact is an ordinary folder
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; the artifact is an ordinary folder
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -236,13 +236,22 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
         os.close(lock)
 
 
+def current_umask() -> int:
+    """This process's umask (reading it means setting it: it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    """Write ``text`` to ``path`` through a temporary file and a rename; the file gets the mode
+    an ordinary ``open`` would give it (0666 less the umask), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -265,7 +274,7 @@ def append_jsonl(path: Path, record: dict[str, Any] | list[dict[str, Any]]) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     batch = record if isinstance(record, list) else [record]
     line = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in batch).encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)  # less the umask, as open() does
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size

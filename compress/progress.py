@@ -3,7 +3,8 @@
 A step that can take more than a few seconds (perplexity windows, timed repetitions,
 calibration, layers of GPTQ/AWQ) reports through :func:`steps`. It draws a transient bar on
 stderr only when stderr is a terminal and ``--quiet`` was not given (``COMPRESS_QUIET``), so
-pipes, logs and CI stay clean. The bar is redrawn only when a step completes, never from a
+pipes, logs and CI stay clean (they get the one-line steps the commands print). Every bar shows
+the time elapsed and an estimate of the time left (:func:`new_bar`). The steps' bar is redrawn only when a step completes, never from a
 background thread, so it does not compete with the timed work for the CPU.
 
 :func:`quiet_third_party` silences library messages a user cannot act on (an optional
@@ -18,6 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 QUIET_ENV = "COMPRESS_QUIET"
 VERBOSE_ENV = "COMPRESS_VERBOSE"
@@ -56,17 +58,28 @@ def quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def new_bar(file: TextIO | None = None, fields: tuple[Any, ...] = (), auto_refresh: bool = True) -> Any:
+    """A transient rich bar on stderr (or ``file``): the step, the bar, done/total, any ``fields``
+    columns, the time elapsed and the time left as estimated from the pace so far.
+
+    The caller has decided that a bar is wanted (:func:`enabled`)."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    console = Console(file=file) if file is not None else Console(stderr=True)
+    return Progress(TextColumn("  {task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), *fields,
+                    TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+                    console=console, transient=True, auto_refresh=auto_refresh)
+
+
 @contextlib.contextmanager
 def steps(description: str, total: int) -> Iterator[Callable[[], None]]:
     """``with steps("perplexity windows", n) as done: ... done()`` once a step: a bar on stderr."""
     if not enabled() or total < 1:
         yield lambda: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True), transient=True, auto_refresh=False)
+    progress = new_bar(auto_refresh=False)
     task = progress.add_task(description, total=total)
 
     def done() -> None:
@@ -86,6 +99,9 @@ def waiting(description: str) -> Iterator[None]:
         yield
         return
     from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    with Console(stderr=True).status(f"{description} ..."):
+    with Progress(SpinnerColumn(), TextColumn(description), TimeElapsedColumn(), TextColumn("elapsed"),
+                  console=Console(stderr=True), transient=True) as spinner:
+        spinner.add_task(description, total=None)
         yield

@@ -1,9 +1,14 @@
-"""`compress report`: one self-contained HTML file from bench records.
+"""`compress report`: one self-contained HTML dashboard from bench records.
 
-Inline CSS, a few lines of inline JavaScript (table sorting), and SVG plots drawn here
-in Python, so the file opens offline and can be mailed. Every string that comes from a
-record (model and variant names, errors, devices) goes through :func:`esc`; no record
+Inline CSS, a few lines of inline JavaScript (table sorting), and SVG plots drawn in Python
+(:mod:`compress.plots`), so the file opens offline and can be mailed. Every string that comes
+from a record (model and variant names, errors, devices) goes through :func:`esc`; no record
 data is ever placed inside the script, only in escaped text and attributes.
+
+Which figures the dashboard shows, in what unit and on which plot, is the metric specs'
+(:mod:`compress.metrics`); a section with nothing to show says why and which bench run fills
+it. The page takes the window's width; a wide table scrolls inside its own box, and on a
+phone the failures become one card each.
 
 The HTML helpers (:func:`page`, :func:`table_html`, :func:`esc`) are shared with
 ``compress review``.
@@ -11,26 +16,40 @@ The HTML helpers (:func:`page`, :func:`table_html`, :func:`esc`) are shared with
 
 from __future__ import annotations
 
-import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from compress import metrics
 from compress.fsutil import atomic_write_text
 from compress.output import cell
+from compress.plots import Legend, esc, scatter_svg, strip_svg, tick_text
+
+__all__ = ["esc", "figure", "page", "render_report", "table_html", "write_report"]
 
 CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+body{font:14px/1.45 system-ui,sans-serif;margin:0;padding:1em 2em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0;font-size:13px}
-th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+p{overflow-wrap:break-word}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f4f4f4;cursor:pointer;user-select:none}th.sorted-asc:after{content:" \\25B2"}
 th.sorted-desc:after{content:" \\25BC"}td.text{text-align:left}tr.front td{background:#eef8ee}
-.note{color:#666;font-size:12px}svg{background:#fff;border:1px solid #eee;font-family:system-ui,sans-serif}
-.plots{display:flex;flex-wrap:wrap;gap:1em}.fail{color:#a00}
-figure{margin:.5em 0;max-width:460px}figcaption{font-size:12px;color:#444;margin-top:.2em}
-.scroll{overflow-x:auto;max-width:100%}td.text:last-child{min-width:16em}
+td.prose{white-space:normal;min-width:18em;max-width:44em;overflow-wrap:break-word}
+.note{color:#666;font-size:12px}.empty{color:#666;font-style:italic}
+.scroll{overflow-x:auto;max-width:100%;margin:.5em 0}
+svg{background:#fff;border:1px solid #eee;font-family:system-ui,sans-serif;display:block}
+.plots{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:.5em 0;flex:0 1 430px;min-width:0}figcaption{font-size:12px;color:#444;margin-top:.2em}
+@media (max-width:600px){
+ body{padding:.5em .75em}
+ table.cards thead{display:none}
+ table.cards,table.cards tbody,table.cards tr,table.cards td{display:block}
+ table.cards tr{border:1px solid #ddd;margin:0 0 .6em;padding:.2em 0}
+ table.cards td{border:0;text-align:left;white-space:normal;overflow-wrap:break-word;min-width:0}
+ table.cards td:before{content:attr(data-label) ": ";color:#666}
+}
 """
 
 # Sort any table with class "sortable" by clicking a header; numbers sort numerically via
@@ -57,36 +76,36 @@ document.querySelectorAll('table.sortable').forEach(t=>{
 """
 
 
-def esc(value: Any) -> str:
-    """Text or attribute-safe HTML of any value (quotes escaped too, control characters made visible)."""
-    from compress.output import printable
-
-    return html.escape("" if value is None else printable(value), quote=True)
-
-
 def page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title>"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+            f"content=\"width=device-width,initial-scale=1\"><title>{esc(title)}</title>"
             f"<style>{CSS}</style></head><body>\n{body}\n<script>{JS}</script></body></html>\n")
 
 
 def table_html(columns: Sequence[str], rows: Sequence[Sequence[Any]], table_id: str = "", sort_col: int | None = None,
-               row_classes: Sequence[str] | None = None) -> str:
-    """A sortable table; numbers carry their raw value in ``data-v`` so sorting is numeric."""
+               row_classes: Sequence[str] | None = None, prose: Sequence[str] = (), cards: bool = False) -> str:
+    """A sortable table in its own horizontally scrolling box; numbers carry their raw value in
+    ``data-v`` so sorting is numeric. Cells of the ``prose`` columns wrap between words (every other
+    cell stays on one line, so a name never breaks); ``cards``: one card a row on a phone."""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{esc(row_classes[i])}"' if row_classes and row_classes[i] else ""
         cells = []
-        for v in row:
+        for column, v in zip(columns, row):
+            label = f' data-label="{esc(column)}"'
             number = _number(v)
             if number is not None:
-                cells.append(f'<td data-v="{number!r}">{esc(cell(v))}</td>')
+                cells.append(f'<td{label} data-v="{number!r}">{esc(cell(v))}</td>')
             else:
-                cells.append(f'<td class="text">{esc(cell(v))}</td>')
+                kind = "text prose" if column in prose else "text"
+                cells.append(f'<td{label} class="{kind}">{esc(cell(v))}</td>')
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     attrs = f' id="{esc(table_id)}"' if table_id else ""
     attrs += f' data-sort-col="{sort_col}"' if sort_col is not None else ""
-    return f'<table class="sortable"{attrs}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    classes = "sortable cards" if cards else "sortable"
+    return (f'<div class="scroll"><table class="{classes}"{attrs}><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _number(value: Any) -> float | None:
@@ -100,88 +119,6 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-# --- SVG plots -----------------------------------------------------------------------------------
-
-W, H, PAD = 460, 330, 52
-LEFT = 62  # room for the y tick labels and the y axis title
-LABEL_W = 128  # the strip plot's label column: dots never cover a label
-LOG_SPAN = 20.0  # a strip plot whose samples span more than this ratio is drawn on a log axis
-PALETTE = ("#57a", "#d73", "#7a4", "#a5b", "#c9a227", "#4aa")  # one colour a model where a plot shows several
-
-
-def _scale(values: Sequence[float], log: bool) -> tuple[float, float, bool]:
-    vals = [math.log10(v) for v in values if v > 0] if log else list(values)
-    lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
-    if hi == lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    margin = (hi - lo) * 0.08
-    floor = lo - margin
-    if not log and min(vals) >= 0:
-        floor = max(floor, 0.0)  # times and sizes: no negative ticks
-    return floor, hi + margin, log
-
-
-def _ticks(axis: tuple[float, float, bool]) -> list[float]:
-    """Round tick values inside the axis: 1-2-5 steps, or 1-2-5 per decade on a log axis."""
-    lo, hi, log = axis
-    if log:
-        found = [m * 10.0**e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in (1, 2, 5)
-                 if lo <= math.log10(m * 10.0**e) <= hi]
-        if len(found) > 7:
-            found = [v for v in found if f"{v:e}".startswith("1")] or found
-        if len(found) >= 2:
-            return found
-        return [10 ** (lo + (hi - lo) * i / 3) for i in range(4)]
-    raw = (hi - lo) / 4
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-def _pos(v: float, axis: tuple[float, float, bool], start: float, stop: float, flip: bool = False) -> float:
-    lo, hi, log = axis
-    x = math.log10(v) if log else v
-    frac = (x - lo) / (hi - lo)
-    return start + (1 - frac if flip else frac) * (stop - start)
-
-
-def _tick_text(value: float) -> str:
-    """A tick as people write it: 5, 20, 1,000, 0.5, 2.5 (no trailing zeros)."""
-    value = round(value, 10)
-    return f"{value:,.0f}" if value == round(value) else f"{value:g}"
-
-
-def axis_label(label: str, log: bool) -> str:
-    return f"{label} (log scale)" if log else label
-
-
-def _axes(title: str, xlabel: str, ylabel: str, xa: tuple[float, float, bool], ya: tuple[float, float, bool]) -> str:
-    x0, x1, y0, y1 = LEFT, W - 16, H - PAD, 30
-    parts = [f'<text x="{W / 2}" y="18" text-anchor="middle" font-weight="bold">{esc(title)}</text>']
-    for value in _ticks(xa):
-        x = _pos(value, xa, x0, x1)
-        parts.append(f'<line x1="{x:.1f}" y1="{y1}" x2="{x:.1f}" y2="{y0}" stroke="#eee"/>'
-                     f'<text x="{x:.1f}" y="{y0 + 15}" text-anchor="middle" font-size="11">{esc(_tick_text(value))}</text>')
-    for value in _ticks(ya):
-        y = _pos(value, ya, y0, y1)
-        parts.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{x0 - 5}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{esc(_tick_text(value))}</text>')
-    parts += [f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#444"/>',
-              f'<line x1="{x0}" y1="{y1}" x2="{x0}" y2="{y0}" stroke="#444"/>',
-              f'<text x="{(x0 + x1) / 2}" y="{H - 12}" text-anchor="middle">{esc(axis_label(xlabel, xa[2]))}</text>',
-              f'<text x="14" y="{(y0 + y1) / 2}" text-anchor="middle" '
-              f'transform="rotate(-90 14 {(y0 + y1) / 2})">{esc(axis_label(ylabel, ya[2]))}</text>']
-    return "".join(parts)
-
-
-def _svg(body: str, width: int, height: float, svg_id: str) -> str:
-    """An SVG that scales down to a narrow screen (viewBox) and never grows past its drawn size."""
-    ident = f' id="{esc(svg_id)}"' if svg_id else ""
-    return (f'<svg{ident} xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0f}" '
-            f'width="{width}" style="max-width:100%;height:auto">{body}</svg>')
-
-
 def figure(svg: str, how_to_read: str) -> str:
     """A plot with its one-line reading guide underneath; nothing when there is no plot."""
     if not svg:
@@ -189,201 +126,208 @@ def figure(svg: str, how_to_read: str) -> str:
     return f'<figure>{svg}<figcaption><b>How to read:</b> {esc(how_to_read)}</figcaption></figure>'
 
 
-def scatter_svg(points: Sequence[dict[str, Any]], title: str, xlabel: str, ylabel: str, log: bool = False,
-                diagonal: bool = False, svg_id: str = "") -> str:
-    """Points ``{"x", "y", "label", "r"?, "highlight"?, "group"?}``; ``diagonal`` draws y = x (predicted =
-    measured). A log plot says so on both axis titles. Points of several groups (models) get one colour
-    each and a legend."""
-    pts = [p for p in points if p.get("x") is not None and p.get("y") is not None and (not log or (p["x"] > 0 and p["y"] > 0))]
-    if not pts:
-        return ""
-    xs, ys = [p["x"] for p in pts], [p["y"] for p in pts]
-    if diagonal:
-        xs = ys = xs + ys
-    xa, ya = _scale(xs, log), _scale(ys, log)
-    x0, x1, y0, y1 = LEFT, W - 16, H - PAD, 30
-    parts = [_axes(title, xlabel, ylabel, xa, ya)]
-    groups = sorted({p["group"] for p in pts if p.get("group")})
-    colors = {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)} if len(groups) > 1 else {}
-    for i, g in enumerate(colors):
-        parts.append(f'<circle cx="{x0 + 12}" cy="{y1 + 8 + 14 * i}" r="4" fill="{colors[g]}"/>'
-                     f'<text x="{x0 + 20}" y="{y1 + 12 + 14 * i}" font-size="11">{esc(g)}</text>')
-    if diagonal:
-        lo, hi = max(min(xs), 1e-12), max(xs)
-        parts.append(f'<line x1="{_pos(lo, xa, x0, x1):.1f}" y1="{_pos(lo, ya, y0, y1):.1f}" '
-                     f'x2="{_pos(hi, xa, x0, x1):.1f}" y2="{_pos(hi, ya, y0, y1):.1f}" stroke="#999" stroke-dasharray="4"/>')
-    placed: list[tuple[float, float, float]] = []  # label boxes drawn so far: left, right, baseline
-    for p in sorted(pts, key=lambda p: -p["y"]):
-        x, y = _pos(p["x"], xa, x0, x1), _pos(p["y"], ya, y0, y1)
-        color = "#2a7" if p.get("highlight") else colors.get(p.get("group"), "#57a")
-        anchor = "end" if x > x1 - 80 else "start"  # labels near the right edge go to the left of their point
-        dx = -7 if anchor == "end" else 7
-        text_w = 6.2 * len(p["label"])  # about the width of an 11 px label
-        left = x + dx - (text_w if anchor == "end" else 0)
-        # the first of a few heights where the label overlaps no other label
-        ly = next((y - 6 + dy for dy in (0, 12, -12, 24, -24, 36) if not any(
-            left < r and left + text_w > lft and abs(y - 6 + dy - base) < 11 for lft, r, base in placed)), y - 6)
-        placed.append((left, left + text_w, ly))
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{p.get("r", 5):.1f}" fill="{color}" fill-opacity="0.55" '
-                     f'stroke="{color}"><title>{esc(p["label"])}</title></circle>'
-                     f'<text x="{x + dx:.1f}" y="{ly:.1f}" font-size="11" text-anchor="{anchor}">{esc(p["label"])}</text>')
-    return _svg("".join(parts), W, H, svg_id)
+def section(title: str, content: str, why_empty: str) -> str:
+    """A heading and its content, or, where there is none, a line that says why and what fills it."""
+    return f"<h2>{esc(title)}</h2>" + (content or f'<p class="empty">{esc(why_empty)}</p>')
 
 
-def strip_svg(groups: dict[Any, Sequence[float]], title: str, unit: str, svg_id: str = "") -> str:
-    """Raw samples per label as jittered dots, with the median (red bar), the range (grey line)
-    and the number of samples; labels sit in their own column left of the plot area.
-
-    A key may be ``(heading, label)``: rows are then listed under their heading (a model)."""
-    groups = {(k if isinstance(k, tuple) else ("", k)): list(v) for k, v in groups.items() if v}
-    if not groups:
-        return ""
-    headings = sorted({h for h, _ in groups})
-    lines: list[tuple[str, str, list[float] | None]] = []
-    for heading in headings:
-        if len(headings) > 1:
-            lines.append((heading, heading, None))
-        lines += [(heading, label, vals) for (h, label), vals in sorted(groups.items()) if h == heading]
-    row_h = 30
-    height = 40 + row_h * len(lines) + 44
-    values = [v for vs in groups.values() for v in vs]
-    positive = [v for v in values if v > 0]
-    log = bool(positive) and len(positive) == len(values) and max(values) / min(values) > LOG_SPAN
-    xa = _scale(values, log)
-    x0, x1 = LABEL_W, W - 44
-    parts = [f'<text x="{W / 2}" y="18" text-anchor="middle" font-weight="bold">{esc(title)}</text>']
-    bottom = 40 + row_h * len(lines)
-    for value in _ticks(xa):
-        x = _pos(value, xa, x0, x1)
-        parts.append(f'<line x1="{x:.1f}" y1="30" x2="{x:.1f}" y2="{bottom}" stroke="#eee"/>'
-                     f'<text x="{x:.1f}" y="{bottom + 15}" text-anchor="middle" font-size="11">{esc(_tick_text(value))}</text>')
-    parts.append(f'<text x="{(x0 + x1) / 2}" y="{height - 8}" text-anchor="middle">{esc(axis_label(unit, log))}</text>')
-    parts.append(f'<text x="{W - 4}" y="34" text-anchor="end" font-size="10" fill="#666">n</text>')
-    for row, (_, label, vals) in enumerate(lines):
-        y = 50 + row_h * row
-        if vals is None:  # a heading row
-            parts.append(f'<text x="4" y="{y + 8}" font-size="11" font-weight="bold">{esc(label)}</text>')
-            continue
-        parts.append(f'<text x="4" y="{y + 4}" font-size="11"><title>{esc(label)}</title>{esc(label[:20])}</text>')
-        lo, hi = _pos(min(vals), xa, x0, x1), _pos(max(vals), xa, x0, x1)
-        parts.append(f'<line x1="{lo:.1f}" y1="{y}" x2="{hi:.1f}" y2="{y}" stroke="#bbb"/>')
-        for j, v in enumerate(vals):
-            jitter = ((j * 7919) % 11 - 5) * 1.2  # deterministic spread so equal values stay visible
-            parts.append(f'<circle cx="{_pos(v, xa, x0, x1):.1f}" cy="{y + jitter:.1f}" r="2.2" fill="#57a" '
-                         f'fill-opacity="0.5"/>')
-        median = sorted(vals)[len(vals) // 2]
-        xm = _pos(median, xa, x0, x1)
-        parts.append(f'<line x1="{xm:.1f}" y1="{y - 10}" x2="{xm:.1f}" y2="{y + 10}" stroke="#c33" stroke-width="2">'
-                     f'<title>median {esc(_tick_text(median))} {esc(unit)}</title></line>'
-                     f'<text x="{W - 4}" y="{y + 4}" text-anchor="end" font-size="10" fill="#666">{len(vals)}</text>')
-    return _svg("".join(parts), W, height, svg_id)
+def _plots(figures: Sequence[str]) -> str:
+    return f'<div class="plots">{"".join(figures)}</div>' if any(figures) else ""
 
 
 # --- the report --------------------------------------------------------------------------------
 
 def render_report(records: Sequence[dict[str, Any]], model: str | None = None, as_recorded: bool = False) -> str:
-    """The report of ``records`` (predictions as the records carry them: today's where the caller
+    """The dashboard of ``records`` (predictions as the records carry them: today's where the caller
     re-predicted them, the stored ones with ``as_recorded``, which the notes say)."""
-    from compress.measure.pareto_table import latest_by_test_and_metric, pareto_rows, pareto_table, row_key
+    from compress.measure.pareto_table import latest_by_test_and_metric, pareto_rows
 
     rows = pareto_rows(records, model)
-    table = pareto_table(records, model, as_recorded=as_recorded)
+    latest = [r for r in latest_by_test_and_metric(records).values()
+              if model is None or model in (r.get("model"), r.get("model_fingerprint"))]
+    name = _point_name(rows)
     files = sorted({r["results_file"] for r in records if r.get("results_file")})
     sections = ["<h1>compress bench report</h1>",
                 f'<p class="note">{len(records)} records; {len(rows)} model/variant/device/setting rows'
-                + (f" from {esc(', '.join(files))}" if files else "") + ". Click a column header to sort.</p>"]
-    sections.append("<h2>Measured variants</h2>")
-    sections.append('<div class="scroll">' + table_html(table.columns, table.rows, "pareto-table",
-                                                         sort_col=table.columns.index("ppl"),
-                                                         row_classes=["front" if r.get("pareto") else "" for r in rows])
-                    + "</div>")
-    sections += [f'<p class="note">{esc(n)}</p>' for n in table.notes]
-
-    max_mem = max((r.get("peak_memory_gib") or 0 for r in rows), default=0) or 1
-    def name(r: dict[str, Any]) -> str:
-        """A point's label: the variant, with the device where one model was measured on several, and the
-        setting where the variant has rows of several settings."""
-        several = len({x["device"] for x in rows if x["model"] == r["model"]}) > 1
-        about = [r["device"]] if several else []
-        about += [r["setting"]] if r.get("setting") else []
-        return f"{r['variant']} ({', '.join(about)})" if about else r["variant"]
-
-    pareto_points = [{"x": r.get("decode_tok_s"), "y": r.get("perplexity"), "highlight": r.get("pareto"),
-                      "label": name(r), "group": r["model"], "r": 4 + 14 * math.sqrt((r.get("peak_memory_gib") or 0) / max_mem)} for r in rows]
-    sections.append("<h2>Pareto front</h2><div class=\"plots\">" + figure(
-        scatter_svg(pareto_points, "Perplexity vs decode speed", "decode tok/s", "perplexity", svg_id="pareto-plot"),
-        "lower is better quality, further right is faster; the bubble's area grows with peak memory; green "
-        "bubbles are on the Pareto front (no other variant has lower perplexity, higher speed and lower memory "
-        "at once).") + "</div>")
-
-    predicted = []
-    for metric, label, key, pkey, how in (
-            ("Decode speed", "tok/s", "decode_tok_s", "predicted_decode_tok_s",
-             "each point is a variant; on the dashed line the measurement equals the planner's prediction. "
-             "Above it the variant decoded faster than predicted (the planner was pessimistic), below it slower "
-             "(optimistic). Log axes: equal distances are equal ratios."),
-            ("Peak memory", "GiB", "peak_memory_gib", "predicted_peak_memory_gib",
-             "each point is a variant; on the dashed line the measurement equals the planner's prediction. "
-             "Above it the variant took more memory than predicted (the planner was optimistic: a plan may not "
-             "fit), below it less (pessimistic: memory left unused). Log axes: equal distances are equal ratios.")):
-        points = [{"x": r.get(pkey), "y": r.get(key), "label": name(r), "group": r["model"]} for r in rows]
-        predicted.append(figure(scatter_svg(points, f"{metric}: predicted vs measured", f"predicted {label}",
-                                            f"measured {label}", log=True, diagonal=True, svg_id=f"pred-{key}"), how))
-    sections.append("<h2>Predicted vs measured</h2><div class=\"plots\">" + "".join(predicted) + "</div>")
-    sections.append(quality_section(rows, name))
-
-    latest = latest_by_test_and_metric(records)
-    labels = {r["key"]: r.get("setting") for r in rows}
-
-    def strip_label(r: dict[str, Any]) -> str:
-        """A strip's label: variant and device, and the row's setting where its variant has several."""
-        setting = labels.get(row_key(r))
-        return f"{r['variant']} {r['device']}" + (f" ({setting})" if setting else "")
-
-    strips = []
-    for metric, title, unit, how in (
-            ("ttft_ms", "Time to first token, every repetition", "ms",
-             "one row per variant; each dot is one timed repetition of the prompt, the red bar is the median, the "
-             "grey line spans fastest to slowest, n counts repetitions. Left is faster; a wide spread means noisy timings."),
-            ("itl_ms", "Inter-token latency, every generated token", "ms",
-             "one row per variant; each dot is the time of one generated token (all repetitions), the red bar is "
-             "the median, the grey line the range, n the tokens timed. Left is faster; dots far right are stalls."),
-            ("decode_tok_s", "Decode speed, every repetition", "tok/s",
-             "one row per variant; each dot is one timed repetition of the decode test, the red bar is the "
-             "median, the grey line the range, n the repetitions. Right is faster.")):
-        groups = {(r.get("model") or "?", strip_label(r)): r.get("samples") or []
-                  for r in latest.values()
-                  if r.get("metric") == metric and r.get("status") == "ok" and r.get("test", "").startswith(("pp", "tg"))
-                  and (model is None or model in (r.get("model"), r.get("model_fingerprint")))}
-        strips.append(figure(strip_svg(groups, title, unit, svg_id=f"strip-{metric}"), how))
-    sections.append("<h2>Latency distributions</h2><div class=\"plots\">" + "".join(strips) + "</div>")
-
-    failed = [r for r in latest.values() if r.get("status") in ("failed", "skipped")]
-    if failed:
-        sections.append("<h2>Failed and skipped tests</h2>")
-        sections.append('<div class="scroll">' + table_html(
-            ["model", "variant", "device", "test", "status", "reason"],
-            [[r.get("model"), r.get("variant"), r.get("device"), r.get("test"), r.get("status"), r.get("error")]
-             for r in failed], "failures") + "</div>")
+                + (f" from {esc(', '.join(files))}" if files else "") + ". Click a column header to sort.</p>",
+                _variants_section(records, rows, model, as_recorded),
+                section("Pareto front", _pareto_plot(rows, name), _pareto_missing()),
+                section("Predicted vs measured", _predicted_plots(rows, name, quality=False),
+                        "no measured figure in these results has the planner's prediction beside it: bench sets one "
+                        "where the planner knows the model and the device (run `compress bench`)."),
+                quality_section(rows, name),
+                section("Latency distributions", _strips(latest, rows), _strips_missing()),
+                section("Served load", _serve_table(latest),
+                        "no serve records in these results: run `compress bench --tests serve` (with --runtime vllm, "
+                        "or --endpoint URL for a running server)."),
+                section("Failed and skipped tests", _failures_table(latest),
+                        "none: every test in these results ran.")]
     return page("compress bench report", "\n".join(sections))
 
 
-def quality_section(rows: Sequence[dict[str, Any]], name: Any = None) -> str:
-    """Predicted vs measured quality per variant: perplexity change and KL divergence from the baseline.
-    ``name`` labels a row's point (default: its variant, and its setting where it has one)."""
-    name = name or (lambda r: f"{r['variant']} ({r['setting']})" if r.get("setting") else r["variant"])
-    plots = []
-    for label, unit, key, pkey in (("Perplexity change", "%", "ppl_delta_pct", "predicted_ppl_delta_pct"),
-                                   ("KL divergence", "nats", "kld_mean", "predicted_kld_mean")):
-        points = [{"x": r.get(pkey), "y": r.get(key), "label": name(r), "group": r["model"]} for r in rows]
-        plots.append(figure(scatter_svg(points, f"{label}: predicted vs measured", f"predicted {unit}",
-                                        f"measured {unit}", log=True, diagonal=True, svg_id=f"pred-{key}"),
-                            "each point is a variant, compared with the float32 baseline on the same tokens; on the "
-                            "dashed line the planner predicted the loss exactly, above it the variant lost more "
-                            "than predicted, below it less. Log axes; the baseline itself (0) is not drawn."))
-    if not any(plots):
+def _point_name(rows: Sequence[dict[str, Any]]) -> Callable[[dict[str, Any]], str]:
+    """A plot point's label: the variant, with the device where one model was measured on several,
+    and the setting's letter (the table's) where the variant has rows of several settings."""
+    from compress.measure.pareto_table import setting_letters
+
+    letters = setting_letters(rows)
+
+    def name(r: dict[str, Any]) -> str:
+        several = len({x["device"] for x in rows if x["model"] == r["model"]}) > 1
+        about = [r["device"]] if several else []
+        about += [letters[r["setting"]]] if r.get("setting") else []
+        return f"{r['variant']} ({', '.join(about)})" if about else r["variant"]
+
+    return name
+
+
+def _variants_section(records: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]], model: str | None,
+                      as_recorded: bool) -> str:
+    """The measured-variants table, the front's rows shaded, with its notes."""
+    from compress.measure.pareto_table import pareto_table
+
+    table = pareto_table(records, model, as_recorded=as_recorded)
+    first = metrics.shown()[0].column.title
+    content = (table_html(table.columns, table.rows, "pareto-table", sort_col=table.columns.index(first),
+                          row_classes=["front" if r.get("pareto") else "" for r in rows], prose=("status",))
+               + "".join(f'<p class="note">{esc(n)}</p>' for n in table.notes)) if rows else ""
+    return section("Measured variants", content, f"no records of {model} in these results." if model else
+                   "no OK or failed test records in these results.")
+
+
+def _pareto_plot(rows: Sequence[dict[str, Any]], name: Callable[[dict[str, Any]], str]) -> str:
+    """Quality against speed, the bubble's area growing with memory (the axes are the front's metrics)."""
+    from compress.measure.pareto_table import FRONT_MEANS, front_metrics
+
+    on = {m.column.pareto: m for m in front_metrics()}
+    x, y, area = on["x"].column, on["y"].column, on.get("area")
+    largest = max((r.get(area.column.key) or 0 for r in rows), default=0) if area else 0
+
+    def radius(value: float | None) -> float:
+        return 4 + 14 * math.sqrt((value or 0) / largest) if largest else 5
+
+    points = [{"x": r.get(x.key), "y": r.get(y.key), "front": bool(r.get("pareto")), "label": name(r),
+               "group": r["model"], "r": radius(r.get(area.column.key) if area else None)} for r in rows]
+    legend = [Legend("dot", "on the front", "#777"), Legend("ring", "not on the front", "#777")]
+    if area and largest:
+        legend += [Legend("size", f"{tick_text(v)} {area.column.unit} {area.words}", "#777", radius(v))
+                   for v in _round_sizes(largest)]
+    svg = scatter_svg(points, f"{on['y'].words.capitalize()} vs {on['x'].words}", f"{on['x'].words} ({x.unit})",
+                      on["y"].words, svg_id="pareto-plot", legend=legend)
+    how = (f"{'higher' if on['y'].higher_is_better else 'lower'} is better {on['y'].words}, further "
+           f"{'right' if on['x'].higher_is_better else 'left'} is better {on['x'].words}"
+           + (f"; the bubble's area grows with {area.words}" if area else "")
+           + f"; filled bubbles are on the Pareto front ({FRONT_MEANS})."
+           + (" A letter in brackets is the row's setting in the table." if any(r.get("setting") for r in rows) else ""))
+    return _plots([figure(svg, how)])
+
+
+def _round_sizes(largest: float) -> list[float]:
+    """Two round reference values for the size legend: the largest, rounded down, and about a quarter of it."""
+    def round_down(v: float) -> float:
+        magnitude = 10.0 ** math.floor(math.log10(v))
+        return next(m * magnitude for m in (5, 2, 1) if m * magnitude <= v)
+
+    big = round_down(largest)
+    small = round_down(largest / 4)
+    return [small, big] if small < big else [big]
+
+
+def _pareto_missing() -> str:
+    from compress.measure.pareto_table import front_metrics
+
+    drawn = [m for m in front_metrics() if m.column.pareto in ("x", "y")]
+    tests = ",".join(dict.fromkeys(t for m in drawn for t in m.tests))
+    return (f"no variant in these results has both its {' and its '.join(m.words for m in drawn)} measured: "
+            f"run `compress bench --tests {tests}`.")
+
+
+def _predicted_plots(rows: Sequence[dict[str, Any]], name: Callable[[dict[str, Any]], str], quality: bool) -> str:
+    """Predicted against measured, one plot a metric with such a plot (quality ones, or the others)."""
+    figures = []
+    for m, plot in metrics.plotted("predicted"):
+        if (m.kind == "quality") != quality:
+            continue
+        c = m.column
+        points = [{"x": r.get(c.predicted_key), "y": r.get(c.key), "label": name(r), "group": r["model"]}
+                  for r in rows]
+        figures.append(figure(scatter_svg(points, plot.title, f"predicted {c.unit}", f"measured {c.unit}", log=True,
+                                          diagonal=True, svg_id=f"pred-{c.key}"), plot.how_to_read))
+    return _plots(figures)
+
+
+def quality_section(rows: Sequence[dict[str, Any]], name: Callable[[dict[str, Any]], str] | None = None) -> str:
+    """Predicted vs measured quality per variant: the quality metrics with a predicted-vs-measured plot.
+    ``name`` labels a row's point (default: its variant, and its setting's letter where it has one)."""
+    return section("Predicted vs measured quality", _predicted_plots(rows, name or _point_name(rows), quality=True),
+                   "no quality change against the float32 baseline in these results: run "
+                   "`compress bench --tests ppl` (the baseline is scored on the same tokens).")
+
+
+def _strips(latest: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> str:
+    """Every sample of the metrics drawn as strips, one row a variant and device (and setting letter)."""
+    from compress.measure.pareto_table import row_key, setting_letters
+
+    letters = setting_letters(rows)
+    settings = {r["key"]: r.get("setting") for r in rows}
+
+    def label(r: dict[str, Any]) -> str:
+        setting = settings.get(row_key(r))
+        return f"{r['variant']} {r['device']}" + (f" ({letters[setting]})" if setting else "")
+
+    figures = []
+    for m, plot in metrics.plotted("samples"):
+        groups = {(r.get("model") or "?", label(r)): r.get("samples") or [] for r in latest
+                  if r.get("metric") == m.name and r.get("status") == "ok" and m.read_from(r.get("test"))}
+        figures.append(figure(strip_svg(groups, plot.title, m.unit, svg_id=f"strip-{m.name}"), plot.how_to_read))
+    return _plots(figures)
+
+
+def _strips_missing() -> str:
+    tests = ",".join(dict.fromkeys(t for m, _ in metrics.plotted("samples") for t in m.tests))
+    return f"no timed repetitions in these results: run `compress bench --tests {tests}`."
+
+
+def _serve_table(latest: Sequence[dict[str, Any]]) -> str:
+    """One row a served test (``serve-c4``, ``serve-rate2``) of a variant: its figures by metric, in spec order."""
+    from compress.measure.pareto_table import measured_runtime
+
+    served = [r for r in latest if str(r.get("test") or "").startswith("serve") and r.get("status") == "ok"]
+    names = [m for m in metrics.METRICS if any(r.get("metric") == m for r in served)]
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in served:
+        key = (r.get("model"), r.get("variant"), r.get("device"), measured_runtime(r), r.get("test"))
+        rows.setdefault(key, {})[r["metric"]] = r.get("value")
+    if not rows:
         return ""
-    return "<h2>Predicted vs measured quality</h2><div class=\"plots\">" + "".join(plots) + "</div>"
+    body = [[*key, *(figures.get(m) for m in names)] for key, figures in sorted(rows.items(), key=lambda kv: str(kv[0]))]
+    columns = ["model", "variant", "device", "runtime", "test", *(metrics.spec(m).heading for m in names)]
+    return table_html(columns, body, "serve") + ('<p class="note">Each figure is the median over the test\'s '
+                                                 "requests; serve-c<i>N</i>: <i>N</i> requests at a time, "
+                                                 "serve-rate<i>R</i>: <i>R</i> requests a second.</p>")
+
+
+def failure_cause(error: str | None) -> str:
+    """A failed test's cause as recorded, and where the record lacks the root cause the engine's log
+    named (older records of a failed vLLM start say only "See root cause above"), that it does."""
+    cause = error or "no reason recorded"
+    if "root cause above" in cause and "(root cause:" not in cause:
+        cause += (" [the root cause was in the engine's own log, which this record did not keep: "
+                  "run the test again, bench now records it]")
+    return cause
+
+
+def _failures_table(latest: Sequence[dict[str, Any]]) -> str:
+    """Every failed or skipped test with its whole cause and the runtime it ran in; a card a test on a phone."""
+    from compress.measure.pareto_table import measured_runtime
+
+    failed = [r for r in latest if r.get("status") in ("failed", "skipped")]
+    if not failed:
+        return ""
+    return table_html(["model", "variant", "device", "runtime", "test", "status", "reason"],
+                      [[r.get("model"), r.get("variant"), r.get("device"), measured_runtime(r), r.get("test"),
+                        r.get("status"), failure_cause(r.get("error"))] for r in failed],
+                      "failures", prose=("reason",), cards=True)
 
 
 def write_report(records: Sequence[dict[str, Any]], out: Path, model: str | None = None,

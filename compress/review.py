@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from compress import metrics
 from compress.fsutil import atomic_write_text
 from compress.measure.predictions import CHANGED_PCT
 from compress.planner.document import Candidate
@@ -69,13 +70,14 @@ def _planner_model(model: str) -> str:
     return sources.DEFAULT_CATALOG_NAME if model in ("", sources.DEFAULT_MODEL) else model
 
 
-def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None,
-                batch: int = 1, gpus: int = 1, engine: str = "any") -> dict[str, Any]:
+def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], **sizing: Any) -> dict[str, Any]:
+    """The review of ``model`` on ``gpu``; ``sizing`` are :func:`~compress.planner.make_plan`'s keywords
+    (context, batch, gpus, headroom, objective, KV-cache type, engine)."""
     from compress.measure.pareto_table import pareto_rows
     from compress.planner import make_plan
 
-    plan = make_plan(_planner_model(model), gpu=gpu, context=context, batch=batch, gpus=gpus,
-                     engine=engine, records=list(records)).to_dict()
+    plan = make_plan(_planner_model(model), gpu=gpu, records=list(records), **sizing).to_dict()
+    batch = sizing.get("batch", 1)
     keys = _model_keys(model) | {plan["model"]["name"]}
     random_weights = f"{plan['model']['name']}-random"  # `--model random:NAME` records
     mine = [r for r in records if r.get("profile") == plan["gpu"]["name"] and (
@@ -87,8 +89,7 @@ def review_data(model: str, gpu: str, records: Sequence[dict[str, Any]], context
             **build_lines(plan)}
     if plan["gpu"]["kind"] == "gpu" and batch < SERVING_BATCH and plan["recommended"]:
         # A pair chosen for one stream may not be the one to serve many users with.
-        busy = make_plan(_planner_model(model), gpu=gpu, context=context, batch=SERVING_BATCH, gpus=gpus,
-                         engine=engine).to_dict()
+        busy = make_plan(_planner_model(model), gpu=gpu, **{**sizing, "batch": SERVING_BATCH}).to_dict()
         chosen, other = chosen_candidate(plan), chosen_candidate(busy)
         if other is not None and (other["variant"], other["runtime"]) != (chosen["variant"], chosen["runtime"]):
             data["serve_busy"] = {"batch": SERVING_BATCH, "variant": other["variant"], "runtime": other["runtime"],
@@ -189,12 +190,18 @@ def risks(plan: dict[str, Any], measured: dict[str, dict[str, Any]]) -> list[str
             out.append(f"{chosen['variant']}: the predictions are not yet validated by measurement "
                        f"(run `{_bench_line(plan, chosen['variant'])}` on this device)")
         else:
-            for key, label in (("decode_error_pct", "decode speed"), ("memory_error_pct", "peak memory")):
-                if row.get(key) is not None and abs(row[key]) > ERROR_RISK_PCT:
-                    out.append(f"{chosen['variant']}: measured {label} is {row[key]:+.0f}% off the prediction")
+            out += [f"{chosen['variant']}: measured {m.words} is {row[m.column.error_key]:+.0f}% off the prediction"
+                    for m in _checked_by_error(row)]
         out += quality_risks(chosen, unmeasured_said=row is None or row.get("decode_tok_s") is None,
                              bench=_bench_line(plan, chosen["variant"], " --tests ppl"))
     return out
+
+
+def _checked_by_error(row: dict[str, Any]) -> list[metrics.Metric]:
+    """The measured metrics of ``row`` whose prediction is off by more than :data:`ERROR_RISK_PCT`
+    (quality is judged apart, by :func:`quality_risks`)."""
+    return [m for m in metrics.shown() if m.kind != "quality" and m.column.error_key
+            and row.get(m.column.error_key) is not None and abs(row[m.column.error_key]) > ERROR_RISK_PCT]
 
 
 def quality_risks(candidate: dict[str, Any], unmeasured_said: bool = False, bench: str | None = None) -> list[str]:
@@ -352,20 +359,19 @@ def render_html(data: dict[str, Any]) -> str:
     return page(title, "\n".join(body))
 
 
-def review(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
-           out: Path | None = None, gpus: int = 1, engine: str = "any") -> str:
+def review(model: str, gpu: str, records: Sequence[dict[str, Any]], out: Path | None = None, **sizing: Any) -> str:
     """The review as Markdown; also written to ``out`` (HTML when it ends in .html)."""
-    data = review_data(model, gpu, records, context=context, batch=batch, gpus=gpus, engine=engine)
+    data = review_data(model, gpu, records, **sizing)
     markdown = render_markdown(data)
     if out is not None:
         atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else markdown)
     return markdown
 
 
-def review_to(model: str, gpu: str, records: Sequence[dict[str, Any]], context: int | None = None, batch: int = 1,
-              out: Path | None = None, gpus: int = 1, engine: str = "any") -> dict[str, Any]:
+def review_to(model: str, gpu: str, records: Sequence[dict[str, Any]], out: Path | None = None,
+              **sizing: Any) -> dict[str, Any]:
     """Like :func:`review`, returning the data (for :func:`print_review`)."""
-    data = review_data(model, gpu, records, context=context, batch=batch, gpus=gpus, engine=engine)
+    data = review_data(model, gpu, records, **sizing)
     if out is not None:
         atomic_write_text(Path(out), render_html(data) if Path(out).suffix == ".html" else render_markdown(data))
     return data

@@ -9,6 +9,7 @@ alternative per objective. ``compress plan`` and ``compress review`` print it fi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -128,5 +129,11 @@ def verdict_block(plan: dict[str, Any], serve: str | None = None, width: int = 8
     # Names come from files (a GGUF's general.name): control characters are shown, never sent.
     lines = [printable(line) for line in verdict_lines(plan, serve)]
     labelled = [f"{title:<9} {lines[0]}", *(f"  {line}" for line in lines[1:])]
-    return "\n".join(textwrap.fill(line, width=width, subsequent_indent=" " * 12, break_on_hyphens=False,
-                                    break_long_words=False) for line in labelled)
+    glued = (_GLUE.sub(lambda m: m[0].replace(" ", "\0"), line) for line in labelled)
+    wrapped = (textwrap.fill(line, width=width, subsequent_indent=" " * 12, break_on_hyphens=False,
+                             break_long_words=False) for line in glued)
+    return "\n".join(wrapped).replace("\0", " ")
+
+
+#: A number and its unit ("2 GiB", "884 ms") or its name ("batch 1"), kept on one line when the verdict wraps.
+_GLUE = re.compile(r"\d (GiB|GB|MB|ms|s|tok/s|tokens)\b|\b(batch|context) \d")

@@ -11,7 +11,7 @@
 #   AVX, AVX2, FMA, F16C, BMI2, SSE4.2   x86-64-v3: every x86 server and desktop CPU since 2015
 #   AVX-512 and AMX off                  absent on AVX2-only CPUs; AMX is the path that crashed
 # llama.cpp's repacked-weight layouts for AVX2 stay on. The cost against a native build on the
-# machine at hand is measured by bench/llama_build_speed.py; the README states it.
+# machine at hand is measured by bench/llama_build_speed.py; docs/measurements.md states it.
 #
 # The wheel is kept in a folder named after the version and the flags, so a second set-up on
 # the same machine installs it in seconds, and a wheel built with other flags (pip's own cache

@@ -4,7 +4,9 @@
     python scripts/report_screenshots.py --out-dir shots/ --results results/bench.jsonl
 
 Writes report.html and report-<width>.png for each width, outside the tracked tree unless
-told otherwise. Needs Debian's chromium (scripts/system-deps.sh installs it).
+told otherwise. Headless Chromium lays a page out at least 500 px wide whatever the window, so
+a narrower width is shot as the report in a frame of that width (the PNG is 500 px wide, the
+report its left part). Needs Debian's chromium (scripts/system-deps.sh installs it).
 """
 
 from __future__ import annotations
@@ -19,10 +21,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WIDTHS = ((1400, 2600), (390, 7000))  # (width, height) in CSS pixels: a desktop window and a phone
+WIDTHS = ((1400, 4400), (390, 9000))  # (width, height) in CSS pixels: a desktop window and a phone
+
+
+NARROWEST_WINDOW = 500  # CSS pixels: headless Chromium's smallest layout width
+
+
+def framed(page: Path, width: int, height: int) -> Path:
+    """A page showing ``page`` in a frame ``width`` pixels wide, for widths a window cannot have."""
+    host = page.with_name(f"{page.stem}-{width}.html")
+    host.write_text(f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{page.name}" '
+                    f'style="border:0;width:{width}px;height:{height}px;display:block"></iframe></body></html>')
+    return host
 
 
 def screenshot(browser: str, page: Path, png: Path, width: int, height: int) -> None:
+    if width < NARROWEST_WINDOW:
+        page, width = framed(page, width, height), NARROWEST_WINDOW
     with tempfile.TemporaryDirectory(prefix="compress-chromium-") as profile:
         subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                         "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",

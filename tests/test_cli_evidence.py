@@ -47,7 +47,7 @@ def test_report_of_two_files_holds_both():
     assert "bench.jsonl" in text and "vllm-cpu.jsonl" in text
 
 
-def test_review_of_the_committed_records_matches_the_readme():
+def test_review_of_the_committed_records_matches_the_measurements_page():
     from compress import results
     from compress.measure.predictions import with_current_predictions
     from compress.review import review_data
@@ -55,11 +55,11 @@ def test_review_of_the_committed_records_matches_the_readme():
     data = review_data("smollm2-135m", "cpu", with_current_predictions(results.load(RESULTS / "bench.jsonl")))
     assert set(DEMO) <= set(data["measured"])
     assert not [r for r in data["risks"] if "off the prediction" in r]
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "measurements.md").read_text(encoding="utf-8")
     for variant in DEMO:
         row = data["measured"][variant]
         assert abs(row["memory_error_pct"]) <= 25, variant
-        line = re.search(rf"^\| {re.escape(variant)} \(.*?\) \| ([\d.]+) \| ([\d.]+) \| ([+-][\d.]+)% \|$", readme,
+        line = re.search(rf"^\| {re.escape(variant)} \(.*?\) \| ([\d.]+) \| ([\d.]+) \| ([+-][\d.]+)% \|$", page,
                          re.MULTILINE)
         assert line, variant
         assert float(line[1]) == pytest.approx(row["peak_memory_gib"] * 1024, abs=0.05)
@@ -85,7 +85,7 @@ def test_as_recorded_shows_the_stored_predictions(tmp_path):
     today = {r["variant"]: r for r in json.loads(CliRunner().invoke(app, args).stdout)}
     then = {r["variant"]: r for r in json.loads(CliRunner().invoke(app, [*args, "--as-recorded"]).stdout)}
     assert abs(today["q8_0"]["memory_error_pct"]) < 25 < abs(then["q8_0"]["memory_error_pct"])
-    assert "mem" in today["q8_0"]["prediction_changed"] and then["q8_0"]["prediction_changed"] == []
+    assert "mem GiB" in today["q8_0"]["prediction_changed"] and then["q8_0"]["prediction_changed"] == []
 
 
 def test_bench_refuses_a_plan_made_for_another_model(tmp_path):

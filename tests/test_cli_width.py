@@ -100,3 +100,9 @@ def test_apply_summary_fits_80_columns(capsys, monkeypatch):
     _summary(manifest, Path("artifacts/smollm2-135m-instruct-gptq-4-g64"))
     out = capsys.readouterr().out
     assert "gptq-4-g64" in out and max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_gpus_shows_the_compute_of_cards_without_bf16():
+    """T4 and V100 have no bf16: the 80-column view shows fp16, which every card has."""
+    rows = {line.split()[0]: line.split() for line in _run(["gpus"], 80).splitlines() if line.strip()}
+    assert rows["t4"][3] == "65.0" and rows["v100"][3] != "-"

@@ -51,7 +51,7 @@ SMOKE = {
                                       needs="vllm", slow=True, timeout_s=900),
     "bench/vllm_overhead.py": Smoke(("--model", "{tiny}", "--quick"), "harness vs bare tok/s",
                                     needs="vllm", slow=True, timeout_s=900),
-    "scripts/readme_tables.py": Smoke(("--check",), ""),
+    "scripts/measurements.py": Smoke(("--check",), ""),
     "scripts/report_screenshots.py": Smoke(("--out-dir", "{tmp}"), "report-390.png", needs="chromium", slow=True),
     "scripts/check-wheel.sh": Smoke(("{python}",), "plans like the checkout", slow=True, timeout_s=600),
     # Regenerating needs NVIDIA's AIConfigurator in an environment of its own: the help shows the script loads.

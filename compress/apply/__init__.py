@@ -86,15 +86,13 @@ class Job:
 
     def track(self, items: Iterable[Any], description: str, total: int | None = None) -> Iterator[Any]:
         """A progress bar on stderr for a long step (none with --quiet or when stderr is not a terminal)."""
-        from rich.console import Console
-        from rich.progress import track
-
-        from compress.progress import enabled
+        from compress.progress import enabled, new_bar
 
         if not enabled():
             yield from items
             return
-        yield from track(items, description=description, total=total, console=Console(stderr=True), transient=True)
+        with new_bar() as bar:
+            yield from bar.track(items, total=total, description=description)
 
 
 def seed_everything(seed: int) -> None:

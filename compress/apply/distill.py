@@ -190,19 +190,16 @@ def _progress(total: int, done: int) -> Any:
     """A progress bar on stderr that shows the latest loss; yields ``advance(loss)``."""
     import contextlib
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
 
-    from compress.progress import enabled
+    from compress.progress import enabled, new_bar
 
     @contextlib.contextmanager
     def bar() -> Any:
         if not enabled():  # --quiet, or stderr is not a terminal
             yield lambda loss: None
             return
-        columns = (TextColumn("distilling"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        with new_bar(fields=(TextColumn("loss {task.fields[loss]}"),)) as progress:
             task = progress.add_task("distilling", total=total, completed=done, loss="-")
             yield lambda loss: progress.update(task, advance=1, loss=f"{loss:.4f}")
 

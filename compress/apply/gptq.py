@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from compress import progress
 from compress.methods import awq as awq_method, gptq as gptq_method
 from compress import engines
 from compress.apply import Job
@@ -85,20 +86,16 @@ def gptqmodel_session(name: str) -> Iterator[tuple[Path, Any]]:
 
 
 def layer_progress(terminal: Any, description: str, total: int) -> tuple[Callable[..., None], Callable[[], None]]:
-    """A progress bar over decoder layers: returns ``(layer_complete, close)``.
+    """A progress bar over decoder layers on ``terminal`` (None: no bar); returns ``(layer_complete, close)``.
 
     ``layer_complete`` matches GPTQModel's layer callback, which may fire more than
     once a layer (before and after its modules are finalized).
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from compress.progress import new_bar
 
-    from compress import progress as progress_module
-
-    if not progress_module.enabled():  # --quiet, or stderr is not a terminal
+    if terminal is None:
         return (lambda *_, **__: None), (lambda: None)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(file=terminal), transient=True)
+    progress = new_bar(file=terminal)
     task = progress.add_task(description, total=total)
     done: set[int] = set()
     progress.start()
@@ -132,6 +129,8 @@ def quantize(job: Job, config_class: str, settings: dict[str, Any], method: str,
     tokenizer, calibration = _calibration(job, folder)
     layers = int(config.get("num_hidden_layers") or 0)
     job.log(f"{method}: {len(calibration)} calibration windows × {job.options.calib_seq_len} tokens, {layers} layers")
+    # Decided before the session: inside it stderr is GPTQModel's log file, never a terminal.
+    shown = progress.enabled()
     with gptqmodel_session(method.lower()) as (log_path, terminal):
         import gptqmodel.quantization.config as gptqmodel_config
         import torch
@@ -140,7 +139,7 @@ def quantize(job: Job, config_class: str, settings: dict[str, Any], method: str,
         from compress.loading import trust_remote_code
 
         quant_config = getattr(gptqmodel_config, config_class)(**settings)
-        layer_complete, close = layer_progress(terminal, f"{method}: quantizing layers", layers)
+        layer_complete, close = layer_progress(terminal if shown else None, f"{method}: quantizing layers", layers)
         try:
             # Half-precision matmuls are emulated on CPUs without AVX512-BF16/FP16 (20x slower
             # than float32 on our 2-core machine), so the CPU quantizes in float32 where it can.

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from compress import paths
+from compress.commands import options as opt_
 from compress.errors import UserInputError
 from compress.fsutil import check_not_input
 from compress.output import printable
@@ -20,63 +21,64 @@ _METHOD_HELP = (
 )
 
 
-_TRUST_HELP = ("Run Python code that comes with the model folder (its config's auto_map) and load pickle "
-               "weights. Off by default: read the folder's code first.")
-
-
 def apply_command(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Local HF folder, .gguf file, 'default' (the default when no --plan names a model), or random:<catalog name> (random weights: speed and memory only).")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", show_default="default, or the model of --plan",
+        help="Local HF folder, .gguf file, 'default' (smollm2-135m), or random:<catalog name> (random weights: "
+             "speed and memory only).")] = None,
     method: Annotated[str | None, typer.Option("--method", help=_METHOD_HELP)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Output folder (default: artifacts/<model>-<variant>).")] = None,
-    plan: Annotated[Path | None, typer.Option("--plan", help="A plan written by `compress plan --format json`.")] = None,
-    candidate: Annotated[int | None, typer.Option("--candidate", help="With --plan: apply candidate N (rank, 1-based) instead of the recommendation.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    text: Annotated[str | None, typer.Option(help="Calibration text: a file, 'default' or 'wikitext-2'.")] = None,
-    calib_samples: Annotated[int, typer.Option(help="Calibration windows.")] = 64,
-    calib_seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 512,
-    seed: Annotated[int, typer.Option(help="Seed for calibration sampling and training.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out-dir", help="Output folder.", show_default="artifacts/<model>-<variant>")] = None,
+    plan: Annotated[Path | None, typer.Option(
+        "--plan", help="A plan written by `compress plan --format json`.")] = None,
+    candidate: Annotated[int | None, typer.Option(
+        "--candidate", help="With --plan: apply candidate N (rank, 1-based) instead of the recommendation.")] = None,
+    device: opt_.Device = "auto",
+    text: Annotated[str | None, typer.Option(
+        help="Calibration text: a file, 'default' (the bundled corpus) or 'wikitext-2'.",
+        show_default="'default'")] = None,
+    calib_samples: opt_.CalibSamples = 64,
+    calib_seq_len: opt_.CalibSeqLen = 512,
+    seed: opt_.Seed = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     bits: Annotated[int | None, typer.Option(help="GPTQ/AWQ bits.")] = None,
     group_size: Annotated[int | None, typer.Option(help="GPTQ/AWQ group size (-1: per channel).")] = None,
     act_order: Annotated[bool | None, typer.Option("--act-order/--no-act-order", help="GPTQ activation order.")] = None,
     damp: Annotated[float | None, typer.Option(help="GPTQ dampening, fraction of the Hessian's mean diagonal.")] = None,
     sym: Annotated[bool | None, typer.Option("--sym/--asym", help="GPTQ symmetric quantization.")] = None,
-    double_quant: Annotated[bool | None, typer.Option("--double-quant/--no-double-quant", help="bitsandbytes 4-bit double quantization.")] = None,
-    compute_dtype: Annotated[str | None, typer.Option(help="bitsandbytes compute dtype: float32, float16, bfloat16.")] = None,
-    imatrix: Annotated[bool | None, typer.Option("--imatrix/--no-imatrix", help="GGUF: compute an importance matrix on the calibration text.")] = None,
+    double_quant: Annotated[bool | None, typer.Option(
+        "--double-quant/--no-double-quant", help="bitsandbytes 4-bit double quantization.")] = None,
+    compute_dtype: Annotated[str | None, typer.Option(
+        help="bitsandbytes compute dtype: float32 | float16 | bfloat16.")] = None,
+    imatrix: Annotated[bool | None, typer.Option(
+        "--imatrix/--no-imatrix", help="GGUF: compute an importance matrix on the calibration text.")] = None,
     sparsity: Annotated[float | None, typer.Option(help="Pruning: fraction of weights set to zero (0-1).")] = None,
     steps: Annotated[int | None, typer.Option(help="Distillation: training steps.")] = None,
     lr: Annotated[float | None, typer.Option(help="Distillation: learning rate.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Distillation: softmax temperature.")] = None,
-    alpha: Annotated[float | None, typer.Option(help="Distillation: weight of the KL term (1-alpha on cross-entropy).")] = None,
-    student: Annotated[str | None, typer.Option(help="Distillation: a local student model (same tokenizer) instead of a layer-dropped copy.")] = None,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help=_TRUST_HELP)] = False,
+    alpha: Annotated[float | None, typer.Option(
+        help="Distillation: weight of the KL term (1-alpha on cross-entropy).")] = None,
+    student: Annotated[str | None, typer.Option(
+        help="Distillation: a local student model (same tokenizer) instead of a layer-dropped copy.")] = None,
+    trust_remote_code: opt_.TrustRemoteCode = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", hidden=True)] = None,  # the old spelling of --out-dir
 ) -> None:
-    """Compress a model with one variant; the artifact loads in transformers, vLLM or llama.cpp."""
+    """Compress a model with one variant; the artifact loads in transformers, vLLM or llama.cpp.
+
+    Method options left out take the variant's own settings (gptq-4-g64: 4 bits, groups of 64)."""
     from compress import apply, sources, variants
 
-    out = out_dir or out
     overrides = {k: v for k, v in {
         "bits": bits, "group_size": group_size, "desc_act": act_order, "damp_percent": damp, "sym": sym,
         "double_quant": double_quant, "compute_dtype": compute_dtype, "imatrix": imatrix, "sparsity": sparsity,
         "steps": steps, "lr": lr, "temperature": temperature, "alpha": alpha, "student": student,
     }.items() if v is not None}
-    if plan is not None:
-        if method is not None:
-            raise UserInputError("pass either --method or --plan, not both")
-        model, variant_name = _from_plan(plan, candidate, model)
-    elif method is None:
-        raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
-    else:
-        variant_name = method
-    model = "default" if model is None else model  # an empty --model is refused by sources.resolve
-    variant = variants.parse(variant_name)
-    variant = _with_overrides(variant, overrides)
+    model, variant_name = _model_and_variant(model, method, plan, candidate)
+    variant = _with_overrides(variants.parse(variant_name), overrides)
     source = sources.resolve(model, trust_remote_code=trust_remote_code)
     options = apply.Options(device=device, text=text, calib_samples=calib_samples, calib_seq_len=calib_seq_len,
                             seed=seed, force=force, trust_remote_code=trust_remote_code)
-    out = out or paths.artifact_dir(source.name, variant.name)
+    out = out_dir or out or paths.artifact_dir(source.name, variant.name)
     # The source model is checked with the folder itself (apply.run); these are the other inputs.
     check_not_input(out, {"--plan": plan, "--text": text, "--student": student}, "--out-dir", replaced=True)
     received = _stop_on_sigterm()
@@ -87,6 +89,18 @@ def apply_command(
         typer.echo(f"interrupted: nothing was written to {out}", err=True)
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT)) from None
     _summary(manifest, out)
+
+
+def _model_and_variant(model: str | None, method: str | None, plan: Path | None,
+                       candidate: int | None) -> tuple[str, str]:
+    """The model and the variant to apply: --method's, or the one --plan recommends (--candidate N)."""
+    if plan is not None:
+        if method is not None:
+            raise UserInputError("expected either --method or --plan, got both: pass one")
+        return _from_plan(plan, candidate, model)
+    if method is None:
+        raise UserInputError("expected --method VARIANT or --plan plan.json; see `compress apply --help`")
+    return "default" if model is None else model, method  # an empty --model is refused by sources.resolve
 
 
 def _stop_on_sigterm() -> list[int]:
@@ -172,5 +186,5 @@ def _summary(manifest: dict[str, Any], out: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("apply", epilog="Example: compress apply --model default --method q4_k_m --out-dir artifacts/smol-q4km")(
+    app.command("apply", epilog="Example: compress apply -m default --method q4_k_m --out-dir artifacts/smol-q4km")(
         apply_command)

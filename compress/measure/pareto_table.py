@@ -15,29 +15,47 @@ A test that failed shows ``failed: <cause>`` in its cells instead of a figure.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from compress import metrics
 from compress.measure.metrics import prediction_error_pct
 from compress.output import Table
 from compress.pareto import pareto_front
 
-GIB = 2**30
-MIB = 2**20
-OBJECTIVES = {"perplexity": "min", "decode_tok_s": "max", "peak_memory_gib": "min"}
-COLUMNS = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto",
-           "pred tok/s", "tok/s err%", "pred GiB", "mem err%", "Δppl %", "pred Δppl %", "Δppl err%", "KLD",
-           "pred KLD", "same top %", "status"]
-#: Which cells a failed test leaves without a figure; a failed apply or load leaves them all.
-FAILED_CELLS = {"ppl": ("ppl", "Δppl %", "KLD", "same top %"), "pp": ("TTFT ms",), "tg": ("tok/s",),
-                "memory": ("mem GiB",), "size": ("size MiB",)}
+FIXED_COLUMNS = ["variant", "device", "runtime"]
 WHOLE_VARIANT_TESTS = ("apply", "load")
 FAILED_CELL_CHARS = 18  # "failed: " and the start of the cause, within an 80-column view; --wide has it whole
-#: Metric → its short name in the status column's "prediction changed" mark.
-PREDICTED_FIELDS = {"decode_tok_s": "tok/s", "peak_memory_bytes": "mem", "ln_ppl_ratio": "Δppl", "kld_mean": "KLD",
-                    "ttft_ms": "TTFT", "perplexity": "ppl", "artifact_bytes": "size"}
+
+
+def _columns() -> list[str]:
+    """The table's columns from the metric specs: the compact figures, the front mark, then each
+    metric's other columns (its figure where not compact, the planner's, the error), and the status."""
+    first = [m.column.title for m in metrics.shown() if m.column.compact]
+    rest = [title for m in metrics.shown()
+            for title in ([] if m.column.compact else [m.column.title]) + [m.column.predicted_title, m.column.error_title]
+            if title]
+    return [*FIXED_COLUMNS, *first, "pareto", *rest, "status"]
+
+
+COLUMNS = _columns()
+
+
+def front_metrics() -> list[metrics.Metric]:
+    """The metrics the front is taken over, in spec order."""
+    return [m for m in metrics.shown() if m.column.pareto]
+
+
+def _front_means() -> str:
+    """What being on the front means, in words."""
+    better = [f"{'higher' if m.higher_is_better else 'lower'} {m.words}" for m in front_metrics()]
+    return f"no other variant of the model on that device has {', '.join(better[:-1])} and {better[-1]} at once"
+
+
+#: The keys of a row the front is taken over, and which way each is better.
+OBJECTIVES = {m.column.key: m.direction for m in front_metrics()}
+FRONT_MEANS = _front_means()
 
 
 def _setting(r: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -70,6 +88,20 @@ def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[A
     return {k: v[1] for k, v in latest.items()}
 
 
+def measured_runtime(r: dict[str, Any]) -> str | None:
+    """The runtime a record's test ran in: the one bench was told to run every artifact in
+    (``bench --runtime``), else the record's own. A load that failed in vLLM is recorded with
+    the artifact's runtime (a GPTQ checkpoint says transformers) and the run's setting says vllm."""
+    return (r.get("bench_settings") or {}).get("runtime") or r.get("runtime")
+
+
+def setting_letters(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """A letter for each setting that tells rows of one variant apart (A, B, ...), in row order;
+    the table and the report's plots name a setting by its letter, the notes spell it out."""
+    settings = dict.fromkeys(r["setting"] for r in rows if r.get("setting"))
+    return {text: chr(ord("A") + i) for i, text in enumerate(settings)}
+
+
 def failure_text(reason: str | None, status: str = "failed", limit: int = FAILED_CELL_CHARS) -> str:
     """``failed: <cause>`` cut to ``limit`` characters, for a cell where a figure would be."""
     cause = (reason or "no reason recorded").splitlines()[0]
@@ -93,8 +125,8 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
             row["results_files"].append(r["results_file"])
         # The runtime that measured the variant names the row; a size record only names the
         # artifact's own runtime (a GPTQ checkpoint measured with --runtime vllm says transformers).
-        if r.get("test") != "size" and r.get("runtime"):
-            row["runtime"] = r["runtime"]
+        if r.get("test") != "size" and measured_runtime(r):
+            row["runtime"] = measured_runtime(r)
         row["runtime"] = row["runtime"] or r.get("runtime")
         if r.get("status") in ("failed", "skipped"):
             row["failed"].setdefault(r.get("test") or "?", (r.get("timestamp") or "", r.get("status"), r.get("error")))
@@ -107,7 +139,7 @@ def pareto_rows(records: Sequence[dict[str, Any]], model: str | None = None) -> 
         for kind in (test_kind, "*"):
             newest_ok[(*key[:5], kind)] = max(newest_ok.get((*key[:5], kind), ""), r.get("timestamp") or "")
         if r.get("prediction_changed"):
-            row["prediction_changed"].append(PREDICTED_FIELDS.get(r["metric"], r["metric"]))
+            row["prediction_changed"].append(_short_name(r["metric"]))
         if r.get("prediction_note") and r["prediction_note"] not in row["prediction_notes"]:
             row["prediction_notes"].append(r["prediction_note"])
         _take(row, r)
@@ -137,34 +169,18 @@ def _test_kind(test: str | None) -> str:
 
 
 def _take(row: dict[str, Any], r: dict[str, Any]) -> None:
-    """Put an OK record's figure (and the prediction beside it) into its row."""
-    metric, value = r.get("metric"), r.get("value")
-    if metric == "perplexity":
-        row["perplexity"] = value
-    elif metric == "decode_tok_s":
-        row["decode_tok_s"] = value
-        row["predicted_decode_tok_s"] = r.get("predicted")
-        row["decode_error_pct"] = r.get("prediction_error_pct")
-    elif metric == "ttft_ms" and str(r.get("test", "")).startswith("pp"):
-        row["ttft_ms"] = value  # the prefill test's; served tests' TTFT includes queueing under load
-    elif metric == "peak_memory_bytes":
-        row["peak_memory_gib"] = value / GIB
-        row["predicted_peak_memory_gib"] = r["predicted"] / GIB if r.get("predicted") is not None else None
-        row["memory_error_pct"] = r.get("prediction_error_pct")
-    elif metric == "artifact_bytes":
-        row["artifact_mib"] = value / MIB
-    elif metric == "ln_ppl_ratio":
-        # The perplexity change against the float32 baseline on the same tokens, and the planner's.
-        row["ppl_delta_pct"] = 100 * math.expm1(value)
-        predicted = r.get("predicted")
-        row["predicted_ppl_delta_pct"] = None if predicted is None else 100 * math.expm1(predicted)
-        row["ppl_delta_error_pct"] = prediction_error_pct(row["ppl_delta_pct"], row["predicted_ppl_delta_pct"])
-    elif metric == "kld_mean":
-        row["kld_mean"] = value
-        row["predicted_kld_mean"] = r.get("predicted")
-        row["kld_error_pct"] = r.get("prediction_error_pct")
-    elif metric == "same_top_pct":
-        row["same_top_pct"] = value
+    """Put an OK record's figure, in its shown unit, into its row, with the planner's figure and the
+    error beside it where the metric's column has them."""
+    metric = metrics.METRICS.get(r.get("metric") or "")
+    if metric is None or metric.column is None or not metric.read_from(r.get("test")) or r.get("value") is None:
+        return
+    column = metric.column
+    row[column.key] = column.shown(r["value"])
+    if column.predicted_title:
+        predicted = None if r.get("predicted") is None else column.shown(r["predicted"])
+        row[column.predicted_key] = predicted
+        if column.error_key:
+            row[column.error_key] = prediction_error_pct(row[column.key], predicted)
 
 
 def _label_settings(rows: list[dict[str, Any]]) -> None:
@@ -194,39 +210,44 @@ def _label_settings(rows: list[dict[str, Any]]) -> None:
         del r["_setting"]
 
 
-def _ppl(value: float | None) -> str | None:
-    return None if value is None else f"{value:.3f}"
+def _short_name(metric: str) -> str:
+    """A metric as the status column names it: its column title, else its record name."""
+    spec = metrics.METRICS.get(metric)
+    return spec.column.title if spec is not None and spec.column is not None else metric
 
 
-def _signed(value: float | None) -> str | None:
-    return None if value is None else f"{value:+.2f}"
+def _metric_cells(r: dict[str, Any]) -> dict[str, Any]:
+    """A row's figure cells by column title: each shown metric's figure, the planner's and the error."""
+    cells: dict[str, Any] = {}
+    for m in metrics.shown():
+        c = m.column
+        cells[c.title] = c.format(r.get(c.key))
+        if c.predicted_title:
+            cells[c.predicted_title] = c.format(r.get(c.predicted_key))
+        if c.error_title:
+            error = r.get(c.error_key)
+            cells[c.error_title] = None if error is None else f"{error:+.0f}"
+    return cells
 
 
-def _kld(value: float | None) -> str | None:
-    return None if value is None else f"{value:.4f}"
+def _failed_columns(test: str) -> tuple[str, ...]:
+    """The figure columns a failure of ``test`` leaves without a figure (a whole-variant test: the first)."""
+    if test in WHOLE_VARIANT_TESTS:
+        return (metrics.shown()[0].column.title,)
+    return tuple(m.column.title for m in metrics.shown() if m.tests and m.read_from(test))
 
 
 def _cells(r: dict[str, Any]) -> dict[str, Any]:
     """A row's table cells by column, failed tests' cells saying why."""
-    def pct(x: float | None) -> str | None:
-        return None if x is None else f"{x:+.0f}"
-
-    # Perplexity differences between variants sit in the second decimal: show three.
-    cells = dict(zip(COLUMNS, [
-        r["variant"], r["device"], r["runtime"], _ppl(r.get("perplexity")), r.get("decode_tok_s"), r.get("ttft_ms"),
-        r.get("peak_memory_gib"), r.get("artifact_mib"), "*" if r.get("pareto") else "",
-        r.get("predicted_decode_tok_s"), pct(r.get("decode_error_pct")), r.get("predicted_peak_memory_gib"),
-        pct(r.get("memory_error_pct")), _signed(r.get("ppl_delta_pct")), _signed(r.get("predicted_ppl_delta_pct")),
-        pct(r.get("ppl_delta_error_pct")), _kld(r.get("kld_mean")), _kld(r.get("predicted_kld_mean")),
-        None if r.get("same_top_pct") is None else f"{r['same_top_pct']:.1f}", _status(r)]))
+    cells = {"variant": r["variant"], "device": r["device"], "runtime": r["runtime"], **_metric_cells(r),
+             "pareto": "*" if r.get("pareto") else "", "status": _status(r)}
+    compact = [m.column.title for m in metrics.shown() if m.column.compact]
     for test, (status, error) in (r.get("failed") or {}).items():
-        whole = test in WHOLE_VARIANT_TESTS
-        columns = ("ppl",) if whole else FAILED_CELLS.get(_test_kind(test), ())
-        for column in columns:
+        for column in _failed_columns(test):
             if cells[column] is None:
                 cells[column] = failure_text(error, status)
-        if whole:  # the cause once, the other figures blank rather than "-" (nothing was measured)
-            for column in ("tok/s", "TTFT ms", "mem GiB", "size MiB"):
+        if test in WHOLE_VARIANT_TESTS:  # the cause once, the other figures blank rather than "-" (nothing was measured)
+            for column in compact[1:]:
                 cells[column] = "" if cells[column] is None else cells[column]
     return cells
 
@@ -247,10 +268,9 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
     models = sorted({r["model"] for r in rows})
     columns = list(COLUMNS)
     body = [[_cells(r)[c] for c in COLUMNS] for r in rows]
-    compact = ["variant", "device", "runtime", "ppl", "tok/s", "TTFT ms", "mem GiB", "size MiB", "pareto"]
+    compact = [*FIXED_COLUMNS, *(m.column.title for m in metrics.shown() if m.column.compact), "pareto"]
     # A setting is a letter in the table (the notes spell it out), so the view still fits 80 columns.
-    letters = {text: chr(ord("A") + i) for i, text in enumerate(dict.fromkeys(r["setting"] for r in rows
-                                                                             if r.get("setting")))}
+    letters = setting_letters(rows)
     if letters:
         columns.insert(1, "setting")
         body = [[row[0], letters.get(r.get("setting"), ""), *row[1:]] for r, row in zip(rows, body)]
@@ -267,11 +287,10 @@ def pareto_table(records: Sequence[dict[str, Any]], model: str | None = None, as
                 if changed else ""))
     return Table(
         title=f"Measured variants of {', '.join(models) or 'no model'} "
-              "(Pareto: perplexity x decode tok/s x peak memory)",
+              f"(Pareto: {' x '.join(m.words for m in front_metrics())})",
         columns=columns,
         rows=body,
-        notes=["pareto * = no other variant of the model on that device has lower perplexity, higher decode "
-               "tok/s and lower peak memory at once.",
+        notes=[f"pareto * = {FRONT_MEANS}.",
                f"err% = (measured - predicted) / predicted; the prediction is {whose}.",
                "Δppl % = 100 x (exp(ln PPL ratio) - 1) and KLD (nats, mean per token) against the float32 "
                "baseline on the same tokens; same top % = positions where both models' most probable token agree."]

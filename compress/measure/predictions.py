@@ -21,6 +21,7 @@ from typing import Any
 
 from compress import engines, results
 from compress.measure.metrics import prediction_error_pct
+from compress.metrics import METRICS
 from compress.measure.settings import BenchSettings
 from compress.planner.measured import BASELINES
 
@@ -28,10 +29,6 @@ GIB = 2**30
 #: A record whose stored prediction is this far (in percent) from today's is marked as changed:
 #: its recorded error says more about the planner of then than about the measurement.
 CHANGED_PCT = 10.0
-#: Metrics the planner predicts, and the tests whose records carry the prediction.
-PREDICTED_METRICS = {"artifact_bytes": ("size",), "peak_memory_bytes": ("memory",), "ttft_ms": ("pp",),
-                     "decode_tok_s": ("tg",), "perplexity": ("ppl",), "ln_ppl_ratio": ("ppl",),
-                     "kld_mean": ("ppl",)}
 
 
 def memory_shapes(settings: BenchSettings) -> list[tuple[int, int, int | None]]:
@@ -89,8 +86,8 @@ def _model_memory_gib(prediction: dict[str, Any]) -> float:
 
 def is_predicted(record: dict[str, Any]) -> bool:
     """Whether bench sets a prediction beside this record's figure."""
-    tests = PREDICTED_METRICS.get(record.get("metric") or "")
-    return bool(tests) and record.get("status") == "ok" and str(record.get("test") or "").startswith(tests)
+    metric = METRICS.get(record.get("metric") or "")
+    return metric is not None and metric.predicted and record.get("status") == "ok" and metric.read_from(record.get("test"))
 
 
 def planner_model(name: str) -> str:

@@ -3,8 +3,8 @@
 A test (``ppl``, ``pp128``, ``tg32``, ``batch4``) runs on a loaded runtime and returns
 figures: a metric name, its raw samples, the value (the median of the samples unless the
 metric defines its own, like corpus perplexity), and the planner's prediction where one
-exists. Which way is better and in what unit a metric is counted is data, in
-:data:`METRICS`. The sweep turns figures into records.
+exists. Which way is better and in what unit a metric is counted is the metric's spec
+(:data:`compress.metrics.METRICS`). The sweep turns figures into records.
 """
 
 from __future__ import annotations
@@ -14,39 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compress import formulas
+from compress.metrics import spec as metric_spec
 from compress.measure import latency, metrics
 from compress.measure.energy import EnergyMeter, joules_per_token
 from compress.measure.perplexity import measure_perplexity
 from compress.measure.settings import BenchSettings
-
-#: metric → (unit, higher_is_better).
-METRICS: dict[str, tuple[str, bool]] = {
-    "perplexity": ("ppl", False),
-    "ttft_ms": ("ms", False),
-    "prefill_tok_s": ("tok/s", True),
-    "decode_tok_s": ("tok/s", True),
-    "tpot_ms": ("ms", False),
-    "itl_ms": ("ms", False),
-    "throughput_tok_s": ("tok/s", True),
-    "e2e_ms": ("ms", False),
-    "request_throughput_req_s": ("req/s", True),
-    "goodput_req_s": ("req/s", True),
-    "mfu_pct": ("%", True),
-    "mfu_probe_pct": ("%", True),
-    "mbu_pct": ("%", True),
-    "mbu_probe_pct": ("%", True),
-    "energy_j_per_token": ("J/token", False),
-    "peak_memory_bytes": ("bytes", False),
-    "artifact_bytes": ("bytes", False),
-    # Against the unquantized baseline on the same stream (compress/measure/kld.py).
-    "kld_mean": ("nats", False),
-    "kld_p99": ("nats", False),
-    "kld_max": ("nats", False),
-    "same_top_pct": ("%", True),
-    "delta_p_rms_pct": ("%", False),
-    "ln_ppl_ratio": ("nats", False),
-}
-
 
 @dataclass(frozen=True)
 class Ceiling:
@@ -104,13 +76,13 @@ class RunContext:
 def figure(metric: str, samples: Sequence[float] | None = None, value: float | None = None,
            predicted: float | None = None, **params: Any) -> dict[str, Any]:
     """One measured figure, ready to become a record."""
-    unit, higher = METRICS[metric]
+    about = metric_spec(metric)
     stats = metrics.sample_stats(samples) if samples else None
     if value is None:
         if stats is None:
             raise ValueError(f"figure {metric!r} needs samples or a value")
         value = stats["median"]
-    return {"metric": metric, "unit": unit, "higher_is_better": higher, "value": float(value), "stats": stats,
+    return {"metric": metric, "unit": about.unit, "higher_is_better": about.higher_is_better, "value": float(value), "stats": stats,
             "samples": [float(s) for s in samples] if samples else [], "predicted": predicted,
             "prediction_error_pct": metrics.prediction_error_pct(value, predicted), "extra": params}
 

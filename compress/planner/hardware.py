@@ -166,10 +166,23 @@ def load_gpu(name: str) -> GpuProfile:
     if not user.is_file() and direct.is_file():  # the common case: reading one file beats parsing the catalog
         return _profile_from_data(profiles.load(f"gpus/{key}.toml"), direct)
     table = _gpu_table()
+    if key in table:
+        return table[key]
+    _refuse_ambiguous(name, key, table)
     for profile in table.values():
-        if key == profile.name or key in (_normal(a) for a in profile.aliases):
+        if key in (_normal(a) for a in profile.aliases):
             return profile
     raise suggest(name, [*table, "cpu", "auto"], "GPU")
+
+
+def _refuse_ambiguous(name: str, key: str, table: dict[str, GpuProfile]) -> None:
+    """A name that begins the names of several profiles (``a100``: four cards of 40 and 80 GB,
+    SXM and PCIe) is refused with the choices, never taken to mean one of them."""
+    starting = sorted(p.name for p in table.values()
+                      if key and any(n.startswith(key) for n in (p.name, *map(_normal, p.aliases))))
+    if len(starting) > 1:
+        raise UserInputError(f"GPU {name.strip()!r} could be {len(starting)} profiles: expected one of "
+                             f"{', '.join(starting)} (`compress gpus` shows their memory)")
 
 
 # --- kernels ---------------------------------------------------------------------------------

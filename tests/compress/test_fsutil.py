@@ -71,3 +71,21 @@ def test_bad_lines_are_skipped_with_one_warning_each(tmp_path, capsys):
                    f"warning: {path}:3: skipped a JSON list: expected a record (an object)",
                    f"warning: {path}:4: skipped a JSON int: expected a record (an object)",
                    f"warning: {path}:5: skipped a line that is not valid JSON (Expecting property name enclosed in double quotes)"]
+
+
+@pytest.fixture(params=[0o022, 0o027, 0o002])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_written_files_and_folders_respect_the_umask(tmp_path, umask):
+    fsutil.atomic_write_text(tmp_path / "plan.json", "{}")
+    fsutil.append_jsonl(tmp_path / "bench.jsonl", {"a": 1})
+    with fsutil.atomic_dir(tmp_path / "artifact") as folder:
+        (folder / "x").write_text("x")
+    assert (tmp_path / "plan.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "bench.jsonl").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "artifact").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert fsutil.current_umask() == umask

@@ -23,7 +23,8 @@ LAYERS = {
     "compress.gguf_writer": 4, "compress.llamacpp": 4,
     "compress.apply": 5, "compress.algorithms": 5,
     "compress.measure": 6,
-    "compress.verdict": 7, "compress.report": 7, "compress.review": 7, "compress.doctor": 7,
+    "compress.metrics": 2,
+    "compress.verdict": 7, "compress.report": 7, "compress.review": 7, "compress.doctor": 7, "compress.plots": 7,
     "compress.commands": 8,
 }
 LAYER_NAMES = ("foundation", "model", "vocabulary", "planner", "model files", "apply", "measure", "views",

@@ -60,7 +60,8 @@ def _bar_on_a_terminal(env: dict[str, str]) -> bytes:
 
 
 def test_progress_on_a_terminal_and_quiet_turns_it_off():
-    assert b"windows" in _bar_on_a_terminal({})
+    shown = _bar_on_a_terminal({})
+    assert b"windows" in shown and b"3/3" in shown and b"elapsed," in shown and b"left" in shown
     assert b"windows" not in _bar_on_a_terminal({progress.QUIET_ENV: "1"})
 
 

@@ -102,7 +102,7 @@ def test_report_renders_and_sorts_in_headless_chromium(tmp_path):
     # rows given out of order: the script must sort them numerically (9 < 10 < 100; as text 10 < 100 < 9)
     sort_page = tmp_path / "sort.html"
     sort_page.write_text(page("sort", table_html(["name", "n"], [["b", 10], ["c", 100], ["a", 9]], "t", sort_col=1)))
-    names = re.findall(r'<td class="text">([^<]*)</td>', _table(_dump_dom(browser, sort_page), "t"))
+    names = re.findall(r'<td[^>]*class="text"[^>]*>([^<]*)</td>', _table(_dump_dom(browser, sort_page), "t"))
     assert names == ["a", "b", "c"]
 
 
@@ -142,10 +142,10 @@ def test_log_axes_say_so_and_tick_at_round_values():
 
 
 def test_strip_plot_draws_every_repetition_clear_of_the_labels():
-    from compress.report import LABEL_W
+    from compress.plots import LABEL_W
 
     records = _records()
-    svg = _svg(render_report(records), "strip-decode_tok_s")
+    svg = _svg(render_report(records), "strip-decode_tok_s").split('<g class="legend">')[0]
     dots = [float(x) for x in re.findall(r'<circle cx="([0-9.]+)"', svg)]
     assert len(dots) == sum(len(r["samples"]) for r in records if r["metric"] == "decode_tok_s")
     assert min(dots) > LABEL_W  # no dot on a variant's label
@@ -157,3 +157,61 @@ def test_several_models_get_headings_and_a_legend():
     assert 'font-weight="bold">model-a</text>' in strip and 'font-weight="bold">model-b</text>' in strip
     assert strip.count("fp32 cpu</text>") == 2  # one row per model, not one overwriting the other
     assert ">model-a</text>" in _svg(text, "pred-peak_memory_gib")
+
+
+def test_every_mark_stays_inside_its_axes():
+    from compress.plots import BOTTOM, H, LEFT, RIGHT, TOP, W
+
+    records = _records(variant_names=("fp32", "q8_0", "q4_k_m", "q2_k"))
+    records[0]["value"] = 0.0  # a perplexity at the axis floor, and the largest bubble at the edges
+    text = render_report(records)
+    for svg_id in ("pareto-plot", "pred-decode_tok_s", "pred-peak_memory_gib"):
+        marks = _svg(text, svg_id).split('<g class="legend">')[0]
+        circles = [tuple(map(float, c)) for c in re.findall(r'<circle cx="([-0-9.]+)" cy="([-0-9.]+)" r="([0-9.]+)"',
+                                                              marks)]
+        assert circles, svg_id
+        for cx, cy, r in circles:
+            assert LEFT <= cx - r and cx + r <= W - RIGHT and TOP <= cy - r and cy + r <= H - BOTTOM, (svg_id, cx, cy, r)
+
+
+def test_every_plot_has_a_legend_for_its_colours_and_sizes():
+    text = render_report(_records())
+    pareto = _svg(text, "pareto-plot").split('<g class="legend">')[1]
+    assert ">smollm2</text>" in pareto and "on the front" in pareto and "GiB peak memory" in pareto
+    assert "predicted = measured" in _svg(text, "pred-decode_tok_s").split('<g class="legend">')[1]
+    assert ">median</text>" in _svg(text, "strip-ttft_ms").split('<g class="legend">')[1]
+
+
+def test_an_empty_section_says_why_and_what_fills_it():
+    only_ppl = [r for r in _records() if r["metric"] == "perplexity"]
+    text = render_report(only_ppl)
+    for heading, why in (("Latency distributions", "run `compress bench --tests tg,pp`"),
+                         ("Served load", "no serve records in these results: run `compress bench --tests serve`"),
+                         ("Predicted vs measured quality", "run `compress bench --tests ppl`"),
+                         ("Pareto front", "has both its perplexity and its decode speed measured"),
+                         ("Failed and skipped tests", "every test in these results ran")):
+        after = text[text.index(f"<h2>{heading}</h2>"):]
+        assert after.startswith(f'<h2>{heading}</h2><p class="empty">') and why in after.split("</p>")[0], heading
+
+
+def test_a_failure_names_the_runtime_it_ran_in_and_its_whole_cause():
+    failed = results.record(model="m", model_fingerprint="f", variant="gptq-4-g64", device="cpu",
+                            runtime="transformers", test="load", metric=None, value=None, status="failed",
+                            bench_settings={"runtime": "vllm"},
+                            error="RuntimeFailure: vLLM load failed: RuntimeError: Engine core initialization "
+                                  "failed. See root cause above. Failed core proc(s): {'EngineCore': 1}")
+    text = render_report(_records() + [failed])
+    row = re.search(r'<table class="sortable cards" id="failures">.*?</table>', text, re.S).group(0)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells[:6] == ["m", "gptq-4-g64", "cpu", "vllm", "load", "failed"]
+    assert "Failed core proc(s)" in html.unescape(cells[6]) and "did not keep" in cells[6]
+
+
+def test_served_tests_are_a_table_of_their_own():
+    common = {"model": "m", "model_fingerprint": "f", "variant": "fp32", "device": "cpu", "runtime": "vllm"}
+    served = [results.record(**common, test="serve-c4", metric="ttft_ms", value=601.0, samples=[601.0]),
+              results.record(**common, test="serve-c4", metric="goodput_req_s", value=0.25)]
+    text = render_report(_records() + served)
+    table = re.search(r'id="serve">.*?</table>', text, re.S).group(0)
+    assert "TTFT ms" in table and "goodput req/s" in table and ">serve-c4<" in table
+    assert 'data-v="601.0"' in table

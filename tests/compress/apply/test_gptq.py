@@ -9,6 +9,10 @@ given margin (see each test).
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +239,33 @@ def test_default_model_gptq4_size_and_perplexity(tmp_path: Path) -> None:
     # and repeats; the band is set from that one measurement, not from a spread over seeds:
     # below 1.10 the quantization did not happen, far above 1.45 it is broken.
     assert 1.10 <= gptq_ppl / base_ppl <= 1.45, (base_ppl, gptq_ppl)
+
+
+def _apply_on_a_terminal(args: list[str]) -> str:
+    """Run ``cli.py apply ARGS`` with stdout and stderr on a pseudo-terminal; what it showed."""
+    root = Path(__file__).resolve().parents[3]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "cli.py", "apply", *args], stdout=follower, stderr=follower, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root), "TERM": "xterm", "COLUMNS": "100"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0, b"".join(chunks).decode(errors="replace")
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_the_layer_bar_shows_on_a_terminal(tiny_llama, tmp_path):
+    """GPTQModel writes to a log file; the bar over layers still reaches the terminal, with
+    the time elapsed and the estimate of the time left."""
+    shown = _apply_on_a_terminal(["--model", str(tiny_llama), "--method", "gptq-4-g64", "--out-dir",
+                                  str(tmp_path / "gptq"), *CLI_CALIBRATION])
+    assert "GPTQ: quantizing layers" in shown and "/4" in shown
+    assert "elapsed," in shown and "left" in shown

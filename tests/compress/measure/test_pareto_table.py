@@ -6,12 +6,15 @@ from compress import results
 from compress.measure.pareto_table import pareto_rows, pareto_table
 
 GIB = 2**30
+#: The test each metric comes from in a real bench run.
+TEST_OF = {"perplexity": "ppl", "decode_tok_s": "tg32", "peak_memory_bytes": "memory", "ttft_ms": "pp128",
+           "artifact_bytes": "size", "ln_ppl_ratio": "ppl", "kld_mean": "ppl", "same_top_pct": "ppl"}
 
 
 def _rec(variant, metric, value, ts="2026-01-01T00:00:00", predicted=None, status="ok", device="cpu", **kw):
     error = None if predicted is None else (value - predicted) / predicted * 100
     return results.record(model="m", model_fingerprint="f", variant=variant, device=device, runtime="rt",
-                          test=kw.pop("test", metric), metric=metric, value=value, predicted=predicted,
+                          test=kw.pop("test", TEST_OF[metric]), metric=metric, value=value, predicted=predicted,
                           prediction_error_pct=error, status=status, timestamp=ts, **kw)
 
 
@@ -72,6 +75,7 @@ def test_quality_against_the_baseline_beside_its_prediction():
     assert row["predicted_ppl_delta_pct"] == __import__("pytest").approx(4.0)
     assert row["ppl_delta_error_pct"] == __import__("pytest").approx(100.0)  # twice the predicted loss
     assert row["kld_mean"] == 0.05 and row["predicted_kld_mean"] == 0.04 and row["same_top_pct"] == 91.5
+    assert row["kld_error_pct"] == __import__("pytest").approx(25.0)
     table = pareto_table(records)
     cells = dict(zip(table.columns, next(r for r in table.rows if r[0] == "q4_k_m")))
     assert cells["Δppl %"] == "+8.00" and cells["pred Δppl %"] == "+4.00" and cells["Δppl err%"] == "+100"

@@ -123,20 +123,20 @@ def test_transformers_prefills_the_whole_prompt_13b_batch_32_does_not_fit():
     # Llama-2-13B fp16 on an H100 at batch 32, context 2048: weights 24.2 GiB + KV 50.0 GiB
     # (2 x 40 layers x 5120 x 2 B x 2048 x 32) + the prefill of all 65,536 prompt tokens at once:
     # 65536 x (2 x 5120 + 2 x 13824) x 2 B = 4.63 GiB (not 1.2 GiB for a 512-token chunk).
-    c = make_plan("llama-2-13b", "h100", batch=32, context=2048, engine="transformers").candidate("fp16")
+    c = make_plan("llama-2-13b", "h100-sxm", batch=32, context=2048, engine="transformers").candidate("fp16")
     assert c["runtime"] == "transformers" and not c["fits"]
     assert c["memory"]["activations_gib"] == pytest.approx(4.63, abs=0.01)
     assert c["predicted"]["prefill_chunk_tokens"] == 32 * 2048
-    plan = make_plan("llama-2-13b", "h100", batch=32, context=2048)
+    plan = make_plan("llama-2-13b", "h100-sxm", batch=32, context=2048)
     assert plan.candidate("q8_0")["predicted"]["prefill_chunk_tokens"] == 512  # llama.cpp n_ubatch
     # vLLM's chunked prefill holds 8,192 tokens a step (0.58 GiB); it fits only with a larger
     # share of the GPU than vLLM's default 0.9 (tests/compress/planner/test_engine_memory.py)
-    vllm = make_plan("llama-2-13b", "h100", batch=32, context=2048, gpu_memory_utilization=0.95).candidate("fp16")
+    vllm = make_plan("llama-2-13b", "h100-sxm", batch=32, context=2048, gpu_memory_utilization=0.95).candidate("fp16")
     assert vllm["runtime"] == "vllm" and vllm["predicted"]["prefill_chunk_tokens"] == 8192 and vllm["fits"]
 
 
 def test_decode_at_the_planned_depth_and_batch_ttft():
-    spec, gpu = load_model_spec("llama-3.1-8b"), load_gpu("h100")
+    spec, gpu = load_model_spec("llama-3.1-8b"), load_gpu("h100-sxm")
     short = predict_variant(spec, gpu, "fp16", context=512)["predicted"]
     long = predict_variant(spec, gpu, "fp16", context=32768)["predicted"]
     assert long["decode_tok_s"] < short["decode_tok_s"] and long["decode_cache_tokens"] == 32768
@@ -145,7 +145,7 @@ def test_decode_at_the_planned_depth_and_batch_ttft():
 
 
 def test_alternatives_in_order_of_least_change():
-    plan = make_plan("llama-3.1-70b", "h100", context=131072, batch=2)
+    plan = make_plan("llama-3.1-70b", "h100-sxm", context=131072, batch=2)
     kinds = [a["kind"] for a in plan.alternatives]
     assert kinds[0] == "kv_dtype" and kinds.index("context") < kinds.index("gpus") < kinds.index("gpu") \
         < kinds.index("model")

@@ -42,7 +42,7 @@ def test_bad_plans_are_one_line(tmp_path, text, match):
 def test_dict_and_document_give_the_same_pareto_variants():
     from compress.measure import pareto_candidates
 
-    data = make_plan("llama-2-7b", "a100-80gb").to_dict()
+    data = make_plan("llama-2-7b", "a100-80gb-sxm").to_dict()
     assert pareto_candidates(data) == pareto_candidates(PlanDocument.from_dict(data))
 
 

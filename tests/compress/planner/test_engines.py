@@ -35,7 +35,7 @@ def test_each_format_gets_its_engine_and_kernel_on_a_datacenter_gpu():
     # vLLM picks Machete for GPTQ on Hopper (MacheteLinearKernel, min capability 90) and
     # Marlin on Ampere (gptq_marlin, min capability 80); AWQ goes through awq_marlin.
     assert (h100.candidate("gptq-4-g128")["runtime"], h100.candidate("gptq-4-g128")["kernel"]) == ("vllm", "machete")
-    assert make_plan("llama-2-7b", "a100-80gb").candidate("gptq-4-g128")["kernel"] == "marlin"
+    assert make_plan("llama-2-7b", "a100-80gb-sxm").candidate("gptq-4-g128")["kernel"] == "marlin"
     assert h100.candidate("awq-4-g128")["kernel"] == "awq_marlin"
     # GGUF is llama.cpp's format; bitsandbytes runs in transformers only.
     assert h100.candidate("q4_k_m")["runtime"] == "llama.cpp"
@@ -87,11 +87,11 @@ def test_batch_factor_interpolates_the_published_points():
 def test_only_tensor_parallel_engines_sum_bandwidth():
     # vLLM's --tensor-parallel-size splits every layer; llama.cpp's default --split-mode layer
     # puts whole layers on each GPU, so one sequence uses one GPU at a time.
-    one = _predict("llama-2-13b", "a100-80gb", "q8_0")["predicted"]["decode_tok_s"]
-    two = _predict("llama-2-13b", "a100-80gb", "q8_0", gpus=2)
+    one = _predict("llama-2-13b", "a100-80gb-sxm", "q8_0")["predicted"]["decode_tok_s"]
+    two = _predict("llama-2-13b", "a100-80gb-sxm", "q8_0", gpus=2)
     assert two["predicted"]["decode_tok_s"] <= one and any("one GPU works at a time" in r for r in two["reasons"])
-    vllm_one = _predict("llama-2-13b", "a100-80gb", "fp16")["predicted"]["decode_tok_s"]
-    assert _predict("llama-2-13b", "a100-80gb", "fp16", gpus=2)["predicted"]["decode_tok_s"] > 1.5 * vllm_one
+    vllm_one = _predict("llama-2-13b", "a100-80gb-sxm", "fp16")["predicted"]["decode_tok_s"]
+    assert _predict("llama-2-13b", "a100-80gb-sxm", "fp16", gpus=2)["predicted"]["decode_tok_s"] > 1.5 * vllm_one
 
 
 def test_llama3_70b_on_two_h100_is_served_by_vllm():
@@ -111,7 +111,7 @@ def test_kernel_facts_are_data(tmp_path, monkeypatch):
     (folder / "kernels.toml").write_text(rules.replace('[marlin]\nwhat = "Marlin mixed-precision 4/8-bit GEMM (GPTQ and AWQ checkpoints)"\nmin_cc = "8.0"',
                                                        '[marlin]\nwhat = "Marlin mixed-precision 4/8-bit GEMM (GPTQ and AWQ checkpoints)"\nmin_cc = "9.0"'))
     monkeypatch.setenv("COMPRESS_PROFILES", str(folder))
-    moved = _predict("llama-2-7b", "a100-80gb", "gptq-4-g128")
+    moved = _predict("llama-2-7b", "a100-80gb-sxm", "gptq-4-g128")
     assert moved["kernel"] == "gptq_exllamav2" and any("marlin kernel needs sm90+" in r for r in moved["reasons"])
 
 
@@ -139,7 +139,7 @@ def test_fp8_runs_w8a8_only_on_sm89_and_weight_only_below():
     for gpu in ("h100-sxm", "h200", "l4", "l40s", "rtx-4090"):
         c = _predict("llama-2-7b", gpu, "fp8")
         assert (c["runtime"], c["kernel"], c["supported"]) == ("vllm", "cutlass_fp8", True), gpu
-    for gpu in ("a100-80gb", "a10g", "t4"):
+    for gpu in ("a100-80gb-sxm", "a10g", "t4"):
         c = _predict("llama-2-7b", gpu, "fp8")
         assert c["kernel"] == "fp8_marlin" and c["supported"], gpu
         assert any("needs sm89+" in r and "weight-only" in r for r in c["reasons"]), gpu
@@ -194,7 +194,7 @@ def test_fp8_artifact_size_is_one_byte_a_weight_plus_row_scales():
 def test_w8a8_and_fp8_quality_come_from_their_papers():
     # SmoothQuant Table 7: Llama-2-7B WikiText-2 5.474 -> 5.515 (+0.75%); torchao PR #3394:
     # Llama-3.1-8B float8 rowwise 7.5472 -> 7.62 (+0.96%).
-    w8a8 = _predict("llama-2-7b", "a100-80gb", "w8a8-int8")["predicted"]
+    w8a8 = _predict("llama-2-7b", "a100-80gb-sxm", "w8a8-int8")["predicted"]
     assert w8a8["ppl_delta_pct"] == pytest.approx(100 * (5.515 / 5.474 - 1), abs=0.01)
     assert "SmoothQuant" in w8a8["quality_source"]
     fp8 = _predict("llama-3.1-8b", "h100-sxm", "fp8")["predicted"]
@@ -204,7 +204,7 @@ def test_w8a8_and_fp8_quality_come_from_their_papers():
 def test_marlin_prefill_is_slower_than_fp16_machete_is_not():
     # vLLM PR #2497: Marlin runs compute-bound GEMMs at 0.74x of fp16 and long prompts reach
     # the first token ~40% later; Machete matches fp16 when compute bound (Machete blog).
-    a100_fp16, a100_w4 = _predict("llama-2-7b", "a100-80gb", "fp16"), _predict("llama-2-7b", "a100-80gb", "gptq-4-g128")
+    a100_fp16, a100_w4 = _predict("llama-2-7b", "a100-80gb-sxm", "fp16"), _predict("llama-2-7b", "a100-80gb-sxm", "gptq-4-g128")
     assert a100_w4["kernel"] == "marlin"
     assert 1.2 < a100_w4["predicted"]["ttft_ms"] / a100_fp16["predicted"]["ttft_ms"] < 1.5
     h100_fp16, h100_w4 = _predict("llama-2-7b", "h100-sxm", "fp16"), _predict("llama-2-7b", "h100-sxm", "gptq-4-g128")

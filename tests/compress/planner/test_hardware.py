@@ -44,7 +44,7 @@ def test_fp8_only_on_sm89_and_newer(name):
 def test_marlin_and_sparse_need_ampere():
     assert not kernel_support(load_gpu("v100"), "marlin")[0]
     assert kernel_support(load_gpu("a10g"), "marlin")[0]
-    assert kernel_support(load_gpu("a100"), "sparse_2_4")[0]
+    assert kernel_support(load_gpu("a100-40gb"), "sparse_2_4")[0]
     assert not kernel_support(load_gpu("v100"), "awq_gemm")[0]
 
 
@@ -54,7 +54,7 @@ def test_unknown_gpu_suggests():
 
 
 def test_gpu_round_trips_through_dict():
-    g = load_gpu("h100")
+    g = load_gpu("h100-sxm")
     assert hardware.GpuProfile.from_dict(g.to_dict()) == g
 
 
@@ -63,6 +63,26 @@ def test_nvml_names_match_profiles():
     assert hardware.match_gpu_name("Tesla T4", 15).name == "t4"
     assert hardware.match_gpu_name("NVIDIA L40S", 45).name == "l40s"
     assert hardware.match_gpu_name("NVIDIA GeForce RTX 4090", 24).name == "rtx-4090"
+    assert hardware.match_gpu_name("NVIDIA H100 80GB HBM3", 80).name == "h100-sxm"
+    assert hardware.match_gpu_name("NVIDIA H100 PCIe", 80).name == "h100-pcie"
+    assert hardware.match_gpu_name("NVIDIA A100-PCIE-40GB", 40).name == "a100-40gb-pcie"
+
+
+@pytest.mark.parametrize("name, choices", [
+    ("a100", "a100-40gb, a100-40gb-pcie, a100-80gb-pcie, a100-80gb-sxm"),
+    ("A100-80GB", "a100-80gb-pcie, a100-80gb-sxm"),
+    ("a100-80", "a100-80gb-pcie, a100-80gb-sxm"),
+    ("h100", "h100-pcie, h100-sxm"),
+    ("rtx", "rtx-3090, rtx-4090, rtx-5090, rtx-a6000, rtx-pro-6000"),
+])
+def test_a_name_of_several_cards_is_refused_with_the_choices(name, choices):
+    with pytest.raises(UserInputError, match=f"could be .* profiles: expected one of {choices} "):
+        load_gpu(name)
+
+
+def test_names_of_one_card_resolve():
+    assert [load_gpu(n).name for n in ("a10", "h100-sxm5", "a100-sxm4-80gb", "mi300", "4090")] == [
+        "a10", "h100-sxm", "a100-80gb-sxm", "mi300x", "rtx-4090"]
 
 
 def test_host_profile_uses_default_then_probe(tmp_path, monkeypatch):

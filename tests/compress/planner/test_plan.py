@@ -72,7 +72,7 @@ def test_objectives_change_the_order():
 
 
 def test_ampere_uses_marlin_and_2_4_kernels():
-    plan = make_plan("llama-3.1-8b", "a100-80gb")
+    plan = make_plan("llama-3.1-8b", "a100-80gb-sxm")
     assert plan.candidate("gptq-4-g128")["kernel"] == "marlin"
     sparse = plan.candidate("wanda-2:4")
     assert sparse["runtime"] == "vllm" and sparse["memory"]["weights_gib"] < plan.candidate("fp16")["memory"]["weights_gib"]
