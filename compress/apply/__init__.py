@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from compress import variants
+from compress import engines, variants
 from compress.errors import UserInputError
 from compress.fsutil import ARTIFACT_SCHEMA, atomic_dir, check_output_dir, dir_size_bytes
 from compress.registry import lookup
@@ -181,7 +181,7 @@ def run(source: Source, variant: variants.Variant, out: Path, options: Options,
             "variant": variant.name,
             "steps": steps_info,
             "format": final.get("format", "hf"),
-            "runtime": final.get("runtime", "transformers"),
+            "runtime": final.get("runtime", engines.DEFAULT),
             "file": final.get("file"),
             "source": source.to_dict(),
             "source_size_bytes": dir_size_bytes(source.path),
