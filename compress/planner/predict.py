@@ -440,7 +440,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
         if measured_kernels["ttft_single_ms"] is not None:
             measured_kernels["ttft_single_ms_band"] = _time_band(measured_kernels["ttft_single_ms"], band["prefill"])
     capacity = shape.capacity(budget, context, batch, spec.max_context)
-    q = quality.estimate(spec, v)
+    q = quality.estimate(spec, v, kv_dtype)
 
     reasons = list(choice.reasons)
     fits = margin >= 0
