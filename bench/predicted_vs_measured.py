@@ -236,7 +236,34 @@ def markdown(records: Sequence[dict[str, Any]], files: Sequence[str], whys: dict
         out += [f"## {model} on {profile}" + (f" ({device})" if device else ""), ""]
         for m in METRICS:
             out += metric_table(m, model, variants, whys, ERROR_RISK_PCT)
+        # Random-weight runs measure speed and memory only: their coverage is not the point.
+        if any(row["quality"].measured is not None for row in variants.values()):
+            out += unmeasured_table(model, unmeasured_candidates(model, profile, variants), whys)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def unmeasured_candidates(model: str, profile: str, measured: Sequence[str]) -> list[str]:
+    """The variants the planner proposes for the model on the device that no record measured
+    (in any setting); none where the planner knows neither."""
+    from compress.measure.predictions import planner_model
+    from compress.planner.candidates import default_candidates
+    from compress.planner.hardware import load_gpu
+    from compress.planner.spec import load_model_spec
+
+    try:
+        spec, gpu = load_model_spec(planner_model(model)), load_gpu(profile)
+    except Exception:  # a model or device the planner does not know proposes nothing
+        return []
+    done = {label.split(" (")[0] for label in measured}
+    return [v for v in default_candidates(spec, gpu) if v not in done]
+
+
+def unmeasured_table(model: str, names: Sequence[str], whys: dict[tuple[str, str, str], str]) -> list[str]:
+    if not names:
+        return []
+    rows = [f"| {name} | {whys.get((model, name, 'unmeasured'), 'not measured yet')} |" for name in names]
+    return ["#### Candidates of `compress plan` with no measurement", "", "| variant | why |", "|---|---|",
+            *rows, ""]
 
 
 def plain(path: Path) -> None:

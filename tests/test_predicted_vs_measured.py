@@ -74,3 +74,12 @@ def test_the_committed_document_matches_the_records():
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "matches the records" in done.stdout
+
+
+def test_every_candidate_the_planner_proposes_is_listed_where_unmeasured():
+    missing = pvm.unmeasured_candidates("smollm2-135m-instruct", "cpu", ["fp32", "q8_0 (KV q4_0)"])
+    assert "q4_k_m" in missing and "layerdrop-8" in missing
+    assert "fp32" not in missing and "q8_0" not in missing  # measured in some setting counts
+    whys = {("m", "awq-4-g64", "unmeasured"): "no CPU kernel"}
+    assert "| awq-4-g64 | no CPU kernel |" in pvm.unmeasured_table("m", ["awq-4-g64"], whys)
+    assert pvm.unmeasured_candidates("no-such-model", "cpu", []) == []
