@@ -26,6 +26,10 @@ def _record(variant, metric, value, predicted=None, band=None, stamp="2026-12-06
             "params": {"load_avg_1m": load}}
 
 
+def _metric(name):
+    return next(m for m in pvm.METRICS if m.name == name)
+
+
 def _table(records, whys=None):
     return pvm.cells(pvm.latest_records(records))[("m", "cpu", "AMD EPYC")], whys or {}
 
@@ -45,7 +49,7 @@ def test_a_miss_says_why_and_an_unexplained_one_says_so():
                _record("q2_k", "ln_ppl_ratio", math.log(1.9), math.log(1.8), band=[0.0, math.log(1.5)])]
     variants, _ = _table(records)
     whys = {("m", "q5_k_m", "quality"): "rows stored in another type"}
-    lines = pvm.metric_table(pvm.METRICS[0], "m", variants, whys, 25.0)
+    lines = pvm.metric_table(_metric("quality"), "m", variants, whys, 25.0)
     row = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| q")}
     assert row["q5_k_m"].endswith("| rows stored in another type |")
     assert row["q8_0"].endswith("|  |")  # inside its band: nothing to say
@@ -59,14 +63,14 @@ def test_a_failed_test_shows_its_cause_and_a_busy_speed_is_marked():
         _record("q8_0", "decode_tok_s", 60.0, 100.0, band=[80.0, 120.0], test="tg32", load=3.2)]
     variants, _ = _table(records)
     assert variants["w8a8-int8"]["decode"].failed == "failed: vLLM load failed / no CPU kernel"
-    lines = pvm.metric_table(pvm.METRICS[3], "m", variants, {}, 25.0)
+    lines = pvm.metric_table(_metric("decode"), "m", variants, {}, 25.0)
     assert any("| w8a8-int8 | - | - | failed |" in line for line in lines)
     assert any(line.startswith("| q8_0 ") and "measured under load 3.20" in line for line in lines)
 
 
 def test_a_metric_no_variant_measured_has_no_table():
     variants, _ = _table([_record("fp16", "decode_tok_s", 20.0, 21.0, test="tg32")])
-    assert pvm.metric_table(pvm.METRICS[0], "m", variants, {}, 25.0) == []
+    assert pvm.metric_table(_metric("quality"), "m", variants, {}, 25.0) == []
 
 
 def test_the_committed_document_matches_the_records():
