@@ -81,13 +81,15 @@ class Cell:
             return None
         return prediction_error_pct(self.measured, self.predicted) if relative else self.measured - self.predicted
 
-    def inside(self, tolerance_pct: float) -> bool | None:
-        """Whether the measurement is within the band (a point prediction: within ``tolerance_pct``)."""
+    def inside(self, tolerance_pct: float, fmt: str) -> bool | None:
+        """Whether the measurement is within the band (a point prediction: within ``tolerance_pct``),
+        as the table shows them (``fmt``): a difference the table cannot show is no miss."""
         if self.measured is None or self.predicted is None:
             return None
         spread = abs(self.predicted) * tolerance_pct / 100
         low, high = self.band or (self.predicted - spread, self.predicted + spread)
-        return min(low, high) <= self.measured <= max(low, high)
+        shown = [float(format(x, fmt)) for x in (min(low, high), self.measured, max(low, high))]
+        return shown[0] <= shown[1] <= shown[2]
 
 
 def variant_label(r: dict[str, Any]) -> str:
@@ -177,7 +179,7 @@ def why(m: Metric, cell: Cell, model: str, label: str, whys: dict[tuple[str, str
         return cell.failed
     if cell.predicted is None and cell.measured is not None:
         return cell.note or "no prediction"
-    inside = cell.inside(tolerance_pct)
+    inside = cell.inside(tolerance_pct, m.fmt)
     busy = m.name == "decode" and cell.load is not None and cell.load > BUSY_LOAD
     if inside is not False:
         return f"load {cell.load:.2f}" if busy else ""
