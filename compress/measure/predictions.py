@@ -45,9 +45,10 @@ def memory_shapes(settings: BenchSettings) -> list[tuple[int, int, int | None]]:
 
 
 def predicted_figures(spec: Any, gpu: Any, variant_name: str, settings: BenchSettings,
-                      runtime: str | None = None) -> dict[str, float]:
+                      runtime: str | None = None) -> dict[str, Any]:
     """The planner's figures for one variant measured with ``settings``, keyed by the metric they
-    predict (``ppl_delta_pct`` too, from which a perplexity follows once a baseline is measured).
+    predict (``ppl_delta_pct`` too, from which a perplexity follows once a baseline is measured),
+    and the (low, high) band of those the planner gives one for under ``<metric>_band``.
 
     ``runtime``: the engine that ran it (None or an engine the planner does not model: the
     planner's own choice). Raises the planner's error where it cannot predict the variant.
@@ -69,13 +70,19 @@ def predicted_figures(spec: Any, gpu: Any, variant_name: str, settings: BenchSet
                                                      prompt_tokens=min(tokens, s.pp_tokens), runtime=engine,
                                                      logits_positions=logits, **kv))
                    for batch, tokens, logits in memory_shapes(s))
-    out = {"artifact_bytes": at_prompt["artifact_gib"] * GIB, "peak_memory_bytes": peak_gib * GIB,
-           "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
+    out: dict[str, Any] = {"artifact_bytes": at_prompt["artifact_gib"] * GIB, "peak_memory_bytes": peak_gib * GIB,
+                           "ttft_ms": at_prompt["ttft_ms"], "decode_tok_s": at_decode["decode_tok_s"]}
+    if at_decode.get("decode_tok_s_band"):
+        out["decode_tok_s_band"] = tuple(at_decode["decode_tok_s_band"])
     if at_prompt.get("ppl_delta_pct") is not None:
         out["ppl_delta_pct"] = at_prompt["ppl_delta_pct"]
         out["ln_ppl_ratio"] = math.log1p(at_prompt["ppl_delta_pct"] / 100)
+        if at_prompt.get("ppl_delta_band_pct"):
+            out["ln_ppl_ratio_band"] = tuple(math.log1p(p / 100) for p in at_prompt["ppl_delta_band_pct"])
     if at_prompt.get("kld_mean") is not None:
         out["kld_mean"] = at_prompt["kld_mean"]
+        if at_prompt.get("kld_band"):
+            out["kld_mean_band"] = tuple(at_prompt["kld_band"])
     return out
 
 
@@ -102,7 +109,7 @@ class _Predictor:
         self._specs: dict[tuple[str, str | None], Any] = {}
         self._gpus: dict[tuple[str, Any], Any] = {}
         self._hosts = hosts or {}  # run id → the host's (GB/s, fp32 TFLOPS) that run predicted with
-        self._figures: dict[tuple[str, ...], dict[str, float] | str] = {}
+        self._figures: dict[tuple[str, ...], dict[str, Any] | str] = {}
 
     def _spec(self, model: str, artifact: str | None) -> Any:
         """The planner's spec of a recorded model: by its catalog name, else from the source its
@@ -145,7 +152,7 @@ class _Predictor:
             self._gpus[key] = gpu
         return self._gpus[key]
 
-    def figures(self, r: dict[str, Any]) -> dict[str, float] | str:
+    def figures(self, r: dict[str, Any]) -> dict[str, Any] | str:
         """The planner's figures for the record's variant, or why there are none."""
         model, profile, variant = r.get("model") or "?", r.get("profile") or "", r.get("variant") or "?"
         stored = r.get("bench_settings") or {}
@@ -158,7 +165,7 @@ class _Predictor:
         return self._figures[key]
 
     def _predict(self, model: str, artifact: str | None, profile: str, variant: str, stored: dict[str, Any],
-                 runtime: str | None, run_id: str | None = None) -> dict[str, float] | str:
+                 runtime: str | None, run_id: str | None = None) -> dict[str, Any] | str:
         spec = self._spec(model, artifact)
         if spec is None:
             return (f"not re-predicted: the planner does not know {model} (not a catalog name, and the source "
@@ -194,7 +201,8 @@ def with_current_predictions(records: Sequence[dict[str, Any]]) -> list[dict[str
     keeps the stored ones as ``predicted_as_recorded`` and ``prediction_error_pct_as_recorded``,
     and ``prediction_changed`` when the two predictions differ by more than :data:`CHANGED_PCT`.
     A record the planner cannot re-predict gets ``predicted: None`` and the reason in
-    ``prediction_note``. Other records are returned as they are.
+    ``prediction_note``; one whose metric the planner gives a band for gets it as
+    ``predicted_band`` (low, high). Other records are returned as they are.
     """
     predictor = _Predictor(measured_hosts(records))
     baselines = _baseline_perplexities(records)
@@ -218,6 +226,8 @@ def with_current_predictions(records: Sequence[dict[str, Any]]) -> list[dict[str
             predicted = figures.get(r["metric"])
         new["predicted"] = predicted
         new["prediction_error_pct"] = prediction_error_pct(r.get("value"), predicted)
+        if figures.get(f"{r['metric']}_band"):
+            new["predicted_band"] = list(figures[f"{r['metric']}_band"])
         old = r.get("predicted")
         new["prediction_changed"] = bool(old and predicted and abs(predicted / old - 1) * 100 > CHANGED_PCT)
         out.append(new)

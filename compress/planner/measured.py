@@ -8,6 +8,7 @@ KL divergence and top-token agreement where recorded. The newest record of each 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from compress import results
 #: Variants whose perplexity is the baseline of a perplexity change, best first.
 BASELINES = ("fp32", "bf16", "fp16")
 QUALITY_METRICS = ("perplexity", "kld_mean", "same_top_pct", "ln_ppl_ratio")
+#: The KV-cache type of a record that asked for none, and of a plan that asks for none.
+DEFAULT_KV_DTYPE = "fp16"
 
 
 def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[str]:
@@ -41,14 +44,24 @@ def model_keys(model: str, spec_name: str, aliases: Iterable[str] = ()) -> set[s
     return keys
 
 
-def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile: str) -> dict[str, dict[str, Any]]:
-    """Variant → ``ppl_delta_pct`` (against the baseline of the same settings), ``perplexity``,
-    ``baseline_ppl``, ``kld_mean``, ``same_top_pct``, ``ln_ppl_ratio`` (those that were recorded),
-    and ``setting``: the perplexity convention and tokens scored of the figures shown, since a
-    variant measured under several settings shows the most recent one."""
+def record_kv_dtype(r: dict[str, Any]) -> str:
+    """The KV-cache type a record was measured with: what bench was asked for (``--kv-dtype``),
+    else the runtime's own 16-bit cache, named fp16 as the planner names it."""
+    return (r.get("bench_settings") or {}).get("kv_dtype") or DEFAULT_KV_DTYPE
+
+
+def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile: str,
+                     kv_dtype: str = DEFAULT_KV_DTYPE) -> dict[str, dict[str, Any]]:
+    """Variant → ``ppl_delta_pct`` (against the baseline of the same settings, else from the
+    recorded ln PPL ratio against the float32 baseline), ``perplexity``, ``baseline_ppl``,
+    ``kld_mean``, ``same_top_pct``, ``ln_ppl_ratio`` (those that were recorded), and ``setting``:
+    the perplexity convention and tokens scored of the figures shown, since a variant measured
+    under several settings shows the most recent one. Only records measured with a ``kv_dtype``
+    KV cache count."""
     def key(r: dict[str, Any]) -> tuple[str, str, str] | None:
         if (r.get("status") != "ok" or r.get("profile") != profile or r.get("metric") not in QUALITY_METRICS
-                or not (r.get("model") in keys or r.get("model_fingerprint") in keys)):
+                or not (r.get("model") in keys or r.get("model_fingerprint") in keys)
+                or record_kv_dtype(r) != kv_dtype):
             return None
         return r["variant"], (r.get("params") or {}).get("settings_key") or "", r["metric"]
 
@@ -72,5 +85,7 @@ def measured_quality(records: Sequence[dict[str, Any]], keys: set[str], profile:
             if base is not None and "perplexity" in figures:
                 row["baseline_ppl"] = base
                 row["ppl_delta_pct"] = 100 * (figures["perplexity"] / base - 1)
+            elif "ln_ppl_ratio" in figures:
+                row["ppl_delta_pct"] = 100 * math.expm1(figures["ln_ppl_ratio"])
             out[variant] = row
     return out

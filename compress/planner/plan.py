@@ -365,7 +365,7 @@ def make_plan(model: str, gpu: str | GpuProfile = "auto", *, context: int | None
     if records:
         from compress.planner.measured import measured_quality, model_keys
 
-        measured = measured_quality(records, model_keys(model, spec.name, spec.aliases), device.name)
+        measured = measured_quality(records, model_keys(model, spec.name, spec.aliases), device.name, kv_dtype)
     ranked = evaluate(spec, device, options, measured)
     if not ranked:
         where = "the CPU" if device.kind == "cpu" else device.display_name

@@ -422,7 +422,7 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
             "prompt_tokens": prompt,
             "max_context": capacity["max_context"],
             "max_batch": capacity["max_batch"],
-            **quality.estimate(spec, v).to_dict(),
+            **quality.estimate(spec, v, kv_dtype).to_dict(),
         },
     }
 

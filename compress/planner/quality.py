@@ -24,6 +24,8 @@ text's; ``[kld_to_ln_ratio]``): published KLDs are precise where small perplexit
 noise. A format with no table borrows another's, scaled by the ratio of their noise powers. Steps of a
 recipe add in ln(PPL ratio) (``wanda-50+gptq-4``: pruning's ratio times quantizing's), an
 approximation. Layer dropping interpolates published curves in the fraction dropped first.
+A quantized KV cache (``--kv-dtype q8_0``) is one more step: its published perplexity change
+(``[[kv_cache]]``) is carried the same way and added.
 """
 
 from __future__ import annotations
@@ -279,13 +281,30 @@ def _pct(ln_ratio: float) -> float:
     return round(100 * math.expm1(ln_ratio), 3)
 
 
-def estimate(spec: ModelSpec, variant: variants.Variant | str) -> QualityEstimate:
-    """Expected relative perplexity change (%) of ``variant`` on ``spec``, its band, KLD where published, sources."""
+def _kv_cache(kv_dtype: str | None, spec: ModelSpec) -> tuple[Carried | None, Carried | None, str] | None:
+    """(ln PPL ratio, KLD, source) a quantized KV cache adds; None where the cache type changes
+    nothing. Its published perplexity changes are carried like a weight format's; the KLD is
+    read from the carried change (``[kld_to_ln_ratio]`` backwards), none being published."""
+    if not kv_dtype or kv_dtype in _data()["kv_cache_types"]["lossless"]:
+        return None
+    entries = [e for e in _data().get("kv_cache", []) if e["kv_dtype"] == kv_dtype]
+    if not entries:
+        return ZERO, ZERO, f"KV cache {kv_dtype}: no published perplexity in profiles/quality.toml, left out"
+    ln_ratio, chosen = _pooled(entries, spec, "ln_ratio")
+    conv = _data()["kld_to_ln_ratio"]
+    low, high = conv["band"]
+    kld = Carried(ln_ratio.point / conv["factor"], ln_ratio.low / high, ln_ratio.high / low)
+    return ln_ratio, kld, f"KV cache {kv_dtype}: " + _describe(chosen, spec, "")
+
+
+def estimate(spec: ModelSpec, variant: variants.Variant | str, kv_dtype: str | None = None) -> QualityEstimate:
+    """Expected relative perplexity change (%) of ``variant`` on ``spec`` with a ``kv_dtype`` KV
+    cache (None: the runtime's 16-bit one), its band, KLD where published, sources."""
     v = variants.parse(variant) if isinstance(variant, str) else variant
     ln_total, kld_total, sources = ZERO, ZERO, []
     kld_known = True
-    for step in v.steps:
-        ln_ratio, kld, source = _step_estimate(step, spec)
+    kv = _kv_cache(kv_dtype, spec)
+    for ln_ratio, kld, source in [*(_step_estimate(step, spec) for step in v.steps), *([kv] if kv else [])]:
         sources.append(source)
         if ln_ratio is None:
             return QualityEstimate(None, "; ".join(sources))

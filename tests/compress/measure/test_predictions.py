@@ -95,3 +95,15 @@ def test_cpu_records_are_re_predicted_with_the_host_their_run_measured():
     for r in with_current_predictions(records):
         if r.get("metric") == "decode_tok_s" and r.get("status") == "ok" and r.get("predicted_as_recorded"):
             assert r["predicted"] == pytest.approx(r["predicted_as_recorded"], rel=0.02), r["variant"]
+
+
+def test_a_quantized_kv_cache_is_predicted_to_cost_quality_and_the_band_comes_along():
+    def ln_ratio(kv):
+        return results.record(model="smollm2-135m-instruct", model_fingerprint="f", variant="q4_k_m", device="cpu",
+                              profile="cpu", runtime="llama.cpp", test="ppl", metric="ln_ppl_ratio", value=0.07,
+                              bench_settings={**SETTINGS, "kv_dtype": kv})
+
+    plain, q8, q4 = with_current_predictions([ln_ratio(None), ln_ratio("q8_0"), ln_ratio("q4_0")])
+    assert plain["predicted"] < q8["predicted"] < q4["predicted"]
+    low, high = q4["predicted_band"]
+    assert low < q4["predicted"] < high

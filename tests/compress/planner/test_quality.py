@@ -152,3 +152,40 @@ def test_measured_quality_enters_the_ranking():
     assert moved["measured"]["ppl_delta_pct"] == pytest.approx(50.0)
     assert moved["predicted"]["ppl_delta_pct"] == next(
         c for c in plan["candidates"] if c["variant"] == first)["predicted"]["ppl_delta_pct"]
+
+
+def test_a_quantized_kv_cache_adds_its_published_change_carried_to_the_model():
+    spec = load_model_spec("smollm2-135m")
+    weights = quality.estimate(spec, "q4_k_m")
+    assert quality.estimate(spec, "q4_k_m", "fp16") == weights  # a 16-bit cache changes nothing
+    q8, q4 = quality.estimate(spec, "q4_k_m", "q8_0"), quality.estimate(spec, "q4_k_m", "q4_0")
+    # By hand: Gemma-3-4B's q4_0 cache, 7.8551 -> 7.9506 (llama.cpp PR #21551), carried to
+    # 0.135B params in the model's own (modern) regime.
+    kv = quality.carry(math.log(7.9506 / 7.8551), 3.88, "modern", spec.params, "modern").point
+    assert math.log1p(q4.ppl_delta_pct / 100) - math.log1p(weights.ppl_delta_pct / 100) == pytest.approx(kv, abs=1e-4)
+    assert weights.ppl_delta_pct < q8.ppl_delta_pct < q4.ppl_delta_pct
+    assert q4.band_pct[0] > weights.band_pct[0] and q4.kld > weights.kld
+    assert "KV cache q4_0" in q4.source and "PR #21551" in q4.source
+
+
+def test_a_kv_cache_type_with_no_published_figure_is_left_out_and_said_so():
+    spec = load_model_spec("smollm2-135m")
+    got = quality.estimate(spec, "fp16", "fp8")
+    assert got.ppl_delta_pct == 0 and "KV cache fp8: no published perplexity" in got.source
+
+
+def test_measured_quality_counts_only_records_of_the_planned_kv_cache_type():
+    kv_q8 = {**_record("q4_k_m", "ln_ppl_ratio", math.log(1.08), settings="s2"), "bench_settings": {"kv_dtype": "q8_0"}}
+    records = [_record("fp32", "perplexity", 20.0), _record("q4_k_m", "perplexity", 21.0), kv_q8]
+    assert measured_quality(records, {"smollm2-135m-instruct"}, "cpu")["q4_k_m"]["ppl_delta_pct"] == pytest.approx(5.0)
+    got = measured_quality(records, {"smollm2-135m-instruct"}, "cpu", "q8_0")
+    assert set(got) == {"q4_k_m"} and got["q4_k_m"]["ppl_delta_pct"] == pytest.approx(8.0)
+
+
+def test_plan_with_a_quantized_kv_cache_predicts_its_quality_change():
+    plain = make_plan("smollm2-135m", gpu="cpu").to_dict()["candidates"]
+    q4 = make_plan("smollm2-135m", gpu="cpu", kv_dtype="q4_0").to_dict()["candidates"]
+    before = {c["variant"]: c["predicted"]["ppl_delta_pct"] for c in plain}
+    for c in q4:
+        if before[c["variant"]] is not None:
+            assert c["predicted"]["ppl_delta_pct"] > before[c["variant"]], c["variant"]
