@@ -55,13 +55,16 @@ class Architecture:
     gguf: GgufGraph | None = None  # None: the GGUF writer does not convert it
     qkv_bias: bool = False  # q/k/v biases when config.json has no attention_bias
     norms_per_layer: int = 2  # RMSNorm weight vectors per decoder layer
-    alternating_window: bool = False  # the sliding window applies to every other layer
+    #: Every n-th layer attends globally, the others within the sliding window (None: the window,
+    #: where config.json sets one, applies to every layer).
+    global_layer_every: int | None = None
     window_in_config: bool = False  # a random-weight config carries the sliding window
 
 
 #: The families, in the order error messages list them. Phi-3 fuses q/k/v and gate/up into
 #: single projections; Gemma 2 alternates local (sliding-window) and global layers and has
-#: four norms a layer (pre/post attention and MLP), as Gemma 3 has. llama.cpp runs Mistral's
+#: four norms a layer (pre/post attention and MLP), as Gemma 3 has; Gemma 3 makes every sixth
+#: layer global (transformers' Gemma3TextConfig, ``sliding_window_pattern`` 6). llama.cpp runs Mistral's
 #: dense models on its llama graph (the sliding window only matters beyond 4,096 tokens and
 #: llama.cpp's llama graph has none).
 TABLE: tuple[Architecture, ...] = (
@@ -75,8 +78,8 @@ TABLE: tuple[Architecture, ...] = (
     Architecture("qwen2_moe", "qwen2_moe", "Qwen2MoeForCausalLM", layout=None),
     Architecture("qwen3", "qwen3", "Qwen3ForCausalLM"),
     Architecture("gemma", "gemma", "GemmaForCausalLM"),
-    Architecture("gemma2", "gemma2", "Gemma2ForCausalLM", norms_per_layer=4, alternating_window=True),
-    Architecture("gemma3", "gemma3_text", "Gemma3ForCausalLM", norms_per_layer=4),
+    Architecture("gemma2", "gemma2", "Gemma2ForCausalLM", norms_per_layer=4, global_layer_every=2),
+    Architecture("gemma3", "gemma3_text", "Gemma3ForCausalLM", norms_per_layer=4, global_layer_every=6),
     Architecture("olmo2", "olmo2", "Olmo2ForCausalLM"),
     Architecture("phi3", "phi3", "Phi3ForCausalLM", layout=Layout(linears=_PHI3_LINEARS)),
 )
@@ -92,6 +95,14 @@ def by_hf_class(hf_class: str | None) -> Architecture | None:
 
 def by_name(name: str | None) -> Architecture | None:
     return next((a for a in TABLE if a.name == name), None)
+
+
+def windowed_layers(family: Architecture | None, layers: int) -> int | None:
+    """How many of ``layers`` attend within the sliding window: all but every
+    ``global_layer_every``-th (None: every layer, or the family is unknown)."""
+    if family is None or family.global_layer_every is None:
+        return None
+    return layers - layers // family.global_layer_every
 
 
 #: model_type → layout, for the families whose decoder the methods can walk.

@@ -201,8 +201,13 @@ def _kv_overrides(metadata: Mapping[str, str | int]) -> Any:
 
 
 def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.ndarray] | None = None,
-                  metadata: Mapping[str, str | int] | None = None, n_threads: int | None = None) -> list[str]:
+                  metadata: Mapping[str, str | int] | None = None, n_threads: int | None = None,
+                  allow_requantize: bool = False) -> list[str]:
     """Quantize the F32/F16 GGUF ``src`` into ``dst`` as ``qtype`` with llama.cpp's own quantizer.
+
+    ``allow_requantize``: ``src`` may hold quantized tensors, which llama.cpp dequantizes
+    before quantizing them again (``llama-quantize --allow-requantize``); the result can be no
+    better than ``src``.
 
     ``imatrix`` maps a GGUF weight name (``blk.0.attn_q.weight``) to the mean of the squared
     input activations of each input column: the values ``llama-quantize`` hands the library
@@ -224,11 +229,11 @@ def quantize_gguf(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.nda
     ftype(qtype)  # an unknown type fails here, in one line, before a process starts
     if multiprocessing.current_process().daemon:
         # A daemonic process may not start children: quantize here (a signal then waits for the call).
-        status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
+        status, lines = _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads, allow_requantize)
         return _checked(status, lines, Path(src), Path(dst), qtype)
     try:
         status, lines = run_in_child(_quantize_child, str(src), str(dst), qtype, dict(imatrix) if imatrix else None,
-                                     dict(metadata) if metadata else None, n_threads,
+                                     dict(metadata) if metadata else None, n_threads, allow_requantize,
                                      what=f"llama.cpp's quantizer ({qtype})")
     except ChildDied as died:
         status, lines = f"the quantizer process died on {died.signal_name}", []
@@ -256,7 +261,8 @@ def _checked(status: int | str, lines: list[str], src: Path, dst: Path, qtype: s
 
 
 def _quantize_child(src: str, dst: str, qtype: str, imatrix: dict[str, np.ndarray] | None,
-                    metadata: dict[str, str | int] | None, n_threads: int | None) -> tuple[int | str, list[str]]:
+                    metadata: dict[str, str | int] | None, n_threads: int | None,
+                    allow_requantize: bool) -> tuple[int | str, list[str]]:
     """The quantizer process (:func:`compress.isolation.run_in_child`): llama.cpp's quantizer's
     (status, log lines), or (reason, []) when it could not start."""
     import signal
@@ -264,18 +270,20 @@ def _quantize_child(src: str, dst: str, qtype: str, imatrix: dict[str, np.ndarra
     # A Ctrl-C at the terminal reaches the whole process group: the parent decides, this one ignores it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads)
+        return _quantize_here(Path(src), Path(dst), qtype, imatrix, metadata, n_threads, allow_requantize)
     except Exception as err:  # any failure goes back as one line; the parent raises it
         return f"{type(err).__name__}: {err}", []
 
 
 def _quantize_here(src: Path, dst: Path, qtype: str, imatrix: Mapping[str, np.ndarray] | None,
-                   metadata: Mapping[str, str | int] | None, n_threads: int | None) -> tuple[int, list[str]]:
+                   metadata: Mapping[str, str | int] | None, n_threads: int | None,
+                   allow_requantize: bool = False) -> tuple[int, list[str]]:
     """Call ``llama_model_quantize`` in this process; returns its status and log lines."""
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype(qtype)
+    params.allow_requantize = allow_requantize
     params.nthread = n_threads or len(os.sched_getaffinity(0))
     keep_alive: list[Any] = []
     if imatrix:

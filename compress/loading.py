@@ -82,7 +82,8 @@ def pick_device(requested: str = "auto") -> str:
 
 #: Increased whenever what a dequantized copy holds changes, so copies made before are not reused.
 #: 2: the tokenizer splits text as the GGUF's ``tokenizer.ggml.pre`` says (:func:`_split_as_gguf`).
-DEQUANTIZED_VERSION = 2
+#: 3: a SentencePiece vocabulary splits text as llama.cpp does (:func:`_spm_as_gguf`).
+DEQUANTIZED_VERSION = 3
 
 
 def _dequantized_dir(source: Source) -> Path:
@@ -111,6 +112,26 @@ def _split_as_gguf(tokenizer_json: Path, gguf_path: Path) -> None:
     data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
     data["pre_tokenizer"] = spec
     tokenizer_json.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def _spm_as_gguf(tokenizer_json: Path, gguf_path: Path) -> None:
+    """Give a dequantized copy of a SentencePiece GGUF (``tokenizer.ggml.model`` "llama") the
+    splits and BOS llama.cpp uses (:mod:`compress.spm_tokenizer`): transformers builds Gemma 3's
+    vocabulary as a Unigram model that splits words into letters, and adds no BOS."""
+    from gguf import GGUFReader
+
+    from compress.spm_tokenizer import as_llama_cpp_splits
+
+    fields = GGUFReader(str(gguf_path)).fields
+    if "tokenizer.ggml.model" not in fields or fields["tokenizer.ggml.model"].contents() != "llama":
+        return
+    types = [int(t) for t in fields["tokenizer.ggml.token_type"].contents()]
+    bos = None
+    if "tokenizer.ggml.add_bos_token" in fields and fields["tokenizer.ggml.add_bos_token"].contents():
+        bos_id = int(fields["tokenizer.ggml.bos_token_id"].contents())
+        bos = (str(fields["tokenizer.ggml.tokens"].contents(bos_id)), bos_id)
+    if tokenizer_json.is_file():
+        as_llama_cpp_splits(tokenizer_json, types, bos)
 
 
 def cached_hf_checkpoint(source: Source) -> Path | None:
@@ -153,6 +174,7 @@ def hf_checkpoint(source: Source) -> Path:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             _split_as_gguf(Path(tmp) / "tokenizer.json", source.path)
+            _spm_as_gguf(Path(tmp) / "tokenizer.json", source.path)
     except (UserInputError, OSError):
         # Another process finished the same conversion first; its copy is as good as ours.
         if not (out / "config.json").exists():

@@ -144,6 +144,7 @@ def _busy_text(busy: dict[str, Any]) -> str:
 
 def _serve_text(data: dict[str, Any]) -> tuple[str, list[str]]:
     """A sentence introducing the commands that build and serve the recommendation, and the commands."""
+    from compress import packaged
     from compress.planner.serving import model_source
 
     plan = data["plan"]
@@ -156,7 +157,8 @@ def _serve_text(data: dict[str, Any]) -> tuple[str, list[str]]:
         where = (f"The weights of {plan['model']['name']} are not on this machine: download them "
                  f"({plan['model'].get('hf_id') or plan['model']['name']}, Hugging Face) into {source.model_arg}; "
                  "then build")
-    elif plan["model"].get("origin") == "catalog" and source.model_arg != "default":
+    elif (plan["model"].get("origin") == "catalog" and source.model_arg != "default"
+          and packaged.by_name(source.model_arg) is None):  # the default and packaged models need no folder
         where = f"Put a Hugging Face folder of {plan['model']['name']} at {source.model_arg}; then build"
     else:
         where = "Build"

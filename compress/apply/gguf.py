@@ -1,5 +1,9 @@
 """GGUF for llama.cpp: our HF → F32/F16 writer, then llama.cpp's own quantizer for the asked type.
 
+A GGUF source of a family the writer has no llama.cpp graph for (Gemma 3) is requantized
+as it is: llama.cpp dequantizes each tensor and quantizes it to the asked type, so the
+result's quality is measured against the source's own quantization, not full precision.
+
 With ``imatrix: true`` an importance matrix is measured first: the Hugging Face
 model runs in torch over the calibration windows and every decoder linear layer
 records the mean square of each input column. llama.cpp's K-quant and legacy
@@ -19,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from compress.methods.gguf import GGUF_TYPES
 from compress import paths
 from compress.apply import Job
 from compress.errors import UnsupportedError, UserInputError
+from compress.methods.gguf import GGUF_TYPES
 
 _WRITTEN_DIRECTLY = ("F32", "F16")
 
@@ -129,15 +133,65 @@ def fallbacks(log_lines: list[str]) -> list[dict[str, Any]]:
             for tensor, cols, block, wanted, used in _FALLBACK.findall("".join(log_lines))]
 
 
+def requantized_family(job: Job) -> str | None:
+    """The ``general.architecture`` of a GGUF source the writer cannot rebuild (so it is requantized
+    as it is), else None: an HF source, or a family the writer has a graph for."""
+    if job.source.kind != "gguf":
+        return None
+    from compress.gguf_writer import ARCHITECTURES
+    from compress.planner.gguf_header import read_header
+
+    family = str(read_header(job.source.path).metadata.get("general.architecture") or "")
+    return None if family in {graph.name for graph in ARCHITECTURES.values()} else family
+
+
+def requantize(job: Job, qtype: str) -> tuple[dict[str, Any], list[str]]:
+    """Requantize the GGUF source itself to ``qtype`` with llama.cpp's quantizer."""
+    from compress import llamacpp
+    from compress.planner.gguf_header import read_header
+
+    if job.config.get("imatrix"):
+        raise UnsupportedError(f"an importance matrix is measured on a model the GGUF writer rebuilds; "
+                               f"{job.source.path.name} is requantized as it is: drop --imatrix")
+    source_type = read_header(job.source.path).metadata.get("general.file_type")
+    target = job.out_dir / paths.gguf_file_name(job.source.name, qtype)
+    job.log(f"requantizing {job.source.path.name} to {qtype} with llama.cpp (quality is relative to the "
+            "source's own quantization)")
+    log = llamacpp.quantize_gguf(job.source.path, target, qtype, allow_requantize=True)
+    return {"format": "gguf", "runtime": "llama.cpp", "file": target.name, "qtype": qtype,
+            "requantized_from": {"file": job.source.path.name, "llama_ftype": source_type}}, log
+
+
 def apply(job: Job) -> dict[str, Any]:
     from compress import llamacpp
-    from compress.gguf_writer import write_gguf
 
     qtype = qtype_of(job.config)
     use_imatrix = bool(job.config.get("imatrix"))
     if use_imatrix and qtype in ("F32", "F16", "BF16"):
         raise UnsupportedError(f"an importance matrix only helps quantized types, got {qtype}: "
                                "drop --imatrix or pick a quantized type such as q4_k_m")
+    if requantized_family(job):
+        info, log = requantize(job, qtype)
+    else:
+        info, log = _written_then_quantized(job, qtype, use_imatrix)
+    target = job.out_dir / info["file"]
+    info["tensor_types"] = llamacpp.tensor_types(target)
+    if fell_back := fallbacks(log):
+        # Not an error: llama.cpp picks a type whose block fits the row. Say so once, plainly,
+        # and keep a count per swap in the manifest (a model can have hundreds of such tensors).
+        swaps = Counter(f"{f['wanted'].upper()}->{f['used'].upper()}" for f in fell_back)
+        info["fallbacks"] = dict(sorted(swaps.items()))
+        info["fallback_cols"] = sorted({f["cols"] for f in fell_back})
+        job.log(f"note: {len(fell_back)} tensors have rows ({', '.join(map(str, info['fallback_cols']))} wide) that "
+                f"do not fit their type's block; llama.cpp stored them in another type: {info['fallbacks']}")
+    return info
+
+
+def _written_then_quantized(job: Job, qtype: str, use_imatrix: bool) -> tuple[dict[str, Any], list[str]]:
+    """Our writer's F32/F16 GGUF of the HF model, quantized to ``qtype`` by llama.cpp."""
+    from compress import llamacpp
+    from compress.gguf_writer import write_gguf
+
     folder = job.hf_dir()
     target = job.out_dir / paths.gguf_file_name(job.source.name, qtype)
     info: dict[str, Any] = {"format": "gguf", "runtime": "llama.cpp", "file": target.name, "qtype": qtype}
@@ -164,13 +218,4 @@ def apply(job: Job) -> dict[str, Any]:
                             "quantize.imatrix.entries_count": len(imatrix), "quantize.imatrix.chunks_count": chunks}
             job.log(f"quantizing to {qtype} with llama.cpp")
             log = llamacpp.quantize_gguf(intermediate, target, qtype, imatrix=imatrix, metadata=metadata)
-    info["tensor_types"] = llamacpp.tensor_types(target)
-    if fell_back := fallbacks(log):
-        # Not an error: llama.cpp picks a type whose block fits the row. Say so once, plainly,
-        # and keep a count per swap in the manifest (a model can have hundreds of such tensors).
-        swaps = Counter(f"{f['wanted'].upper()}->{f['used'].upper()}" for f in fell_back)
-        info["fallbacks"] = dict(sorted(swaps.items()))
-        info["fallback_cols"] = sorted({f["cols"] for f in fell_back})
-        job.log(f"note: {len(fell_back)} tensors have rows ({', '.join(map(str, info['fallback_cols']))} wide) that "
-                f"do not fit their type's block; llama.cpp stored them in another type: {info['fallbacks']}")
-    return info
+    return info, log

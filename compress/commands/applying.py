@@ -147,7 +147,7 @@ def _from_plan(plan_path: Path, candidate: int | None, model: str | None) -> tup
 def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> str:
     """The model to compress for a plan: ``model`` when it is the plan's model ``planned`` (same
     architecture), else the plan's own model where it can be found; one clear line otherwise."""
-    from compress import sources
+    from compress import packaged, sources
     from compress.planner.document import check_plan_model
     from compress.planner.spec import load_model_spec
 
@@ -158,6 +158,8 @@ def _plan_model(planned: dict[str, Any], plan_path: Path, model: str | None) -> 
             return str(Path(path).parent if Path(path).name == "config.json" else path)
         if planned.get("origin") == "catalog" and name == sources.DEFAULT_CATALOG_NAME:
             return sources.DEFAULT_MODEL
+        if planned.get("origin") == "catalog" and (chunked := packaged.by_name(name)) is not None:
+            return chunked.names[0]
         raise UserInputError(f"{plan_path} was made for {name}, which is not on this machine: pass --model with "
                              "a local folder or .gguf of that model")
     try:

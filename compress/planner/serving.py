@@ -34,13 +34,15 @@ class ModelSource:
 
 
 def model_source(planned: dict[str, Any]) -> ModelSource:
-    """The weights of a plan's model (``plan["model"]``): the default model, the plan's local
+    """The weights of a plan's model (``plan["model"]``): the default model, a packaged one, the plan's local
     folder or file, or a catalog model's Hugging Face id downloaded into ``models/<name>``."""
-    from compress import sources
+    from compress import packaged, sources
 
     name, path = planned.get("name") or "model", planned.get("path")
     if planned.get("origin") == "catalog" and name == sources.DEFAULT_CATALOG_NAME:
         return ModelSource(sources.DEFAULT_MODEL, sources.DEFAULT_SOURCE_NAME)
+    if planned.get("origin") == "catalog" and (chunked := packaged.by_name(name)) is not None:
+        return ModelSource(chunked.names[0], chunked.source_name)
     if path:
         local = Path(path).parent if Path(path).name == "config.json" else Path(path)
         # Named as compress.sources.resolve names it: a file by its stem, a folder by its resolved name.

