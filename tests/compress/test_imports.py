@@ -20,7 +20,7 @@ LAYERS = {
     "compress.methods": 2, "compress.variants": 2, "compress.engines": 2,
     "compress.planner": 3,
     "compress.sources": 4, "compress.synthetic": 4, "compress.loading": 4, "compress.gguf_vocab": 4,
-    "compress.gguf_writer": 4, "compress.llamacpp": 4,
+    "compress.gguf_writer": 4, "compress.llamacpp": 4, "compress.spm_tokenizer": 4,
     "compress.apply": 5, "compress.algorithms": 5,
     "compress.measure": 6,
     "compress.metrics": 2,
