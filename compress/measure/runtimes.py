@@ -76,6 +76,12 @@ class TransformersRuntime:
         self._past: Any = None
         self._next: Any = None
 
+    def held_weight_bytes(self) -> int:
+        """Bytes of the weights as loaded (parameters and buffers, packed quantized ones included):
+        what a decode step reads, which on the CPU is float32 for a 16-bit checkpoint."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
+
     def _sync(self) -> None:
         if self._input_device.type == "cuda":
             self.torch.cuda.synchronize(self._input_device)

@@ -252,7 +252,7 @@ def _offline_tests(env: BenchEnvironment, variant: variants.Variant, folder: Pat
             writer.base.update({"runtime": runtime.name, "runtime_version": runtime.version,
                                 "device": runtime.device, **getattr(runtime, "record_fields", {})})
             ctx = suite.RunContext(runtime, token_ids, env.settings, shape=env.shape(variant),
-                                    weight_bytes=_weight_bytes(folder), ceilings=env.ceilings(runtime),
+                                    weight_bytes=_read_weight_bytes(runtime, folder), ceilings=env.ceilings(runtime),
                                     predicted=predicted)
             if "ppl" in tests:
                 ctx.ppl_ids, ctx.bos_id, ctx.reference, ctx.reference_key = ppl_inputs
@@ -440,8 +440,15 @@ def _ensure_artifact(source: Source, variant: variants.Variant, folder: Path, op
     return apply.run(source, variant, folder, replace(options, force=True), log=lambda line: log(f"    {line}"))
 
 
+def _read_weight_bytes(runtime: Any, folder: Path) -> int:
+    """The weight bytes a decode step streams: as the runtime holds them where it can say (a
+    16-bit checkpoint widened to float32 on the CPU), else the weight files'."""
+    held = getattr(runtime, "held_weight_bytes", None)
+    return held() if held else _weight_bytes(folder)
+
+
 def _weight_bytes(folder: Path) -> int:
-    """Bytes of the weight files: what a decode step streams from memory."""
+    """Bytes of the weight files."""
     suffixes = (".safetensors", ".bin", ".gguf", ".onnx", ".onnx_data", ".data", ".pt")
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and p.suffix in suffixes)
 

@@ -394,7 +394,9 @@ def predict_variant(spec: ModelSpec, gpu: GpuProfile, variant_name: str, context
     # Decode is predicted with the cache as deep as the plan allows (the whole context) unless
     # the caller names the depth (bench: its decode test's prompt + half the generated tokens).
     depth = min(prompt_tokens, context) if prompt_tokens else context
-    speed = _speed(spec, v, model, gpu, choice, devices, batch, depth, prompt, kv_elem)
+    # A decode step reads the weights as the engine holds them: on the CPU, what the loader widened.
+    held = shape.resident_bytes if cpu else artifact
+    speed = _speed(spec, v, model, gpu, choice, devices, batch, depth, prompt, kv_elem, held)
 
     fits = margin >= 0
     reasons = ([] if fits else [_too_big(gpu, choice, engine, mem, budget, margin, capacity, batch, context)]) \
@@ -496,14 +498,15 @@ class _Speed:
 
 
 def _speed(spec: ModelSpec, v: variants.Variant, model: ModelSpec, gpu: GpuProfile, choice: KernelChoice,
-           devices: int, batch: int, depth: int, prompt: int, kv_elem: float) -> _Speed:
+           devices: int, batch: int, depth: int, prompt: int, kv_elem: float, held_bytes: int) -> _Speed:
     """Decode speed at a cache of ``depth`` tokens and time to first token for ``prompt``-token
-    prompts (the roofline), with NVIDIA's measured-kernel figures where they cover the candidate."""
+    prompts (the roofline), with NVIDIA's measured-kernel figures where they cover the candidate.
+    ``held_bytes``: the weights as the engine holds them once loaded."""
     rt_data, cpu = runtimes(), gpu.kind == "cpu"
     rt = rt_data["runtime"][choice.runtime]
     device = _roofline_device(gpu, choice, devices)
     speedup = rt_data["sparse_2_4"]["linear_speedup"] if choice.sparse_kernels else 1.0
-    weights_read = _read_bytes(model, formats.weight_bytes(spec, v), batch)
+    weights_read = _read_bytes(model, held_bytes, batch)
     read = weights_read + memory.kv_cache_bytes(model, depth, batch, kv_elem)
     flops = roofline.decode_flops(model.matmul_params, batch, model.layers, model.heads, model.head_dim, depth)
     # Decode pays more per layer than prefill in eager runtimes (a generate() step per token),

@@ -83,7 +83,9 @@ def test_a_local_model_is_found_through_its_artifacts_manifest(tmp_path):
 def test_cpu_records_are_re_predicted_with_the_host_their_run_measured():
     """The demo run of 2026-12-06 was measured after a probe of its machine: re-predicted today, on
     any machine, its decode speed is predicted from that probe's bandwidth (in its MBU records),
-    so today's prediction equals the one bench stored (the planner's speed model is unchanged since)."""
+    so today's prediction equals the one bench stored where the speed model is unchanged since
+    (llama.cpp). In transformers a decode step now reads the weights as the CPU loader holds them
+    (float32 where it widens them), so today's prediction is slower than the stored one there."""
     from pathlib import Path
 
     from compress import results
@@ -94,7 +96,10 @@ def test_cpu_records_are_re_predicted_with_the_host_their_run_measured():
     assert hosts and all(bw and bw > 0 for bw, _ in hosts.values())
     for r in with_current_predictions(records):
         if r.get("metric") == "decode_tok_s" and r.get("status") == "ok" and r.get("predicted_as_recorded"):
-            assert r["predicted"] == pytest.approx(r["predicted_as_recorded"], rel=0.02), r["variant"]
+            if r.get("runtime") == "llama.cpp":
+                assert r["predicted"] == pytest.approx(r["predicted_as_recorded"], rel=0.02), r["variant"]
+            else:
+                assert r["predicted"] <= r["predicted_as_recorded"] * 1.02, r["variant"]
 
 
 def test_a_quantized_kv_cache_is_predicted_to_cost_quality_and_the_band_comes_along():
