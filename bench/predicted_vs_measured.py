@@ -33,7 +33,7 @@ DOC = ROOT / "docs" / "predicted-vs-measured.md"
 WHYS = ROOT / "bench" / "prediction_misses.toml"
 GIB, MIB = 2**30, 2**20
 #: A speed measured while the 1-minute load average was above this is marked: the machine was shared.
-BUSY_LOAD = 1.5
+BUSY_LOAD = 1.0  # other work, in cores: the 1-minute load average less the run's own threads
 FAILURE_CHARS = 100  # of a recorded error's first line, in the why column
 
 
@@ -151,7 +151,11 @@ def _cell(m: Metric, latest: dict[tuple[Any, ...], dict[str, Any]], row: tuple[s
         return Cell()
     band = r.get("predicted_band")
     # The load average speaks for a CPU's speed; a GPU's is not shared with what loads its host.
-    load = (r.get("params") or {}).get("load_avg_1m") if r.get("device") == "cpu" else None
+    # The run's own threads count in it: what is left is the other work the CPU was sharing.
+    params = r.get("params") or {}
+    load = params.get("load_avg_1m") if r.get("device") == "cpu" else None
+    if load is not None:
+        load = max(0.0, load - (params.get("threads") or 0))
     return Cell(predicted=None if r.get("predicted") is None else m.shown(r["predicted"]),
                 band=None if not band else (m.shown(band[0]), m.shown(band[1])),
                 measured=m.shown(r["value"]), load=load, note=r.get("prediction_note"))
@@ -234,7 +238,8 @@ def markdown(records: Sequence[dict[str, Any]], files: Sequence[str], whys: dict
              "profiles/runtimes.toml `[speed_band]`); size and memory are point predictions, held to "
              f"±{ERROR_RISK_PCT:g}% (`compress review` flags a larger error). Error: measured minus predicted, in "
              "percentage points for the perplexity change, in % of the prediction otherwise. `load` marks a "
-             f"CPU speed measured while the 1-minute load average was above {BUSY_LOAD:g} (a shared machine). "
+             "CPU speed measured while other work shared the CPU: the 1-minute load average less the run's own "
+             f"threads above {BUSY_LOAD:g} (a shared machine). "
              "A miss says why (bench/prediction_misses.toml).")
     out = ["# Predicted vs measured", "", *textwrap.wrap(intro, 80, break_on_hyphens=False), ""]
     for (model, profile, device), variants in sorted(table.items()):

@@ -19,11 +19,11 @@ _spec.loader.exec_module(pvm)
 
 
 def _record(variant, metric, value, predicted=None, band=None, stamp="2026-12-06T21:00:00+0000", status="ok",
-            test="ppl", kv=None, load=0.5, error=None):
+            test="ppl", kv=None, load=0.5, error=None, threads=None):
     return {"model": "m", "profile": "cpu", "device": "cpu", "device_name": "AMD EPYC", "variant": variant,
             "metric": metric, "value": value, "predicted": predicted, "predicted_band": band, "status": status,
             "test": test, "timestamp": stamp, "error": error, "bench_settings": {"kv_dtype": kv},
-            "params": {"load_avg_1m": load}}
+            "params": {"load_avg_1m": load, "threads": threads}}
 
 
 def _metric(name):
@@ -66,6 +66,16 @@ def test_a_failed_test_shows_its_cause_and_a_busy_speed_is_marked():
     lines = pvm.metric_table(_metric("decode"), "m", variants, {}, 25.0)
     assert any("| w8a8-int8 | - | - | failed |" in line for line in lines)
     assert any(line.startswith("| q8_0 ") and "measured under load 3.20" in line for line in lines)
+
+
+def test_a_runs_own_threads_are_not_load_from_others():
+    """Two threads of the bench itself hold a 2-core machine's load average near 2: not a shared CPU."""
+    own = _record("q4_0", "decode_tok_s", 60.0, 100.0, band=[80.0, 120.0], test="tg32", load=1.9, threads=2)
+    shared = _record("q2_k", "decode_tok_s", 60.0, 100.0, band=[80.0, 120.0], test="tg32", load=3.9, threads=2)
+    variants, _ = _table([own, shared])
+    lines = pvm.metric_table(_metric("decode"), "m", variants, {}, 25.0)
+    assert any(line.startswith("| q4_0 ") and line.endswith("| not yet explained |") for line in lines)
+    assert any(line.startswith("| q2_k ") and "measured under load 1.90" in line for line in lines)
 
 
 def test_a_metric_no_variant_measured_has_no_table():
