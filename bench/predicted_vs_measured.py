@@ -169,11 +169,13 @@ def failure_cause(error: str | None, limit: int = FAILURE_CHARS) -> str:
 
 
 def explained_misses(path: Path = WHYS) -> dict[tuple[str, str, str], str]:
-    """(model, variant label, metric name) -> why its prediction misses, as written down."""
+    """(model, variant label, metric name) -> why its prediction misses, as written down. An entry
+    names one ``variant`` or, where one cause covers several, a list of ``variants``."""
     if not path.is_file():
         return {}
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {(e["model"], e["variant"], e["metric"]): " ".join(e["why"].split()) for e in data.get("miss", [])}
+    return {(e["model"], variant, e["metric"]): " ".join(e["why"].split())
+            for e in data.get("miss", []) for variant in e.get("variants") or [e["variant"]]}
 
 
 def why(m: Metric, cell: Cell, model: str, label: str, whys: dict[tuple[str, str, str], str],
