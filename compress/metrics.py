@@ -44,6 +44,10 @@ def _ppl_change_pct(ln_ratio: float) -> float:
     return 100 * math.expm1(ln_ratio)
 
 
+#: The widest cell a column's format may write before it falls back to two significant digits.
+CELL_CHARS = 10
+
+
 @dataclass(frozen=True)
 class Column:
     """How a metric shows in a pareto row (``key``) and table (``title``).
@@ -80,8 +84,12 @@ class Column:
         return f"predicted_{self.key}"
 
     def format(self, value: float | None) -> float | str | None:
-        """The cell of a shown value."""
-        return value if value is None or self.cell is None else self.cell.format(value)
+        """The cell of a shown value; a runaway one (a broken model's perplexity of 2e11) in two
+        significant digits, so that one cell does not squeeze the table."""
+        if value is None or self.cell is None:
+            return value
+        text = self.cell.format(value)
+        return text if len(text) <= CELL_CHARS else f"{value:.2g}"
 
 
 @dataclass(frozen=True)

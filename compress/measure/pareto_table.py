@@ -27,6 +27,7 @@ from compress.pareto import pareto_front
 FIXED_COLUMNS = ["variant", "device", "runtime"]
 WHOLE_VARIANT_TESTS = ("apply", "load")
 FAILED_CELL_CHARS = 18  # "failed: " and the start of the cause, within an 80-column view; --wide has it whole
+FAILED_WORD_CHARS = 7
 
 
 def _columns() -> list[str]:
@@ -106,7 +107,9 @@ def failure_text(reason: str | None, status: str = "failed", limit: int = FAILED
     """``failed: <cause>`` cut to ``limit`` characters, for a cell where a figure would be."""
     cause = (reason or "no reason recorded").splitlines()[0]
     cause = re.sub(r"^\w+(Error|Failure|Exception): ", "", cause)  # the exception's class says little here
-    text = f"{status}: {cause}"
+    # A word no longer than "failed:", so that the cell wraps instead of widening its column.
+    words = [w if len(w) <= FAILED_WORD_CHARS else w[: FAILED_WORD_CHARS - 1] + "…" for w in cause.split()]
+    text = " ".join([f"{status}:", *words])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -94,3 +94,9 @@ def test_the_pareto_plot_has_one_metric_on_each_axis():
     assert sorted(axes) == ["area", "x", "y"]
     with pytest.raises(ValueError, match="pareto axis"):
         metrics.Column("x", "x", "s", pareto="z")
+
+
+def test_a_runaway_figure_does_not_squeeze_its_column():
+    column = metrics.spec("perplexity").column
+    assert column.format(25.8874) == "25.887"
+    assert column.format(236509522435.274) == "2.4e+11"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from compress import results
-from compress.measure.pareto_table import pareto_rows, pareto_table
+from compress.measure.pareto_table import FAILED_CELL_CHARS, failure_text, pareto_rows, pareto_table
 
 GIB = 2**30
 #: The test each metric comes from in a real bench run.
@@ -122,3 +122,9 @@ def test_a_failed_test_says_why_in_its_cells():
     # Measured again, and fine: the failure is history.
     later = records + [_rec("fp32", "decode_tok_s", 21.0, test="tg32", ts="2026-02-01T00:00:00")]
     assert pareto_table(later).records()[0]["tok/s"] == 21.0 and pareto_rows(later)[0]["failures"] == []
+
+
+def test_a_failure_cell_wraps_instead_of_widening_its_column():
+    text = failure_text("TypeError: Gemma3RotaryEmbedding.forward() missing 1 required positional argument")
+    assert text.startswith("failed: Gemma3") and len(text) <= FAILED_CELL_CHARS
+    assert max(len(word) for word in text.split()) <= len("failed:")
