@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "predicted-vs-measured.md"
 WHYS = ROOT / "bench" / "prediction_misses.toml"
 GIB, MIB = 2**30, 2**20
-#: A speed measured while the 1-minute load average was above this is marked: the machine was shared.
-BUSY_LOAD = 1.0  # other work, in cores: the 1-minute load average less the run's own threads
+#: A CPU speed is marked as measured on a shared machine when the 1-minute load average less the
+#: run's own threads (the other work, in cores) was above this.
+BUSY_LOAD = 1.0
 FAILURE_CHARS = 100  # of a recorded error's first line, in the why column
 
 
@@ -108,20 +109,19 @@ def _group(r: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def latest_records(records: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """(group, variant label, metric or failed test) -> the newest such record; file order breaks ties."""
+    """(group, variant label, metric or failed test) -> the newest such record (results.newest)."""
+    from compress import results
+
     wanted = {m.record_metric for m in METRICS}
-    latest: dict[tuple[Any, ...], tuple[tuple[str, int], dict[str, Any]]] = {}
-    for order, r in enumerate(records):
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...] | None:
         if r.get("status") == "ok" and r.get("metric") in wanted:
-            key = (*_group(r), variant_label(r), r["metric"])
-        elif r.get("status") in ("failed", "skipped"):
-            key = (*_group(r), variant_label(r), f"failed:{_test_kind(r.get('test'))}")
-        else:
-            continue
-        stamp = (r.get("timestamp") or "", order)
-        if key not in latest or stamp >= latest[key][0]:
-            latest[key] = (stamp, r)
-    return {k: v[1] for k, v in latest.items()}
+            return (*_group(r), variant_label(r), r["metric"])
+        if r.get("status") in ("failed", "skipped"):
+            return (*_group(r), variant_label(r), f"failed:{_test_kind(r.get('test'))}")
+        return None
+
+    return results.newest(records, key)
 
 
 def _test_kind(test: str | None) -> str:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from compress import metrics
+from compress import metrics, results
 from compress.measure.metrics import prediction_error_pct
 from compress.output import Table
 from compress.pareto import pareto_front
@@ -79,14 +79,8 @@ def _row_key(r: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def latest_by_test_and_metric(records: Sequence[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The newest record of each (row, test, metric); file order breaks timestamp ties (later wins)."""
-    latest: dict[tuple[Any, ...], tuple[tuple[str, int], dict[str, Any]]] = {}
-    for order, r in enumerate(records):
-        key = (*_row_key(r), r.get("test") or "?", r.get("metric") or "")
-        stamp = (r.get("timestamp") or "", order)
-        if key not in latest or stamp >= latest[key][0]:
-            latest[key] = (stamp, r)
-    return {k: v[1] for k, v in latest.items()}
+    """The newest record of each (row, test, metric) (results.newest)."""
+    return results.newest(records, lambda r: (*_row_key(r), r.get("test") or "?", r.get("metric") or ""))
 
 
 def measured_runtime(r: dict[str, Any]) -> str | None:

@@ -79,8 +79,8 @@ class TransformersRuntime:
     def held_weight_bytes(self) -> int:
         """Bytes of the weights as loaded (parameters and buffers, packed quantized ones included):
         what a decode step reads, which on the CPU is float32 for a 16-bit checkpoint."""
-        tensors = [*self.model.parameters(), *self.model.buffers()]
-        return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
+        # parameters() yields a tied weight once; buffers hold what quantizers pack outside them
+        return sum(t.numel() * t.element_size() for t in (*self.model.parameters(), *self.model.buffers()))
 
     def _sync(self) -> None:
         if self._input_device.type == "cuda":
